@@ -1,0 +1,35 @@
+# `make demo` and `make test` set everything up from scratch on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ddzoo-installed
+# Offline default: the real datasets shipped beside the checkout (see ../shared/data/README.md).
+ZOO_DATA_DIR ?= $(abspath ../shared/data)
+export ZOO_DATA_DIR
+
+.PHONY: venv demo test bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[onnx,test]'
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m ddzoo.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install -q '.[bench]' && $(PY) -m pip install -q --no-deps torchattacks==3.5.1
+	$(PY) bench/deepfool.py
+
+lint: $(STAMP)
+	$(PY) -m pip install -q ruff && $(VENV)/bin/ruff check ddzoo tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,168 @@
+"""The ``zoo`` command: thin typer commands over importable functions.
+
+``main()`` turns a :class:`~ddzoo.errors.ZooError` into a one-line message on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ddzoo.errors import ZooError
+
+app = typer.Typer(help="ddzoo: adversarially robust classifiers, verified as deployed.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Datasets: list and check the real data sources.", no_args_is_help=True)
+models_app = typer.Typer(help="Architectures in the model registry.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DeviceOption = Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu).")]
+
+
+def _emit(data: Any, as_json: bool, render) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        render(data)
+
+
+@data_app.command("list")
+def data_list(as_json: JsonOption = False) -> None:
+    """List the datasets and their shapes."""
+    from ddzoo.data import DATASETS
+
+    rows = [{"name": d.name, "classes": d.num_classes, "shape": list(d.image_shape), "train": d.sizes["train"],
+             "test": d.sizes["test"], "mean": list(d.mean), "std": list(d.std)} for d in DATASETS.values()]
+    _emit(rows, as_json, lambda r: _table(r, "datasets"))
+
+
+@data_app.command("check")
+def data_check(name: Annotated[str, typer.Argument(help="Dataset name.")], as_json: JsonOption = False) -> None:
+    """Load both splits of a dataset, verifying every checksum."""
+    from ddzoo.data import load_split
+
+    rows = []
+    for split in ("train", "test"):
+        loaded = load_split(name, split)
+        rows.append({"dataset": name, "split": split, "images": list(loaded.images.shape),
+                     "label_counts": [int((loaded.labels == c).sum()) for c in range(loaded.info.num_classes)]})
+    _emit(rows, as_json, lambda r: _table(r, f"{name}: checksums verified"))
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False) -> None:
+    """List registered architectures."""
+    from ddzoo.models import get_model_spec, list_models
+
+    rows = []
+    for name in list_models():
+        spec = get_model_spec(name)
+        rows.append({"name": name, "input_shape": list(spec.input_shape), "datasets": list(spec.datasets),
+                     "num_params": spec.num_params, "reference": spec.reference})
+    _emit(rows, as_json, lambda r: _table(r, "models"))
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
+    model: Annotated[str, typer.Option(help="Architecture (see 'zoo models list').")] = "lenet",
+    dataset: Annotated[str, typer.Option(help="Dataset (see 'zoo data list').")] = "mnist",
+    recipe: Annotated[str, typer.Option(help="Training recipe: reference.")] = "reference",
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    device: DeviceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model and write a checkpoint (model.safetensors + config.json)."""
+    from ddzoo.errors import UnknownNameError
+    from ddzoo.train import ReferenceRecipe, read_config, train_reference
+
+    if recipe != "reference":
+        raise UnknownNameError("recipe", recipe, ["reference"])
+    settings = ReferenceRecipe(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                               weight_decay=weight_decay, seed=seed, train_limit=train_limit)
+    folder = train_reference(model, dataset, out, settings, device=device)
+    config = read_config(folder)
+    summary = {"checkpoint": str(folder), **config["metrics"]}
+    _emit(summary, as_json, lambda s: typer.echo(
+        f"wrote {s['checkpoint']}: test accuracy {s['test_accuracy']:.4f} in {s['train_seconds']} s"))
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder.")],
+    dataset: Annotated[str | None, typer.Option(help="Test set (default: the checkpoint's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N test images only.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Reference checkpoint for the ε grid.")] = None,
+    candidates: Annotated[int, typer.Option(help="DeepFool candidate classes (top-K).")] = 10,
+    batch_size: int = 500,
+    device: DeviceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Clean accuracy, DeepFool ρ₂ (5/50 iterations, pixel and normalised space), FGS/BIM accuracy."""
+    from ddzoo.eval.checkpoint import evaluate_checkpoint
+    from ddzoo.eval.robustness import EvalSettings
+
+    metrics = evaluate_checkpoint(checkpoint, dataset=dataset, limit=limit, reference=reference,
+                                  settings=EvalSettings(num_candidates=candidates, batch_size=batch_size),
+                                  device=device)
+    _emit(metrics, as_json, _render_eval)
+
+
+def _table(rows: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(key)
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    Console().print(table)
+
+
+def _render_eval(m: dict) -> None:
+    rows = [{"metric": "clean accuracy", "value": f"{m['clean_accuracy']:.4f}"}]
+    for space in ("pixel", "normalized"):
+        for iterations, stats in m["deepfool"][space].items():
+            rows.append({"metric": f"ρ₂ {space}, {iterations} it",
+                         "value": f"{stats['rho2']:.4f} (fooled {stats['fooled']:.3f})"})
+    box = m["deepfool"]["box_constrained"]
+    rows.append({"metric": f"ρ₂ box-constrained, {box['max_iter']} it, fooled images",
+                 "value": f"{box['rho2_fooled']:.4f} (fooled {box['fooled']:.3f})"})
+    for attack in ("fgs", "bim"):
+        for eps, acc in zip(m[attack]["eps"], m[attack]["accuracy"], strict=True):
+            rows.append({"metric": f"{attack.upper()} accuracy, ε={eps:.4f}", "value": f"{acc:.4f}"})
+    _table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['samples']} images)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``zoo``: known errors become one line on stderr and exit code 1."""
+    try:
+        app(args=argv, prog_name="zoo")
+    except SystemExit as done:  # typer's normal exit, usage errors included (code 2)
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except ZooError as err:
+        print(f"zoo: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,32 @@
+"""Environment variables, parsed once at import (the one place that reads them).
+
+- ``ZOO_HOME``: ddzoo's cache (datasets, model packages); default ``$XDG_CACHE_HOME/ddzoo``.
+- ``ZOO_DATA_DIR``: a directory of dataset ``.npz`` files laid out as in ``shared/data`` (checked first).
+- ``ZOO_DEBIAN_DATASETS``: where Debian's ``dataset-*`` packages put their files.
+- ``ZOO_OFFLINE``: never touch the network (downloads raise instead).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in _TRUE
+
+
+def _optional_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+_XDG_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+
+ZOO_HOME: Path = _optional_path("ZOO_HOME") or _XDG_CACHE / "ddzoo"
+ZOO_DATA_DIR: Path | None = _optional_path("ZOO_DATA_DIR")
+DEBIAN_DATASETS_DIR: Path = _optional_path("ZOO_DEBIAN_DATASETS") or Path("/usr/share/datasets")
+OFFLINE: bool = _is_true(os.environ.get("ZOO_OFFLINE")) or _is_true(os.environ.get("HF_HUB_OFFLINE"))
+DOWNLOAD_TIMEOUT_S: float = float(os.environ.get("ZOO_DOWNLOAD_TIMEOUT", "60"))

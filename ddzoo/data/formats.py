@@ -1,0 +1,89 @@
+"""Parsers for the original file formats: idx (MNIST family, LeCun et al.) and the CIFAR-10 binary batches.
+
+Both are raw bytes; nothing is unpickled. Parsers validate sizes and raise :class:`DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ddzoo.errors import ChecksumError, DataError
+
+_IDX_DTYPES = {0x08: np.uint8}
+CIFAR_RECORD = 1 + 3 * 32 * 32
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_idx(data: bytes, source: str) -> np.ndarray:
+    """Parse an (uncompressed) idx file: magic 0x0000TTDD, DD big-endian uint32 dims, then the data."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise DataError(f"{source}: not an idx file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{source}: truncated idx header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise DataError(f"{source}: idx file holds {len(data)} bytes, its header promises {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def parse_cifar_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a CIFAR-10 binary batch: records of 1 label byte + 3072 CHW pixel bytes."""
+    if len(data) == 0 or len(data) % CIFAR_RECORD:
+        raise DataError(f"{source}: {len(data)} bytes is not a whole number of {CIFAR_RECORD}-byte records")
+    records = np.frombuffer(data, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+    return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0].astype(np.int64)
+
+
+def read_blobs(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, content)`` of an original file: a gzip's content under the file's own name, a
+    tar archive's regular members under their paths. Corrupt files raise :class:`DataError`."""
+    try:
+        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            with tarfile.open(path) as archive:
+                for member in archive:
+                    if member.isfile():
+                        handle = archive.extractfile(member)
+                        if handle is not None:
+                            yield member.name, handle.read()
+        elif path.suffix == ".gz":
+            yield path.name, gzip.decompress(path.read_bytes())
+        else:
+            yield path.name, path.read_bytes()
+    except (OSError, EOFError, tarfile.TarError) as err:
+        raise DataError(f"{path}: unreadable or truncated ({err}); delete it and fetch it again") from err
+
+
+def verified_blobs(path: Path, expected: dict[str, str]) -> dict[str, bytes]:
+    """The blobs of ``path`` named in ``expected``, each checked against its sha256."""
+    found = {}
+    for name, content in read_blobs(path):
+        if name in expected:
+            actual = sha256_bytes(content)
+            if actual != expected[name]:
+                raise ChecksumError(f"{path}[{name}]", expected[name], actual,
+                                    "the file is damaged or not the original: delete it and fetch it again")
+            found[name] = content
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise DataError(f"{path}: missing {', '.join(missing)}; delete it and fetch it again")
+    return found

@@ -1,0 +1,61 @@
+"""Every ddzoo exception, in one module.
+
+Each is a :class:`ZooError` and also a stdlib type (``ValueError``, ``OSError``, ``KeyError`` ...), so
+callers can catch either. ``ddzoo.cli.main`` turns a ``ZooError`` into a one-line message and exit code 1;
+messages therefore say what to do instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ZooError(Exception):
+    """Base class of all ddzoo errors."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote its message
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A name (model, dataset, recipe ...) that is not registered; lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...]):
+        self.kind, self.name, self.valid = kind, name, list(valid)
+        super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(self.valid)}")
+
+
+class DuplicateNameError(ZooError, ValueError):
+    """A registry entry registered twice."""
+
+
+class InvalidArgumentError(ZooError, ValueError):
+    """An argument out of range or inconsistent with others."""
+
+
+class DataError(ZooError, OSError):
+    """A dataset file that is missing, truncated, unparsable or fails its checksum."""
+
+
+class ChecksumError(DataError):
+    """A file whose sha256 differs from the expected one."""
+
+    def __init__(self, path: Path | str, expected: str, actual: str, fix: str):
+        self.path, self.expected, self.actual = Path(path), expected, actual
+        super().__init__(f"{path}: sha256 {actual} does not match the expected {expected}; {fix}")
+
+
+class DatasetNotFoundError(DataError):
+    """No source could provide a dataset (and downloading was not possible)."""
+
+
+class CheckpointError(ZooError, OSError):
+    """A checkpoint directory that is missing files or holds inconsistent metadata."""
+
+
+class MissingDependencyError(ZooError, ImportError):
+    """An optional package needed by a feature is not installed."""
+
+    def __init__(self, package: str, feature: str, extra: str | None = None):
+        how = f"pip install 'ddzoo[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{feature} needs the optional package {package!r}; install it with: {how}")

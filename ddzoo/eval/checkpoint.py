@@ -1,0 +1,75 @@
+"""``zoo eval``: evaluate a checkpoint on a real test set, with ε_ref taken from (or stored with) its reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ddzoo.data import get_dataset_info, load_split
+from ddzoo.device import pick_device
+from ddzoo.errors import CheckpointError, InvalidArgumentError
+from ddzoo.eval.robustness import LINF_ATTACKS, EvalSettings, evaluate_robustness, find_eps_ref
+from ddzoo.train.checkpoint import CONFIG, load_checkpoint, read_config, write_json
+
+
+def reference_of(checkpoint: Path, config: dict) -> Path:
+    """The reference checkpoint of ``checkpoint``: itself for a reference model, else its ``init``."""
+    if config.get("recipe", {}).get("name", "reference") == "reference":
+        return checkpoint
+    init = config.get("recipe", {}).get("init")
+    if not init:
+        raise CheckpointError(f"{checkpoint}: no reference recorded; pass --reference REFERENCE_CHECKPOINT")
+    return Path(init)
+
+
+def ensure_eps_ref(reference: Path, x: torch.Tensor, y: torch.Tensor, *, settings: EvalSettings,
+                   device: torch.device) -> dict[str, float]:
+    """ε_ref of the reference checkpoint: read from its config, or found by bisection and stored there."""
+    config = read_config(reference)
+    stored = config.get("eps_ref", {})
+    if all(attack in stored for attack in LINF_ATTACKS):
+        return {attack: float(stored[attack]) for attack in LINF_ATTACKS}
+    model, _ = load_checkpoint(reference, device)
+    from ddzoo.attacks import attack_copy
+
+    frozen = attack_copy(model)
+    eps_ref = {attack: find_eps_ref(frozen, x, y, attack, settings=settings, device=device)
+               for attack in LINF_ATTACKS}
+    config["eps_ref"] = {**eps_ref, "samples": len(x), "split": "test",
+                         "definition": "eps (l-inf, [0,1] pixels) at which this model's accuracy is 50 %"}
+    write_json(reference / CONFIG, config)
+    return eps_ref
+
+
+def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, limit: int | None = None,
+                        reference: Path | str | None = None, settings: EvalSettings = EvalSettings(),
+                        device: str | None = None) -> dict:
+    """Evaluate a checkpoint folder on the test split of its dataset (or ``dataset``).
+
+    Args:
+        checkpoint: a folder written by ``zoo train``.
+        dataset: test set to use; default the checkpoint's own (must have the same image shape).
+        limit: evaluate on the first ``limit`` test images only.
+        reference: the reference checkpoint for ε_ref; default the checkpoint itself for a reference
+            model, else the checkpoint it was fine-tuned from.
+        settings: attack settings.
+        device: torch device; default CUDA when available.
+
+    Returns:
+        the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``.
+    """
+    checkpoint = Path(checkpoint)
+    dev = pick_device(device)
+    model, config = load_checkpoint(checkpoint, dev)
+    dataset = dataset or config["dataset"]
+    if list(get_dataset_info(dataset).image_shape) != list(config["input_shape"]):
+        raise InvalidArgumentError(
+            f"{checkpoint} takes {config['input_shape']} images, {dataset} has "
+            f"{list(get_dataset_info(dataset).image_shape)}; pass --dataset {config['dataset']}")
+    x, y = load_split(dataset, "test").tensors(limit=limit)
+    reference = Path(reference) if reference else reference_of(checkpoint, config)
+    eps_ref = ensure_eps_ref(reference, x, y, settings=settings, device=dev)
+    metrics = evaluate_robustness(model, x, y, eps_ref, settings=settings, device=dev)
+    return {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": dataset, "split": "test",
+            "recipe": config.get("recipe", {}).get("name"), "reference": str(reference), **metrics}
