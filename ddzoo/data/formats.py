@@ -54,33 +54,35 @@ def parse_cifar_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]
     return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0].astype(np.int64)
 
 
-def read_blobs(path: Path) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(name, content)`` of an original file: a gzip's content under the file's own name, a
-    tar archive's regular members under their paths. Corrupt files raise :class:`DataError`."""
+def read_blobs(path: Path, filename: str | None = None) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, content)`` of an original file: a gzip's content under its file name, a tar
+    archive's regular members under their paths. ``filename`` (default: the path's) decides the format,
+    so a download can be checked under its temporary name. Corrupt files raise :class:`DataError`."""
+    filename = filename or path.name
     try:
-        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        if filename.endswith((".tar.gz", ".tgz", ".tar")):
             with tarfile.open(path) as archive:
                 for member in archive:
                     if member.isfile():
                         handle = archive.extractfile(member)
                         if handle is not None:
                             yield member.name, handle.read()
-        elif path.suffix == ".gz":
-            yield path.name, gzip.decompress(path.read_bytes())
+        elif filename.endswith(".gz"):
+            yield filename, gzip.decompress(path.read_bytes())
         else:
-            yield path.name, path.read_bytes()
+            yield filename, path.read_bytes()
     except (OSError, EOFError, tarfile.TarError) as err:
         raise DataError(f"{path}: unreadable or truncated ({err}); delete it and fetch it again") from err
 
 
-def verified_blobs(path: Path, expected: dict[str, str]) -> dict[str, bytes]:
+def verified_blobs(path: Path, expected: dict[str, str], filename: str | None = None) -> dict[str, bytes]:
     """The blobs of ``path`` named in ``expected``, each checked against its sha256."""
     found = {}
-    for name, content in read_blobs(path):
+    for name, content in read_blobs(path, filename):
         if name in expected:
             actual = sha256_bytes(content)
             if actual != expected[name]:
-                raise ChecksumError(f"{path}[{name}]", expected[name], actual,
+                raise ChecksumError(f"{path.parent / (filename or path.name)}[{name}]", expected[name], actual,
                                     "the file is damaged or not the original: delete it and fetch it again")
             found[name] = content
     missing = sorted(set(expected) - set(found))

@@ -114,11 +114,7 @@ def _download_one(remote: RemoteFile, target: Path) -> None:
                 url, timeout=constants.DOWNLOAD_TIMEOUT_S
             ) as response:
                 _copy_with_progress(response, out, int(response.headers.get("Content-Length") or 0), url)
-            # Check under the temporary name (keeping its suffix so the format is recognised).
-            checkable = tmp.with_name(f".{tmp.name}.{target.name}")
-            tmp.rename(checkable)
-            tmp = checkable
-            verified_blobs(tmp, remote.blob_sha256)
+            verified_blobs(tmp, remote.blob_sha256, filename=target.name)
             os.replace(tmp, target)
             return
         except (OSError, urllib.error.URLError, DataError) as err:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ddzoo import __version__
@@ -110,6 +111,6 @@ def load_checkpoint(folder: Path | str, device: str | torch.device = "cpu") -> t
     try:
         state = load_file(str(weights), device=str(device))
         model.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError) as err:
+    except (RuntimeError, OSError, ValueError, SafetensorError) as err:
         raise CheckpointError(f"{weights}: cannot load weights into {config['arch']} ({err})") from err
     return model.to(device).eval(), config

@@ -1,0 +1,135 @@
+"""DeepFool: exact where the answer is known, agrees with foolbox 3, and every 'fooled' is real."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ddzoo.attacks import attack_copy, deepfool
+from ddzoo.attacks.deepfool import l2_norms
+from ddzoo.errors import InvalidArgumentError
+
+
+def affine_classifier(dim: int = 20, classes: int = 6, seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    layer = nn.Linear(dim, classes).double()
+    return layer
+
+
+def closed_form_distance(layer: nn.Linear, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """min over k != k̂ of |f_k - f_k̂| / ||w_k - w_k̂|| for an affine classifier (exact l2 distance)."""
+    with torch.no_grad():
+        logits = layer(x)
+        start = logits.argmax(1)
+        w, f = layer.weight, logits
+        dw = w[None, :, :] - w[start][:, None, :]  # (N, C, D)
+        df = (f - f.gather(1, start[:, None])).abs()
+        dist = df / dw.norm(dim=2)
+        dist[torch.arange(len(x)), start] = float("inf")
+        if targets is not None:
+            return dist.gather(1, targets[:, None]).squeeze(1)
+        return dist.min(1).values
+
+
+@pytest.mark.parametrize("linearize_at", ["accumulated", "overshoot"])
+def test_affine_classifier_exact_in_one_step(linearize_at):
+    layer = affine_classifier()
+    x = torch.randn(64, 20, dtype=torch.float64)
+    result = deepfool(layer, x, max_iter=50, overshoot=0.02, num_candidates=6, linearize_at=linearize_at)
+    expected = closed_form_distance(layer, x)
+    found = l2_norms(result.perturbation) / 1.02
+    assert ((found - expected).abs() / expected).max() <= 1e-4
+    assert result.iterations.tolist() == [1] * 64
+    assert result.fooled.all()
+
+
+def test_affine_targeted_reaches_the_target_boundary():
+    layer = affine_classifier(seed=1)
+    x = torch.randn(32, 20, dtype=torch.float64)
+    start = layer(x).argmax(1)
+    targets = (start + 1) % 6
+    result = deepfool(layer, x, max_iter=50, overshoot=0.02, targets=targets)
+    # With candidates {k̂, target}, one step lands on the two-class boundary: exact distance.
+    expected = closed_form_distance(layer, x, targets)
+    found = l2_norms(result.perturbation) / 1.02
+    first_step = result.iterations == 1
+    assert first_step.any()
+    assert (((found - expected).abs() / expected)[first_step]).max() <= 1e-6
+    assert (layer(x + result.perturbation).argmax(1)[result.fooled] == targets[result.fooled]).all()
+
+
+def test_already_at_target_takes_no_step():
+    layer = affine_classifier()
+    x = torch.randn(4, 20, dtype=torch.float64)
+    result = deepfool(layer, x, targets=layer(x).argmax(1))
+    assert result.iterations.tolist() == [0] * 4 and result.fooled.all()
+    assert result.perturbation.abs().max() == 0
+
+
+def test_bad_arguments():
+    layer = affine_classifier()
+    with pytest.raises(InvalidArgumentError, match="num_candidates must be at least 2"):
+        deepfool(layer, torch.randn(2, 20, dtype=torch.float64), num_candidates=1)
+    with pytest.raises(InvalidArgumentError, match="linearize_at"):
+        deepfool(layer, torch.randn(2, 20, dtype=torch.float64), linearize_at="midpoint")
+
+
+@pytest.fixture(scope="module")
+def mnist_500(mnist_test):
+    return mnist_test.tensors(limit=500)
+
+
+@pytest.mark.parametrize("bounds", [None, (0.0, 1.0)])
+def test_every_fooled_sample_is_really_misclassified(lenet, mnist_500, bounds):
+    x, _ = mnist_500
+    result = deepfool(lenet, x, max_iter=50, bounds=bounds)
+    with torch.no_grad():
+        predicted = lenet(x + result.perturbation).argmax(1)
+    assert result.fooled.float().mean() > 0.95
+    assert (predicted[result.fooled] != result.start_labels[result.fooled]).all()
+    assert (predicted[~result.fooled] == result.start_labels[~result.fooled]).all()
+    if bounds is not None:
+        adversarial = x + result.perturbation
+        assert adversarial.min() >= 0 and adversarial.max() <= 1
+
+
+def test_rho_agrees_with_foolbox_within_one_percent(lenet, mnist_500):
+    """foolbox 3 L2DeepFoolAttack, same candidates, steps, overshoot and linearisation point, bounds that
+    never bind, started from the predicted labels, on the same 500 real test images."""
+    fb = pytest.importorskip("foolbox")
+    x, _ = mnist_500
+    model = attack_copy(lenet)
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    fmodel = fb.PyTorchModel(model, bounds=(-1e4, 1e4))
+    attack = fb.attacks.L2DeepFoolAttack(steps=50, candidates=10, overshoot=0.02, loss="logits")
+    _, clipped, success = attack(fmodel, x, fb.criteria.Misclassification(predicted), epsilons=None)
+    theirs = (l2_norms(clipped - x) / l2_norms(x)).mean().item()
+    ours_result = deepfool(model, x, max_iter=50, num_candidates=10, overshoot=0.02, linearize_at="overshoot")
+    ours = ours_result.rho(x).mean().item()
+    assert abs(ours - theirs) / theirs < 0.01, (ours, theirs)
+    assert ours_result.fooled.float().mean().item() == pytest.approx(success.float().mean().item(), abs=0.01)
+
+
+def test_batch_composition_does_not_change_a_sample(lenet, mnist_500):
+    x, _ = mnist_500
+    together = deepfool(lenet, x[:40], max_iter=50)
+    alone = deepfool(lenet, x[7:8], max_iter=50)
+    torch.testing.assert_close(together.perturbation[7:8], alone.perturbation, atol=1e-5, rtol=1e-4)
+    assert together.iterations[7] == alone.iterations[0]
+
+
+def test_differentiable_mode_matches_and_carries_gradients(lenet, mnist_500):
+    x, _ = mnist_500
+    x = x[:32]
+    model = lenet.train(False)
+    plain = deepfool(model, x, max_iter=5)
+    differentiable = deepfool(model, x, max_iter=5, create_graph=True)
+    torch.testing.assert_close(differentiable.perturbation.detach(), plain.perturbation, atol=1e-5, rtol=1e-4)
+    assert differentiable.perturbation.requires_grad
+    rho = differentiable.rho(x, eps=1e-5).mean()
+    grads = torch.autograd.grad(rho, [p for p in model.parameters()], allow_unused=True)
+    used = [g for g in grads if g is not None]
+    assert used and all(torch.isfinite(g).all() for g in used)
+    assert sum(g.abs().sum() for g in used) > 0

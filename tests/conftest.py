@@ -1,0 +1,58 @@
+"""Shared fixtures: every cache in a temp dir, the real datasets, one small trained LeNet."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddzoo import constants
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Point ZOO_HOME at a fresh temp dir and forbid downloads unless a test allows them."""
+    home = tmp_path_factory.mktemp("zoo_home")
+    monkeypatch.setattr(constants, "ZOO_HOME", home)
+    monkeypatch.setattr(constants, "OFFLINE", True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real datasets (ZOO_DATA_DIR, else ../shared/data)."""
+    folder = Path(os.environ.get("ZOO_DATA_DIR") or SHARED_DATA)
+    if not (folder / "mnist.npz").is_file():
+        pytest.fail(f"real datasets not found in {folder}; set ZOO_DATA_DIR to the shared data folder")
+    constants.ZOO_DATA_DIR = folder
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist_test(data_dir):
+    from ddzoo.data import load_split
+
+    return load_split("mnist", "test")
+
+
+@pytest.fixture(scope="session")
+def lenet_checkpoint(data_dir, tmp_path_factory) -> Path:
+    """A LeNet trained for one epoch on real MNIST (~98 % test accuracy)."""
+    from ddzoo.train import ReferenceRecipe, train_reference
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("ckpt") / "lenet-mnist-ref"
+    return train_reference("lenet", "mnist", out, ReferenceRecipe(epochs=1), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def lenet(lenet_checkpoint):
+    from ddzoo.train import load_checkpoint
+
+    model, _ = load_checkpoint(lenet_checkpoint)
+    return model
