@@ -141,15 +141,18 @@ def deepfool(
     return DeepFoolResult(perturbation, iterations, finished, start)
 
 
-def _candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: bool) -> torch.Tensor:
+def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: bool = False,
+                        vectorized: bool | None = None) -> torch.Tensor:
     """``∇_point diffs[:, j]`` for every column j, as (A, K-1, ...), from one forward graph.
 
-    On CUDA one vectorised backward (``is_grads_batched``) does all candidates; on the CPU, where vmap
-    falls back to per-candidate kernels plus concatenation, a loop of backward passes over the same graph
-    is faster (measured in bench/deepfool.py).
+    ``vectorized`` (default: on CUDA) does all candidates in one batched backward (``is_grads_batched``);
+    otherwise a loop of backward passes reuses the same graph. On the CPU vmap falls back to
+    per-candidate kernels plus concatenation and the loop is faster (bench/deepfool.py --backward).
     """
     m = diffs.shape[1]
-    if m > 1 and point.is_cuda:
+    if vectorized is None:
+        vectorized = point.is_cuda
+    if m > 1 and vectorized:
         basis = torch.eye(m, dtype=diffs.dtype, device=diffs.device).unsqueeze(1).expand(m, *diffs.shape)
         (grads,) = torch.autograd.grad(diffs, point, basis, retain_graph=retain_graph, is_grads_batched=True)
         return grads.transpose(0, 1)
@@ -169,7 +172,7 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
         logits = model(point)
         chosen = logits.gather(1, candidates)
         diffs = chosen[:, 1:] - chosen[:, :1]  # f'_k, (A, K-1)
-        grads = _candidate_gradients(diffs, point, retain_graph=create_graph)
+        grads = candidate_gradients(diffs, point, retain_graph=create_graph)
         grads = grads.detach()
         norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
         nearest = (diffs.detach().abs() / norms).argmin(1)  # l, a constant for differentiation
