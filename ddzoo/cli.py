@@ -68,33 +68,63 @@ def models_list(as_json: JsonOption = False) -> None:
     _emit(rows, as_json, lambda r: _table(r, "models"))
 
 
+RECIPES = ("reference", "deep-defense")
+
+
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
-    model: Annotated[str, typer.Option(help="Architecture (see 'zoo models list').")] = "lenet",
-    dataset: Annotated[str, typer.Option(help="Dataset (see 'zoo data list').")] = "mnist",
-    recipe: Annotated[str, typer.Option(help="Training recipe: reference.")] = "reference",
-    epochs: int = 10,
-    batch_size: int = 128,
-    lr: float = 0.01,
+    recipe: Annotated[str, typer.Option(help="reference | deep-defense.")] = "reference",
+    model: Annotated[str, typer.Option(help="Architecture (reference recipe; see 'zoo models list').")] = "lenet",
+    dataset: Annotated[str, typer.Option(help="Dataset (reference recipe; see 'zoo data list').")] = "mnist",
+    init: Annotated[Path | None, typer.Option(help="Reference checkpoint to fine-tune (deep-defense).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Default: 10 (reference), 5 (deep-defense).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch. Default: 128 / 100.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Default: 0.01 (reference), 5e-4 (deep-defense).")] = None,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     seed: int = 0,
+    lam: Annotated[float, typer.Option("--lambda", help="Regulariser weight λ.")] = 15.0,
+    c: Annotated[float, typer.Option(help="Penalty exp(-c·ρ) on correct samples.")] = 25.0,
+    d: Annotated[float, typer.Option(help="Penalty exp(d·ρ) on misclassified samples.")] = 5.0,
+    max_iter: Annotated[int, typer.Option(help="Unrolled DeepFool iterations.")] = 5,
+    candidates: Annotated[int, typer.Option(help="DeepFool candidate classes K.")] = 10,
+    overshoot: float = 0.02,
+    space: Annotated[str, typer.Option(help="Where ρ is measured: normalized (paper) | pixel.")] = "normalized",
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    stop_after_epochs: Annotated[int | None, typer.Option(help="Stop (resumably) after N epochs.")] = None,
     device: DeviceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a model and write a checkpoint (model.safetensors + config.json)."""
-    from ddzoo.errors import UnknownNameError
-    from ddzoo.train import ReferenceRecipe, read_config, train_reference
+    """Train a reference model, or fine-tune one with Deep Defense; writes model.safetensors + config.json."""
+    from ddzoo.errors import InvalidArgumentError, UnknownNameError
+    from ddzoo.train import (
+        DeepDefenseRecipe,
+        ReferenceRecipe,
+        finetune_deep_defense,
+        read_config,
+        train_reference,
+    )
 
-    if recipe != "reference":
-        raise UnknownNameError("recipe", recipe, ["reference"])
-    settings = ReferenceRecipe(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                               weight_decay=weight_decay, seed=seed, train_limit=train_limit)
-    folder = train_reference(model, dataset, out, settings, device=device)
-    config = read_config(folder)
-    summary = {"checkpoint": str(folder), **config["metrics"]}
+    common = {"momentum": momentum, "weight_decay": weight_decay, "seed": seed}
+    common.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
+    run = {"device": device, "resume": resume, "stop_after_epochs": stop_after_epochs, "train_limit": train_limit}
+    if recipe == "reference":
+        folder = train_reference(model, dataset, out, ReferenceRecipe(**common), **run)
+    elif recipe == "deep-defense":
+        if init is None:
+            raise InvalidArgumentError("--recipe deep-defense fine-tunes a reference model: pass --init CHECKPOINT")
+        settings = DeepDefenseRecipe(lam=lam, c=c, d=d, max_iter=max_iter, num_candidates=candidates,
+                                     overshoot=overshoot, space=space, **common)
+        folder = finetune_deep_defense(init, out, settings, **run)
+    else:
+        raise UnknownNameError("recipe", recipe, RECIPES)
+    if folder is None:
+        _emit({"checkpoint": None, "stopped": True, "resume_with": "--resume"}, as_json,
+              lambda _: typer.echo(f"stopped after {stop_after_epochs} epoch(s); continue with --resume"))
+        return
+    summary = {"checkpoint": str(folder), **read_config(folder)["metrics"]}
     _emit(summary, as_json, lambda s: typer.echo(
         f"wrote {s['checkpoint']}: test accuracy {s['test_accuracy']:.4f} in {s['train_seconds']} s"))
 

@@ -66,6 +66,8 @@ def deepfool(
     bounds: tuple[float, float] | None = None,
     linearize_at: Linearization = "accumulated",
     create_graph: bool = False,
+    full_graph: bool = False,
+    clean_logits: torch.Tensor | None = None,
     eps: float = 1e-5,
 ) -> DeepFoolResult:
     """Run l2 DeepFool on a batch.
@@ -83,6 +85,9 @@ def deepfool(
         linearize_at: ``"accumulated"`` linearises at ``x + Σ r_i`` (the Deep Defense reference code);
             ``"overshoot"`` at ``x + (1+η) Σ r_i`` (the original DeepFool code and foolbox).
         create_graph: make the returned perturbation differentiable w.r.t. the model's parameters.
+        full_graph: with ``create_graph``, build the differentiable graph for every candidate instead of
+            the chosen one only (same gradient, far more work; for tests and comparisons).
+        clean_logits: ``model(x)`` if already computed (saves a forward pass).
         eps: added inside norms, keeping divisions and their gradients finite.
 
     Returns:
@@ -94,8 +99,10 @@ def deepfool(
         raise InvalidArgumentError(f"linearize_at must be 'accumulated' or 'overshoot', got {linearize_at!r}")
     x = x.detach()
     n = x.shape[0]
-    with torch.no_grad():
-        clean_logits = model(x)
+    if clean_logits is None:
+        with torch.no_grad():
+            clean_logits = model(x)
+    clean_logits = clean_logits.detach()
     if targets is None:
         k = min(num_candidates, clean_logits.shape[1])
         if k < 2:
@@ -129,7 +136,7 @@ def deepfool(
             break
         scale = 1.0 if linearize_at == "accumulated" else 1.0 + overshoot
         point = clip(x[active] + scale * total[active])
-        r_step = _step(model, point, candidates[active], create_graph, eps)
+        r_step = _step(model, point, candidates[active], create_graph, full_graph, eps)
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
@@ -164,7 +171,7 @@ def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: 
 
 
 def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, create_graph: bool,
-          eps: float) -> torch.Tensor:
+          full_graph: bool, eps: float) -> torch.Tensor:
     """One DeepFool step at ``point`` for each row, toward the nearest linearised candidate boundary."""
     with torch.enable_grad():
         if not point.requires_grad:
@@ -172,12 +179,19 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
         logits = model(point)
         chosen = logits.gather(1, candidates)
         diffs = chosen[:, 1:] - chosen[:, :1]  # f'_k, (A, K-1)
-        grads = candidate_gradients(diffs, point, retain_graph=create_graph)
-        grads = grads.detach()
+        if create_graph and full_graph:
+            columns = [torch.autograd.grad(diffs[:, j].sum(), point, create_graph=True)[0]
+                       for j in range(diffs.shape[1])]
+            all_grads = torch.stack(columns, dim=1)
+            grads = all_grads.detach()
+        else:
+            grads = candidate_gradients(diffs, point, retain_graph=create_graph).detach()
         norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
         nearest = (diffs.detach().abs() / norms).argmin(1)  # l, a constant for differentiation
         rows = torch.arange(point.shape[0], device=point.device)
-        if create_graph:
+        if create_graph and full_graph:
+            w, f = all_grads[rows, nearest], diffs[rows, nearest]
+        elif create_graph:
             direction = torch.zeros_like(logits)
             direction[rows, candidates[rows, nearest + 1]] = 1.0
             direction[rows, candidates[:, 0]] = -1.0

@@ -20,7 +20,7 @@ from ddzoo.attacks import attack_copy, bim, deepfool
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.attacks.linf import fgs
 from ddzoo.device import show_progress
-from ddzoo.eval.accuracy import predict
+from ddzoo.models.inference import predict
 from ddzoo.models import Classifier
 
 EPS_FACTORS = (0.2, 0.5, 1.0)

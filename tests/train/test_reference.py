@@ -20,7 +20,8 @@ def test_checkpoint_records_everything(lenet_checkpoint):
     assert config["normalization"]["mean"] == pytest.approx([0.1307])
     assert {"ddzoo", "torch", "numpy", "python"} <= set(config["versions"])
     assert config["metrics"]["test_accuracy"] > 0.95
-    assert sorted(p.name for p in lenet_checkpoint.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in lenet_checkpoint.iterdir()) == [
+        "config.json", "model.safetensors", "training_state.safetensors"]
 
 
 def test_loaded_model_reproduces_the_recorded_accuracy(lenet_checkpoint, mnist_test):
@@ -32,9 +33,9 @@ def test_loaded_model_reproduces_the_recorded_accuracy(lenet_checkpoint, mnist_t
 
 
 def test_training_is_deterministic_on_cpu(data_dir, tmp_path):
-    recipe = ReferenceRecipe(epochs=1, train_limit=1_000, batch_size=100)
-    a = load_file(str(train_reference("mlp", "mnist", tmp_path / "a", recipe, device="cpu") / "model.safetensors"))
-    b = load_file(str(train_reference("mlp", "mnist", tmp_path / "b", recipe, device="cpu") / "model.safetensors"))
+    recipe = ReferenceRecipe(epochs=1, batch_size=100)
+    runs = [train_reference("mlp", "mnist", tmp_path / n, recipe, device="cpu", train_limit=1_000) for n in "ab"]
+    a, b = (load_file(str(run / "model.safetensors")) for run in runs)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 

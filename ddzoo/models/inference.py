@@ -1,4 +1,4 @@
-"""Clean accuracy of a model, batched."""
+"""Batched inference helpers: predicted labels and top-1 accuracy."""
 
 from __future__ import annotations
 

@@ -1,0 +1,120 @@
+"""The Deep Defense objective: exact gradients (finite differences, full graph), λ = 0, descent."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddzoo.models import Classifier
+from ddzoo.train import DeepDefenseRecipe, deep_defense_regularizer
+from ddzoo.train.deep_defense import deep_defense_loss, freeze_batch_norm
+
+
+def tiny_classifier(seed: int = 0) -> Classifier:
+    """A smooth (tanh) float64 model, so finite differences see the double-backprop terms too."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(8, 12), nn.Tanh(), nn.Linear(12, 5))
+    return Classifier("tiny", net, (0.2,), (0.5,)).double()
+
+
+def tiny_batch(model: Classifier, n: int = 24, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 2, 4, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y[::3] = (y[::3] + 1) % 5  # a third of the batch misclassified: both penalty terms are exercised
+    return x, y
+
+
+RECIPE = DeepDefenseRecipe(lam=2.0, c=5.0, d=3.0, num_candidates=5)
+
+
+def regularizer_value(model, x, y, recipe=RECIPE, full_graph=False):
+    logits = model(x)
+    return deep_defense_regularizer(model, x, y, logits, recipe, full_graph=full_graph)[0]
+
+
+@pytest.mark.parametrize("space", ["normalized", "pixel"])
+def test_gradient_matches_finite_differences(space):
+    model = tiny_classifier()
+    x, y = tiny_batch(model)
+    recipe = DeepDefenseRecipe(lam=2.0, c=5.0, d=3.0, num_candidates=5, space=space)
+    params = list(model.parameters())
+    grads = torch.autograd.grad(regularizer_value(model, x, y, recipe), params)
+    g = torch.Generator().manual_seed(2)
+    h = 1e-6
+    for _ in range(4):
+        direction = [torch.randn(p.shape, generator=g, dtype=torch.float64) for p in params]
+        with torch.no_grad():
+            for p, v in zip(params, direction, strict=True):
+                p.add_(h * v)
+            plus = regularizer_value(model, x, y, recipe).item()
+            for p, v in zip(params, direction, strict=True):
+                p.sub_(2 * h * v)
+            minus = regularizer_value(model, x, y, recipe).item()
+            for p, v in zip(params, direction, strict=True):
+                p.add_(h * v)
+        numeric = (plus - minus) / (2 * h)
+        analytic = sum((gr * v).sum() for gr, v in zip(grads, direction, strict=True)).item()
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_chosen_class_graph_equals_full_graph_float64():
+    model = tiny_classifier(3)
+    x, y = tiny_batch(model, seed=4)
+    params = list(model.parameters())
+    fast = regularizer_value(model, x, y)
+    full = regularizer_value(model, x, y, full_graph=True)
+    assert fast.item() == pytest.approx(full.item(), rel=1e-12)
+    for a, b in zip(torch.autograd.grad(fast, params), torch.autograd.grad(full, params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_chosen_class_graph_equals_full_graph_on_lenet(lenet, mnist_test):
+    model = Classifier("lenet", lenet.net, (0.1307,), (0.3081,))
+    model.load_state_dict(lenet.state_dict())
+    x, y = mnist_test.tensors(limit=40)
+    y[:5] = (y[:5] + 1) % 10
+    params = list(model.parameters())
+    recipe = DeepDefenseRecipe()
+    fast, full = (regularizer_value(model, x, y, recipe, full_graph=f) for f in (False, True))
+    assert fast.item() == pytest.approx(full.item(), rel=1e-5)
+    for a, b in zip(torch.autograd.grad(fast, params), torch.autograd.grad(full, params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
+
+
+def test_lambda_zero_is_cross_entropy():
+    model = tiny_classifier()
+    x, y = tiny_batch(model)
+    loss, stats = deep_defense_loss(model, model, x, y, DeepDefenseRecipe(lam=0.0))
+    assert loss.item() == pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-12)
+    assert stats["reg"] == 0.0
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(lenet, mnist_test):
+    model = Classifier("lenet", nn.Sequential(*[m for m in lenet.net]), (0.1307,), (0.3081,))
+    model.load_state_dict(lenet.state_dict())
+    x, y = mnist_test.tensors(limit=100)
+    recipe = DeepDefenseRecipe()
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+    losses = []
+    for _ in range(6):
+        loss, _ = deep_defense_loss(model, model, x, y, recipe)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_batch_norm_is_frozen():
+    from ddzoo.models import create_model
+
+    model = freeze_batch_norm(create_model("resnet20", "cifar10").train())
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(not m.training and not m.weight.requires_grad for m in bns)
+    before = [m.running_mean.clone() for m in bns]
+    model(torch.rand(8, 3, 32, 32))
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns, strict=True))
