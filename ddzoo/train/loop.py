@@ -96,8 +96,10 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
     Returns:
         ``out`` when training is complete, None when stopped early.
     """
-    if (out / CONFIG).exists() and not resume:
-        raise CheckpointError(f"{out} already holds a checkpoint; pass --resume to continue it or pick another --out")
+    if (out / CONFIG).exists():
+        if resume:  # already complete: nothing to do, and its config (metrics, ε_ref) stays as it is
+            return out
+        raise CheckpointError(f"{out} already holds a checkpoint; pick another --out (or --resume to keep it)")
     if (out / STATE).exists() and not resume:
         raise CheckpointError(f"{out} holds an unfinished run; pass --resume to continue it or pick another --out")
     parameters = [p for p in model.parameters() if p.requires_grad]
