@@ -78,8 +78,9 @@ def deepfool(
         max_iter: gradient steps at most (5 in Deep Defense training, 50 in the DeepFool paper).
         overshoot: η; the result is ``(1 + η) Σ r_i`` and success is checked there.
         num_candidates: untargeted: the top-K classes of the clean logits, k̂ included (K = 10 in the paper).
-        targets: if given, a targeted attack toward these labels (candidates {k̂, target}); success means
-            the prediction equals the target.
+        targets: if given, a targeted attack toward these labels; success means the prediction equals
+            the target. Each step linearises the boundary between the target and the strongest other class
+            at the current point (candidates {current prediction, target}, as the Deep Defense code does).
         bounds: if given, the attacked points ``x + (1+η) Σ r_i`` are clipped to this box inside the loop
             while the unclipped sum accumulates (foolbox's semantics); None is the paper's unconstrained ρ₂.
         linearize_at: ``"accumulated"`` linearises at ``x + Σ r_i`` (the Deep Defense reference code);
@@ -136,7 +137,8 @@ def deepfool(
             break
         scale = 1.0 if linearize_at == "accumulated" else 1.0 + overshoot
         point = clip(x[active] + scale * total[active])
-        r_step = _step(model, point, candidates[active], create_graph, full_graph, eps)
+        r_step = _step(model, point, candidates[active], create_graph, full_graph, eps,
+                       targeted=targets is not None)
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
@@ -171,12 +173,21 @@ def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: 
 
 
 def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, create_graph: bool,
-          full_graph: bool, eps: float) -> torch.Tensor:
-    """One DeepFool step at ``point`` for each row, toward the nearest linearised candidate boundary."""
+          full_graph: bool, eps: float, targeted: bool = False) -> torch.Tensor:
+    """One DeepFool step at ``point`` for each row, toward the nearest linearised candidate boundary.
+
+    Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest non-target class at ``point``;
+    a row already classified as its target there takes no step.
+    """
     with torch.enable_grad():
         if not point.requires_grad:
             point = point.detach().requires_grad_(True)
         logits = model(point)
+        keep = None
+        if targeted:
+            scores = logits.detach().scatter(1, candidates[:, 1:], float("-inf"))
+            candidates = torch.stack([scores.argmax(1), candidates[:, 1]], dim=1)
+            keep = logits.detach().argmax(1) != candidates[:, 1]
         chosen = logits.gather(1, candidates)
         diffs = chosen[:, 1:] - chosen[:, :1]  # f'_k, (A, K-1)
         if create_graph and full_graph:
@@ -199,4 +210,5 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
             f = diffs[rows, nearest]
         else:
             w, f = grads[rows, nearest], diffs.detach()[rows, nearest]
-        return _expand(f.abs() / (l2_norms(w, eps) ** 2), w) * w
+        step = _expand(f.abs() / (l2_norms(w, eps) ** 2), w) * w
+        return step if keep is None else step * _expand(keep.to(step.dtype), step)
