@@ -68,6 +68,7 @@ def deepfool(
     create_graph: bool = False,
     full_graph: bool = False,
     clean_logits: torch.Tensor | None = None,
+    step_margin: float | None = None,
     eps: float = 1e-5,
 ) -> DeepFoolResult:
     """Run l2 DeepFool on a batch.
@@ -89,6 +90,10 @@ def deepfool(
         full_graph: with ``create_graph``, build the differentiable graph for every candidate instead of
             the chosen one only (same gradient, far more work; for tests and comparisons).
         clean_logits: ``model(x)`` if already computed (saves a forward pass).
+        step_margin: added to each step's length |f'_l|/||w'_l|| (the original DeepFool code and foolbox
+            add 1e-4). Clipping shortens steps, so a box-constrained attack approaches the boundary
+            geometrically and may never cross it without a margin. Default: 1e-4 with ``bounds``, else 0
+            (keeping the unconstrained step exact).
         eps: added inside norms, keeping divisions and their gradients finite.
 
     Returns:
@@ -117,6 +122,8 @@ def deepfool(
         candidates = torch.stack([start, targets], dim=1)
         finished = start == targets
 
+    margin = (1e-4 if bounds is not None else 0.0) if step_margin is None else step_margin
+
     def clip(point: torch.Tensor) -> torch.Tensor:
         return point if bounds is None else point.clamp(*bounds)
 
@@ -138,7 +145,7 @@ def deepfool(
         scale = 1.0 if linearize_at == "accumulated" else 1.0 + overshoot
         point = clip(x[active] + scale * total[active])
         r_step = _step(model, point, candidates[active], create_graph, full_graph, eps,
-                       targeted=targets is not None)
+                       targeted=targets is not None, margin=margin)
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
@@ -173,7 +180,7 @@ def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: 
 
 
 def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, create_graph: bool,
-          full_graph: bool, eps: float, targeted: bool = False) -> torch.Tensor:
+          full_graph: bool, eps: float, targeted: bool = False, margin: float = 0.0) -> torch.Tensor:
     """One DeepFool step at ``point`` for each row, toward the nearest linearised candidate boundary.
 
     Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest non-target class at ``point``;
@@ -210,5 +217,6 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
             f = diffs[rows, nearest]
         else:
             w, f = grads[rows, nearest], diffs.detach()[rows, nearest]
-        step = _expand(f.abs() / (l2_norms(w, eps) ** 2), w) * w
+        norm = l2_norms(w, eps)
+        step = _expand((f.abs() / norm + margin) / norm, w) * w
         return step if keep is None else step * _expand(keep.to(step.dtype), step)
