@@ -43,7 +43,7 @@ def ensure_eps_ref(reference: Path, x: torch.Tensor, y: torch.Tensor, *, setting
 
 
 def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, limit: int | None = None,
-                        reference: Path | str | None = None, settings: EvalSettings = EvalSettings(),
+                        reference: Path | str | None = None, settings: EvalSettings | None = None,
                         device: str | None = None) -> dict:
     """Evaluate a checkpoint folder on the test split of its dataset (or ``dataset``).
 
@@ -60,6 +60,7 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
         the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``.
     """
     checkpoint = Path(checkpoint)
+    settings = settings or EvalSettings()
     dev = pick_device(device)
     model, config = load_checkpoint(checkpoint, dev)
     dataset = dataset or config["dataset"]

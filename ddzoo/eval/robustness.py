@@ -20,8 +20,8 @@ from ddzoo.attacks import attack_copy, bim, deepfool
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.attacks.linf import fgs
 from ddzoo.device import show_progress
-from ddzoo.models.inference import predict
 from ddzoo.models import Classifier
+from ddzoo.models.inference import predict
 
 EPS_FACTORS = (0.2, 0.5, 1.0)
 DEEPFOOL_ITERATIONS = (5, 50)
@@ -117,7 +117,8 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
     device = device or next(model.parameters()).device
     frozen = attack_copy(model).to(device)
     frozen_net = attack_copy(model.net).to(device)
-    metrics: dict = {"samples": len(x), "clean_accuracy": (predict(frozen, x, device=device) == y).float().mean().item()}
+    clean = (predict(frozen, x, device=device) == y).float().mean().item()
+    metrics: dict = {"samples": len(x), "clean_accuracy": clean}
     deepfool_metrics: dict = {"pixel": {}, "normalized": {}}
     z = model.normalize(x.to(model.normalize.mean.device)).cpu()
     x_norms, z_norms = l2_norms(x), l2_norms(z)

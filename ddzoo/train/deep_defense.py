@@ -23,36 +23,32 @@ from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.models import Classifier
 from ddzoo.train.checkpoint import load_checkpoint
-from ddzoo.train.loop import run_training
+from ddzoo.train.loop import SGDRecipe, run_training
 
 SPACES = ("normalized", "pixel")
 
 
 @dataclass(frozen=True)
-class DeepDefenseRecipe:
+class DeepDefenseRecipe(SGDRecipe):
     """Hyperparameters; defaults are the reference code's (lr × 0.5 at 80 % of the epochs)."""
 
+    epochs: int = 5
+    batch_size: int = 100
+    lr: float = 5e-4
     lam: float = 15.0
     c: float = 25.0
     d: float = 5.0
     max_iter: int = 5
     num_candidates: int = 10
     overshoot: float = 0.02
-    lr: float = 5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    epochs: int = 5
-    batch_size: int = 100
-    seed: int = 0
     space: str = "normalized"
 
     def validate(self) -> None:
+        super().validate()
         if self.space not in SPACES:
             raise InvalidArgumentError(f"unknown space {self.space!r}; choose one of: {', '.join(SPACES)}")
         if self.lam < 0 or self.c < 0 or self.d < 0 or self.max_iter < 1 or self.num_candidates < 2:
             raise InvalidArgumentError("λ, c, d must be >= 0, max_iter >= 1 and num_candidates >= 2")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise InvalidArgumentError("epochs, batch size and lr must be positive")
 
     def lr_at(self, step: int, total: int) -> float:
         return self.lr * (0.5 if step >= int(0.8 * total) else 1.0)

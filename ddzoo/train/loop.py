@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,33 @@ from tqdm.auto import tqdm
 
 from ddzoo.data import Split
 from ddzoo.device import show_progress
-from ddzoo.errors import CheckpointError
+from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.models import Classifier
 from ddzoo.models.inference import accuracy
 from ddzoo.train.checkpoint import CONFIG, save_checkpoint, save_tensors
 from ddzoo.train.distributed import DistContext, all_reduce_mean
 
 STATE = "training_state.safetensors"
+
+
+@dataclass(frozen=True)
+class SGDRecipe:
+    """Optimisation settings every recipe shares (SGD with momentum and weight decay)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise InvalidArgumentError("epochs, batch size and lr must be positive")
+
+    def lr_at(self, step: int, total: int) -> float:
+        """Learning rate at ``step`` of ``total``; constant unless a recipe says otherwise."""
+        return self.lr
 # objective(wrapped, model, x, y) -> (loss, statistics); ``wrapped`` is the DDP wrapper when distributed.
 Objective = Callable[[nn.Module, Classifier, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
@@ -74,7 +95,7 @@ def load_training_state(out: Path, model: nn.Module, optimizer: torch.optim.Opti
 
 def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, recipe: dict[str, Any],
         lr_at: Callable[[int, int], float], test: Split, config: dict[str, Any], device: torch.device,
-        ctx: DistContext = DistContext(), resume: bool = False, stop_after_epochs: int | None = None,
+        ctx: DistContext | None = None, resume: bool = False, stop_after_epochs: int | None = None,
         on_model: Callable[[nn.Module], nn.Module] | None = None) -> Path | None:
     """Train ``model`` with SGD (momentum, weight decay) on ``objective`` and write a checkpoint to ``out``.
 
@@ -96,6 +117,7 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
     Returns:
         ``out`` when training is complete, None when stopped early.
     """
+    ctx = ctx or DistContext()
     if (out / CONFIG).exists():
         if resume:  # already complete: nothing to do, and its config (metrics, ε_ref) stays as it is
             return out

@@ -14,25 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddzoo.device import pick_device
-from ddzoo.errors import InvalidArgumentError
 from ddzoo.models import Classifier, create_model
-from ddzoo.train.loop import run_training
+from ddzoo.train.loop import SGDRecipe, run_training
 
 
 @dataclass(frozen=True)
-class ReferenceRecipe:
-    """Hyperparameters of reference training (all recorded in the checkpoint's config)."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise InvalidArgumentError("epochs, batch size and lr must be positive")
+class ReferenceRecipe(SGDRecipe):
+    """Hyperparameters of reference training: SGD with cosine learning-rate decay to 0."""
 
     def lr_at(self, step: int, total: int) -> float:
         return self.lr * 0.5 * (1 + math.cos(math.pi * step / total))

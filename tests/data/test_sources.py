@@ -64,7 +64,7 @@ def test_parse_idx_round_trip_and_errors():
 def test_parse_cifar_batch():
     labels = np.array([3, 7], dtype=np.uint8)
     images = RNG.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8)
-    blob = b"".join(bytes([l]) + im.tobytes() for l, im in zip(labels, images, strict=True))
+    blob = b"".join(bytes([label]) + im.tobytes() for label, im in zip(labels, images, strict=True))
     x, y = parse_cifar_batch(blob, "b")
     np.testing.assert_array_equal(x, images)
     assert y.tolist() == [3, 7]
@@ -180,7 +180,7 @@ def test_cifar_binary_archive_members_are_checked(tmp_path):
 
     labels = np.arange(10, dtype=np.uint8)
     images = RNG.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8)
-    blob = b"".join(bytes([l]) + im.tobytes() for l, im in zip(labels, images, strict=True))
+    blob = b"".join(bytes([label]) + im.tobytes() for label, im in zip(labels, images, strict=True))
     members = {name: blob for name in CIFAR10.originals[0].blob_sha256}
     archive = tmp_path / "cifar-10-binary.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
