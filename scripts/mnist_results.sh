@@ -6,9 +6,9 @@ set -euo pipefail
 RUNS=${RUNS:-runs}
 ZOO=${ZOO:-zoo}
 mkdir -p "$RUNS"
-timed() { local start=$SECONDS; "$@"; echo "    ($((SECONDS - start)) s)"; }
+timed() { local start=$SECONDS; "$@"; echo "    ($((SECONDS - start)) s)" >&2; }
 
-for pair in lenet:mnist mlp:mnist lenet:fashion-mnist; do
+for pair in ${PAIRS:-lenet:mnist lenet:fashion-mnist mlp:mnist}; do
   arch=${pair%%:*}; data=${pair#*:}
   ref="$RUNS/$arch-$data-ref"; dd="$RUNS/$arch-$data-dd"
   echo "== $arch on $data"
