@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -73,8 +75,7 @@ def test_chosen_class_graph_equals_full_graph_float64():
 
 
 def test_chosen_class_graph_equals_full_graph_on_lenet(lenet, mnist_test):
-    model = Classifier("lenet", lenet.net, (0.1307,), (0.3081,))
-    model.load_state_dict(lenet.state_dict())
+    model = copy.deepcopy(lenet)
     x, y = mnist_test.tensors(limit=40)
     y[:5] = (y[:5] + 1) % 10
     params = list(model.parameters())
@@ -94,8 +95,7 @@ def test_lambda_zero_is_cross_entropy():
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(lenet, mnist_test):
-    model = Classifier("lenet", nn.Sequential(*[m for m in lenet.net]), (0.1307,), (0.3081,))
-    model.load_state_dict(lenet.state_dict())
+    model = copy.deepcopy(lenet)  # the session fixture must stay untrained
     x, y = mnist_test.tensors(limit=100)
     recipe = DeepDefenseRecipe()
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
