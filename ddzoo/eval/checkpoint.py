@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ddzoo.attacks import attack_copy
 from ddzoo.data import get_dataset_info, load_split
 from ddzoo.device import pick_device
 from ddzoo.errors import CheckpointError, InvalidArgumentError
@@ -31,8 +32,6 @@ def ensure_eps_ref(reference: Path, x: torch.Tensor, y: torch.Tensor, *, setting
     if all(attack in stored for attack in LINF_ATTACKS):
         return {attack: float(stored[attack]) for attack in LINF_ATTACKS}
     model, _ = load_checkpoint(reference, device)
-    from ddzoo.attacks import attack_copy
-
     frozen = attack_copy(model)
     eps_ref = {attack: find_eps_ref(frozen, x, y, attack, settings=settings, device=device)
                for attack in LINF_ATTACKS}

@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ddzoo import __version__
+from ddzoo.data import get_dataset_info
 from ddzoo.errors import CheckpointError
 from ddzoo.models import Classifier, create_model
 
@@ -65,8 +66,6 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 def save_checkpoint(folder: Path | str, model: Classifier, config: dict[str, Any]) -> Path:
     """Write ``model``'s weights and ``config`` (completed with architecture, normalisation, versions)."""
-    from ddzoo.data import get_dataset_info
-
     folder = Path(folder)
     info = get_dataset_info(config["dataset"])
     full = {
