@@ -42,7 +42,7 @@ class Split:
             raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
         stop = len(self) if limit is None else min(len(self), start + limit)
         x = torch.from_numpy(self.images[start:stop]).float().div_(255.0)
-        return x, torch.from_numpy(self.labels[start:stop])
+        return x, torch.from_numpy(self.labels[start:stop].copy())  # a copy: callers may edit labels
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
