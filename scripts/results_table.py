@@ -18,7 +18,10 @@ def row(path: Path) -> str:
     fgs = " / ".join(f"{a:.3f}" for a in m["fgs"]["accuracy"])
     bim = " / ".join(f"{a:.3f}" for a in m["bim"]["accuracy"])
     box = df["box_constrained"]
-    return (f"| {m['arch']} | {m['dataset']} | {m['recipe']} | {m['clean_accuracy'] * 100:.2f} % "
+    recipe = m["recipe"]
+    if recipe == "deep-defense":
+        recipe += f" (K = {config['recipe']['num_candidates']})"
+    return (f"| {m['arch']} | {m['dataset']} | {recipe} | {m['clean_accuracy'] * 100:.2f} % "
             f"| {df['pixel']['5']['rho2']:.4f} | {df['pixel']['50']['rho2']:.4f} "
             f"| {df['normalized']['5']['rho2']:.4f} | {df['normalized']['50']['rho2']:.4f} "
             f"| {box['rho2_fooled']:.4f} ({box['fooled'] * 100:.1f} %) | {fgs} | {bim} "
