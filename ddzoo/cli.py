@@ -150,6 +150,78 @@ def evaluate(
     _emit(metrics, as_json, _render_eval)
 
 
+@app.command("export")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder (from 'zoo train').")],
+    out: Annotated[Path, typer.Option(help="Model package folder to write (replaced atomically).")],
+    formats: Annotated[str, typer.Option(
+        help="Comma-separated: onnx, fp16, int8, trt-fp32, trt-fp16, trt-int8 (trt-* need TensorRT and a GPU).")
+    ] = "onnx,fp16,int8",
+    calibration_count: Annotated[int, typer.Option(help="INT8 calibration: real training images.")] = 512,
+    calibration_seed: Annotated[int, typer.Option(help="INT8 calibration: which images (seed).")] = 0,
+    calibration_method: Annotated[str, typer.Option(help="minmax | entropy | percentile.")] = "minmax",
+    parity_limit: Annotated[int | None, typer.Option(help="Parity on the first N test images (default: all).")
+                            ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a checkpoint to ONNX fp32 / fp16 / INT8 (Q/DQ) and TensorRT engines, with parity records."""
+    from ddzoo.export import export_package
+
+    record = export_package(checkpoint, out, formats=formats, calibration_count=calibration_count,
+                            calibration_seed=calibration_seed, calibration_method=calibration_method,
+                            parity_limit=parity_limit)
+    rows = [{"artifact": name, "precision": a["precision"], "provider": a["runtime"]["provider"],
+             "max |Δlogit|": f"{a['parity']['max_abs_logit_error']:.2e}",
+             "mean |Δlogit|": f"{a['parity']['mean_abs_logit_error']:.2e}",
+             "top-1 agreement": f"{a['parity']['top1_agreement']:.4f}", "accuracy": f"{a['parity']['accuracy']:.4f}"}
+            for name, a in record["artifacts"].items()]
+    images = next(iter(record["artifacts"].values()))["parity"]["images"]
+    _emit(record, as_json, lambda _: _table(rows, f"{out} (parity with torch on {images} test images)"))
+
+
+@app.command("verify")
+def verify(
+    package: Annotated[Path, typer.Argument(help="Model package folder (from 'zoo export').")],
+    artifact: Annotated[list[str] | None, typer.Option(
+        help="Artifact inside the package (repeatable; default: every ONNX file and engine).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Verify on the first N test images only.")] = None,
+    candidates: Annotated[int, typer.Option(help="DeepFool candidate classes (top-K).")] = 10,
+    crosscheck: Annotated[int, typer.Option(help="Images for the gradient-free cross-check (0: skip).")] = 16,
+    max_accuracy_drop: Annotated[float, typer.Option(help="Gate: largest accuracy drop (fraction).")] = 0.005,
+    min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
+    plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """DeepFool against each exported artifact itself; records verification.json and applies the gate."""
+    from ddzoo.verify import CHECKPOINT_ARTIFACT, Gate, VerificationFailedError, VerifySettings, verify_package
+
+    result = verify_package(package, artifacts=artifact, plot=plot,
+                            settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck),
+                            gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio))
+    names = [CHECKPOINT_ARTIFACT, *(artifact or [n for n in result["records"] if n != CHECKPOINT_ARTIFACT])]
+    records = {n: result["records"][n] for n in names}
+    _emit(records, as_json, lambda r: _table([verification_row(rec) for rec in r.values()], f"{package}"))
+    failed = [n for n, rec in records.items() if not rec["gate"]["passed"]]
+    if failed:
+        reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
+        raise VerificationFailedError(f"gate failed for {reasons}")
+
+
+def verification_row(record: dict) -> dict:
+    """One line of the verification table."""
+    most = max(record["deepfool"], key=lambda k: int(k) if k.isdigit() else -1)
+    box = record["deepfool"]["box_constrained"]
+    cross = record.get("crosscheck") or {}
+    return {"artifact": record["artifact"], "runtime": f"{record['runtime']['backend']} "
+            f"{record['runtime']['runtime_version']}", "precision": record["runtime"]["precision"],
+            "accuracy": f"{record['clean_accuracy']:.4f}", "agree": f"{record['top1_agreement']:.4f}",
+            f"ρ₂ {most} it": f"{record['deepfool'][most]['rho2']:.4f}", "ratio": f"{record['rho2_ratio']:.3f}",
+            "ρ₂ box (fooled)": f"{box['rho2_fooled']:.4f} ({box['fooled']:.2f})",
+            "FGS/BIM @ε_ref": f"{record['fgs']['accuracy'][-1]:.3f}/{record['bim']['accuracy'][-1]:.3f}",
+            "cross-check Δ": f"{cross['relative_difference']:.3f}" if cross else "-",
+            "gate": "pass" if record["gate"]["passed"] else "FAIL"}
+
+
 def _table(rows: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -159,7 +231,10 @@ def _table(rows: list[dict], title: str) -> None:
         table.add_column(key)
     for row in rows:
         table.add_row(*(str(value) for value in row.values()))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: full rows, not 80 columns
+        console = Console(width=240)
+    console.print(table)
 
 
 def _render_eval(m: dict) -> None:

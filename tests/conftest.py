@@ -56,3 +56,13 @@ def lenet(lenet_checkpoint):
 
     model, _ = load_checkpoint(lenet_checkpoint)
     return model
+
+
+@pytest.fixture(scope="session")
+def lenet_package(lenet_checkpoint, tmp_path_factory) -> Path:
+    """``lenet_checkpoint`` exported to ONNX fp32, fp16 and INT8 (parity on the full MNIST test set)."""
+    from ddzoo.export import export_package
+
+    out = tmp_path_factory.mktemp("pkg") / "lenet-mnist-test"
+    export_package(lenet_checkpoint, out, formats="onnx,fp16,int8")
+    return out

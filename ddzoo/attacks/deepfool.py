@@ -14,6 +14,7 @@ differentiable graph is built for it alone with a single vector-Jacobian product
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ from torch import nn
 from ddzoo.errors import InvalidArgumentError
 
 Linearization = Literal["accumulated", "overshoot"]
+Oracle = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -69,6 +71,7 @@ def deepfool(
     full_graph: bool = False,
     clean_logits: torch.Tensor | None = None,
     step_margin: float | None = None,
+    oracle: Oracle | None = None,
     eps: float = 1e-5,
 ) -> DeepFoolResult:
     """Run l2 DeepFool on a batch.
@@ -94,6 +97,9 @@ def deepfool(
             add 1e-4). Clipping shortens steps, so a box-constrained attack approaches the boundary
             geometrically and may never cross it without a margin. Default: 1e-4 with ``bounds``, else 0
             (keeping the unconstrained step exact).
+        oracle: logits of another implementation of the same classifier (e.g. a deployed ONNX artifact);
+            when given, the clean prediction, the candidates, every step's logit differences f' and every
+            success check come from it, and only the gradients w' from ``model``. Not with ``create_graph``.
         eps: added inside norms, keeping divisions and their gradients finite.
 
     Returns:
@@ -103,11 +109,17 @@ def deepfool(
         raise InvalidArgumentError(f"max_iter and overshoot must be >= 0, got {max_iter}, {overshoot}")
     if linearize_at not in ("accumulated", "overshoot"):
         raise InvalidArgumentError(f"linearize_at must be 'accumulated' or 'overshoot', got {linearize_at!r}")
+    if oracle is not None and create_graph:
+        raise InvalidArgumentError("an oracle gives no gradients; use it without create_graph")
     x = x.detach()
     n = x.shape[0]
-    if clean_logits is None:
+
+    def logits_of(point: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            clean_logits = model(x)
+            return model(point) if oracle is None else oracle(point).to(point.device)
+
+    if clean_logits is None:
+        clean_logits = logits_of(x)
     clean_logits = clean_logits.detach()
     if targets is None:
         k = min(num_candidates, clean_logits.shape[1])
@@ -136,8 +148,7 @@ def deepfool(
     active = torch.nonzero(~finished).squeeze(1)
     for step in range(max_iter):
         if step > 0 and active.numel():
-            with torch.no_grad():
-                done = succeeded(model(clip(x[active] + (1 + overshoot) * total[active].detach())), active)
+            done = succeeded(logits_of(clip(x[active] + (1 + overshoot) * total[active].detach())), active)
             finished[active[done]] = True
             active = active[~done]
         if active.numel() == 0:
@@ -145,14 +156,13 @@ def deepfool(
         scale = 1.0 if linearize_at == "accumulated" else 1.0 + overshoot
         point = clip(x[active] + scale * total[active])
         r_step = _step(model, point, candidates[active], create_graph, full_graph, eps,
-                       targeted=targets is not None, margin=margin)
+                       targeted=targets is not None, margin=margin, oracle=oracle)
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
-    with torch.no_grad():
-        if active.numel():  # the samples that used every iteration: were they fooled in the end?
-            final = clip(x[active] + (1 + overshoot) * total[active])
-            finished[active] = succeeded(model(final), active)
+    if active.numel():  # the samples that used every iteration: were they fooled in the end?
+        final = clip(x[active] + (1 + overshoot) * total[active].detach())
+        finished[active] = succeeded(logits_of(final), active)
     perturbation = clip(x + (1 + overshoot) * total) - x
     return DeepFoolResult(perturbation, iterations, finished, start)
 
@@ -180,9 +190,11 @@ def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: 
 
 
 def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, create_graph: bool,
-          full_graph: bool, eps: float, targeted: bool = False, margin: float = 0.0) -> torch.Tensor:
+          full_graph: bool, eps: float, targeted: bool = False, margin: float = 0.0,
+          oracle: Oracle | None = None) -> torch.Tensor:
     """One DeepFool step at ``point`` for each row, toward the nearest linearised candidate boundary.
 
+    With an ``oracle``, the logit values come from it and only the gradients from ``model``.
     Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest non-target class at ``point``;
     a row already classified as its target there takes no step.
     """
@@ -190,13 +202,17 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
         if not point.requires_grad:
             point = point.detach().requires_grad_(True)
         logits = model(point)
+        with torch.no_grad():
+            values = logits.detach() if oracle is None else oracle(point.detach()).to(point.device)
         keep = None
         if targeted:
-            scores = logits.detach().scatter(1, candidates[:, 1:], float("-inf"))
+            scores = values.scatter(1, candidates[:, 1:], float("-inf"))
             candidates = torch.stack([scores.argmax(1), candidates[:, 1]], dim=1)
-            keep = logits.detach().argmax(1) != candidates[:, 1]
+            keep = values.argmax(1) != candidates[:, 1]
         chosen = logits.gather(1, candidates)
         diffs = chosen[:, 1:] - chosen[:, :1]  # f'_k, (A, K-1)
+        chosen_values = values.gather(1, candidates)
+        value_diffs = chosen_values[:, 1:] - chosen_values[:, :1]
         if create_graph and full_graph:
             columns = [torch.autograd.grad(diffs[:, j].sum(), point, create_graph=True)[0]
                        for j in range(diffs.shape[1])]
@@ -205,7 +221,7 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
         else:
             grads = candidate_gradients(diffs, point, retain_graph=create_graph).detach()
         norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
-        nearest = (diffs.detach().abs() / norms).argmin(1)  # l, a constant for differentiation
+        nearest = (value_diffs.abs() / norms).argmin(1)  # l, a constant for differentiation
         rows = torch.arange(point.shape[0], device=point.device)
         if create_graph and full_graph:
             w, f = all_grads[rows, nearest], diffs[rows, nearest]
@@ -216,7 +232,7 @@ def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, creat
             (w,) = torch.autograd.grad(logits, point, direction, create_graph=True)
             f = diffs[rows, nearest]
         else:
-            w, f = grads[rows, nearest], diffs.detach()[rows, nearest]
+            w, f = grads[rows, nearest], value_diffs[rows, nearest]
         norm = l2_norms(w, eps)
         step = _expand((f.abs() / norm + margin) / norm, w) * w
         return step if keep is None else step * _expand(keep.to(step.dtype), step)

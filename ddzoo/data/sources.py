@@ -20,8 +20,9 @@ import numpy as np
 
 from ddzoo import constants
 from ddzoo.data.catalog import SPLITS, DatasetInfo, RemoteFile
-from ddzoo.data.formats import parse_cifar_batch, parse_idx, sha256_file, verified_blobs
+from ddzoo.data.formats import parse_cifar_batch, parse_idx, verified_blobs
 from ddzoo.errors import ChecksumError, DataError, DatasetNotFoundError, InvalidArgumentError
+from ddzoo.fileio import sha256_file
 
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
 _CIFAR_MEMBERS = {

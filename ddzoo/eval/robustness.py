@@ -68,15 +68,18 @@ def summarize(norms: torch.Tensor, x_norms: torch.Tensor, fooled: torch.Tensor, 
 
 
 def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, eps: float, *,
-                  settings: EvalSettings, device: torch.device) -> float:
-    """Accuracy under FGS or BIM at ``eps`` (l∞, [0,1] pixels)."""
+                  settings: EvalSettings, device: torch.device,
+                  judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Accuracy under FGS or BIM at ``eps`` (l∞, [0,1] pixels); ``judge`` (default ``model``) gives the logits
+    that decide it, e.g. a deployed artifact attacked with its reference weights' gradients."""
     correct = 0
     for xb, yb in _chunks(x, y, settings.batch_size, f"{attack}@{eps:.3g}"):
         xb, yb = xb.to(device), yb.to(device)
         kwargs = {"steps": settings.bim_steps} if attack == "bim" else {}
         adv = LINF_ATTACKS[attack](model, xb, yb, eps, **kwargs)
         with torch.no_grad():
-            correct += (model(adv).argmax(1) == yb).sum().item()
+            logits = model(adv) if judge is None else judge(adv).to(device)
+        correct += (logits.argmax(1) == yb).sum().item()
     return correct / len(x)
 
 

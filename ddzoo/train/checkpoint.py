@@ -8,9 +8,7 @@ Files are written under temporary names and renamed, so an interrupted save leav
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from safetensors.torch import load_file, save
 from ddzoo import __version__
 from ddzoo.data import get_dataset_info
 from ddzoo.errors import CheckpointError
+from ddzoo.fileio import atomic_write_bytes, write_json
 from ddzoo.models import Classifier, create_model
 
 FORMAT = "ddzoo-checkpoint/1"
@@ -32,23 +31,6 @@ CONFIG = "config.json"
 def package_versions() -> dict[str, str]:
     return {"ddzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -1,0 +1,98 @@
+"""Precision variants of an fp32 ONNX model: fp16, and INT8 as explicit Q/DQ (what TensorRT 10/11 consume).
+
+fp16 keeps float32 inputs and outputs (casts inside the graph), so every variant takes the same [0, 1]
+pixels. INT8 uses onnxruntime's static quantisation in QDQ format with symmetric int8 activations and
+per-channel symmetric weights (TensorRT's explicit-quantisation rules), calibrated on real training images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddzoo.data import load_split
+from ddzoo.errors import InvalidArgumentError, MissingDependencyError
+from ddzoo.export.onnx_export import import_onnx
+from ddzoo.fileio import atomic_write_bytes
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def import_quantization():
+    try:
+        from onnxruntime import quantization
+    except ImportError as err:
+        raise MissingDependencyError("onnxruntime", "INT8 quantisation", extra="onnx") from err
+    return quantization
+
+
+def to_fp16(source: Path, target: Path) -> Path:
+    """Write an fp16 copy of ``source`` with float32 inputs/outputs kept."""
+    onnx = import_onnx()
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as err:
+        raise MissingDependencyError("onnxruntime", "fp16 conversion", extra="onnx") from err
+    import onnx_ir
+    from onnx_ir.passes.common import TopologicalSortPass
+
+    converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    ir_model = onnx_ir.from_proto(converted)  # the converter appends its input casts after their users
+    TopologicalSortPass()(ir_model)
+    model = onnx_ir.to_proto(ir_model)
+    onnx.checker.check_model(model, full_check=True)
+    atomic_write_bytes(target, model.SerializeToString())
+    return target
+
+
+def calibration_images(dataset: str, count: int, seed: int) -> tuple[torch.Tensor, dict]:
+    """``count`` training images drawn with ``seed``, and the record that identifies them."""
+    split = load_split(dataset, "train")
+    if not 1 <= count <= len(split):
+        raise InvalidArgumentError(f"calibration count must be in 1..{len(split)}, got {count}")
+    indices = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:count].sort().values
+    images = torch.from_numpy(split.images[indices.numpy()]).float().div_(255.0)
+    record = {"dataset": dataset, "split": "train", "count": count, "seed": seed,
+              "indices_sha256": hashlib.sha256(indices.numpy().astype("<i8").tobytes()).hexdigest()}
+    return images, record
+
+
+def to_int8(source: Path, target: Path, *, dataset: str, count: int = 512, seed: int = 0,
+            method: str = "minmax", batch_size: int = 64) -> dict:
+    """Write an INT8 Q/DQ copy of ``source`` calibrated on real training images; returns the calibration record."""
+    quantization = import_quantization()
+    methods = {"minmax": quantization.CalibrationMethod.MinMax, "entropy": quantization.CalibrationMethod.Entropy,
+               "percentile": quantization.CalibrationMethod.Percentile}
+    if method not in methods:
+        raise InvalidArgumentError(f"unknown calibration method {method!r}; choose one of: {', '.join(methods)}")
+    images, record = calibration_images(dataset, count, seed)
+    onnx = import_onnx()
+    input_name = onnx.load(str(source)).graph.input[0].name
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches: Iterator[np.ndarray] = (images[i : i + batch_size].numpy()
+                                                  for i in range(0, len(images), batch_size))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {input_name: batch}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quantization.quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantization.quantize_static(
+            str(prepared), str(quantized), Reader(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+            activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+            calibrate_method=methods[method],
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        model = onnx.load(str(quantized))
+        onnx.checker.check_model(model, full_check=True)
+        atomic_write_bytes(target, model.SerializeToString())
+    return {**record, "method": method, "format": "QDQ", "activations": "int8 symmetric per-tensor",
+            "weights": "int8 symmetric per-channel"}

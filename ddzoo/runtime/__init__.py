@@ -1,0 +1,55 @@
+"""Runners: logits from a checkpoint (torch), an ONNX file (onnxruntime) or an engine (TensorRT).
+
+``open_runner`` picks the backend from the artifact; onnxruntime and TensorRT are imported only when used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.runtime.base import InputSpec, Runner
+
+BACKENDS = ("auto", "torch", "ort", "trt")
+WEIGHTS_FILE = "model.safetensors"
+
+
+def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str] | None = None,
+                device: str | None = None) -> Runner:
+    """A runner for ``path``: a checkpoint/package folder, ``model.safetensors``, an ``.onnx`` or a ``.plan``.
+
+    Args:
+        path: the artifact; a folder means its torch weights with ``backend="torch"``, else its ``model.onnx``.
+        backend: ``auto`` (from the file type), ``torch``, ``ort`` or ``trt``.
+        providers: onnxruntime execution providers (default: the best available).
+        device: torch device for the torch backend.
+
+    Raises:
+        InvalidArgumentError: unknown backend, or a file the backend cannot run.
+        MissingDependencyError: onnxruntime or tensorrt is needed and not installed.
+    """
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    path = Path(path)
+    if not path.exists():
+        raise InvalidArgumentError(f"{path}: no such artifact; pass a package folder, .safetensors, .onnx or .plan")
+    if path.is_dir():
+        path = path / (WEIGHTS_FILE if backend == "torch" else "model.onnx")
+    kind = {".safetensors": "torch", ".onnx": "ort", ".plan": "trt"}.get(path.suffix)
+    if kind is None or backend not in ("auto", kind):
+        raise InvalidArgumentError(f"{path}: backend {backend!r} cannot run a {path.suffix or 'suffix-less'} file; "
+                                   "torch runs .safetensors, ort runs .onnx, trt runs .plan")
+    if kind == "torch":
+        from ddzoo.runtime.torch_runner import TorchRunner
+
+        return TorchRunner(path.parent, device=device)
+    if kind == "ort":
+        from ddzoo.runtime.ort import OrtRunner
+
+        return OrtRunner(path, providers=providers)
+    from ddzoo.runtime.trt import TrtRunner
+
+    return TrtRunner(path)
+
+
+__all__ = ["BACKENDS", "InputSpec", "Runner", "open_runner"]

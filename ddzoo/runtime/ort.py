@@ -1,0 +1,71 @@
+"""OrtRunner: any ONNX file on onnxruntime, reporting the execution provider the session really uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddzoo.errors import InvalidArgumentError, MissingDependencyError
+from ddzoo.runtime.base import InputSpec, Runner
+
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def import_onnxruntime():
+    """onnxruntime, or a :class:`MissingDependencyError` naming the package to install."""
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise MissingDependencyError("onnxruntime", "running ONNX artifacts", extra="onnx") from err
+    return onnxruntime
+
+
+def precision_of(path: Path) -> str:
+    """The precision an artifact's file name declares: ``model.fp16.onnx`` → fp16, ``model.onnx`` → fp32."""
+    for precision in ("fp16", "int8"):
+        if f".{precision}." in path.name:
+            return precision
+    return "fp32"
+
+
+class OrtRunner(Runner):
+    """An ``InferenceSession`` over an ONNX file.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: execution providers in order of preference; default: the available ones among
+            TensorRT, CUDA and CPU. ``provider`` is the first one the session actually took.
+        threads: intra-op threads (0: onnxruntime's default).
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path | str, providers: list[str] | tuple[str, ...] | None = None, threads: int = 0):
+        ort = import_onnxruntime()
+        self.path = Path(path)
+        available = ort.get_available_providers()
+        wanted = list(providers) if providers else [p for p in PREFERRED_PROVIDERS if p in available]
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise InvalidArgumentError(f"onnxruntime here offers {available}, not {missing}; choose from those")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=wanted)
+        self.provider = self.session.get_providers()[0]
+        self.precision = precision_of(self.path)
+        self._version = ort.__version__
+        (inp,), out = self.session.get_inputs(), self.session.get_outputs()[0]
+        self.input_spec = InputSpec(inp.name, tuple(int(d) for d in inp.shape[1:]), output_name=out.name)
+        self._input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+
+    @property
+    def runtime_version(self) -> str:
+        return self._version
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run([self.input_spec.output_name],
+                                     {self.input_spec.name: x.numpy().astype(self._input_dtype, copy=False)})
+        return torch.from_numpy(np.asarray(logits, dtype=np.float32))

@@ -1,0 +1,78 @@
+"""TrtRunner: a serialised TensorRT engine (``.plan``), dynamic batch through its optimisation profile.
+
+TensorRT is imported lazily and only here and in :mod:`ddzoo.export.tensorrt`; device buffers are torch
+CUDA tensors, so no pycuda is needed. Written against the TensorRT 10/11 name-based tensor API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ddzoo.errors import InvalidArgumentError, MissingDependencyError
+from ddzoo.runtime.base import InputSpec, Runner
+
+
+def import_tensorrt():
+    """The ``tensorrt`` module, or a :class:`MissingDependencyError` naming what to install."""
+    try:
+        import tensorrt
+    except ImportError as err:
+        raise MissingDependencyError("tensorrt", "TensorRT engines (build, run)", extra="tensorrt") from err
+    if not torch.cuda.is_available():
+        raise InvalidArgumentError("TensorRT needs a CUDA GPU and none is visible; use --backend ort instead")
+    return tensorrt
+
+
+def engine_precision(path: Path) -> str:
+    """``model.int8.plan`` → int8, ``model.fp16.plan`` → fp16, else fp32."""
+    return next((p for p in ("int8", "fp16") if f".{p}." in path.name), "fp32")
+
+
+class TrtRunner(Runner):
+    """Runs a TensorRT engine on the current CUDA device."""
+
+    backend = "tensorrt"
+
+    def __init__(self, path: Path | str):
+        trt = import_tensorrt()
+        self.path = Path(path)
+        self._trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise InvalidArgumentError(f"{self.path}: TensorRT {trt.__version__} cannot load this engine; "
+                                       "rebuild it here with 'zoo export --formats trt'")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise InvalidArgumentError(f"{self.path}: expected one input and one output, got {inputs}, {outputs}")
+        _, _, largest = self.engine.get_tensor_profile_shape(inputs[0], 0)
+        self.input_spec = InputSpec(inputs[0], tuple(largest[1:]), output_name=outputs[0], max_batch=largest[0])
+        self.precision = engine_precision(self.path)
+        self.provider = f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
+
+    @property
+    def runtime_version(self) -> str:
+        return self._trt.__version__
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        spec = self.input_spec
+        device_x = x.to("cuda", non_blocking=True).contiguous()
+        self.context.set_input_shape(spec.name, tuple(device_x.shape))
+        out = torch.empty(tuple(self.context.get_tensor_shape(spec.output_name)), dtype=torch.float32, device="cuda")
+        self.context.set_tensor_address(spec.name, device_x.data_ptr())
+        self.context.set_tensor_address(spec.output_name, out.data_ptr())
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError(f"{self.path}: TensorRT execution failed")
+        stream.synchronize()
+        return out.cpu()
+
+    def close(self) -> None:
+        self.context = None
+        self.engine = None

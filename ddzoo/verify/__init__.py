@@ -1,0 +1,251 @@
+"""``zoo verify``: robustness measured on the exact bytes that will be deployed.
+
+For every artifact of a model package, DeepFool runs with the artifact in the loop (see
+:mod:`ddzoo.verify.attack`); the checkpoint is attacked by the very same procedure, so the ratio of the two
+ρ₂ isolates what export and quantisation did to robustness. Each record in ``verification.json`` is tied to
+the artifact's sha256 and stops counting once the bytes change; a gate (accuracy drop, ρ₂ ratio) decides
+pass or fail, and ``zoo publish`` refuses artifacts without a passing record for their current bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ddzoo.data import load_split
+from ddzoo.errors import CheckpointError, InvalidArgumentError, ZooError
+from ddzoo.eval.robustness import EPS_FACTORS, LINF_ATTACKS, EvalSettings, find_eps_ref, linf_accuracy, summarize
+from ddzoo.fileio import sha256_file, write_json
+from ddzoo.runtime import Runner, open_runner
+from ddzoo.train.checkpoint import WEIGHTS, package_versions, read_config
+from ddzoo.verify.attack import ArtifactAttack, artifact_deepfool, finite_difference_deepfool
+
+VERIFICATION = "verification.json"
+FORMAT = "ddzoo-verification/1"
+CHECKPOINT_ARTIFACT = WEIGHTS
+
+
+class VerificationFailedError(ZooError, RuntimeError):
+    """An artifact failed the robustness gate (or has no valid record)."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Pass if the accuracy drop is at most ``max_accuracy_drop`` and ρ₂ ≥ ``min_rho_ratio``·checkpoint's."""
+
+    max_accuracy_drop: float = 0.005
+    min_rho_ratio: float = 0.95
+
+    def judge(self, record: dict, baseline: dict) -> dict:
+        drop = baseline["clean_accuracy"] - record["clean_accuracy"]
+        ratio = record["rho2_ratio"]
+        reasons = []
+        if drop > self.max_accuracy_drop + 1e-9:
+            reasons.append(f"accuracy drop {100 * drop:.2f} pt > {100 * self.max_accuracy_drop:.2f} pt")
+        if not ratio >= self.min_rho_ratio:
+            reasons.append(f"rho2 ratio {ratio:.3f} < {self.min_rho_ratio:.3f}")
+        return {"passed": not reasons, "reasons": reasons, "accuracy_drop": drop, "rho2_ratio": ratio,
+                **asdict(self)}
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How artifacts are attacked (recorded with every result)."""
+
+    limit: int | None = None
+    iterations: tuple[int, ...] = (5, 50)
+    num_candidates: int = 10
+    overshoot: float = 0.02
+    batch_size: int = 500
+    bisection_steps: int = 8
+    crosscheck: int = 16
+    crosscheck_step: float = 1e-2
+    crosscheck_iterations: int = 10
+    bim_steps: int = 10
+
+    def record(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+def package_artifacts(package: Path) -> list[str]:
+    """The deployable files of a package: its ONNX files and the engines this machine could run."""
+    found = sorted(p.name for p in package.glob("*.onnx"))
+    found += sorted(str(p.relative_to(package)) for p in package.glob("engines/*/*/*.plan"))
+    return found
+
+
+def read_verification(package: Path) -> dict:
+    path = package / VERIFICATION
+    if not path.is_file():
+        return {"format": FORMAT, "records": {}}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}); delete it and run 'zoo verify' again") from err
+    if data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} file; delete it and run 'zoo verify' again")
+    return data
+
+
+def verification_status(package: Path | str) -> dict[str, str]:
+    """Per artifact: ``pass``, ``fail``, ``stale`` (bytes changed since verification) or ``unverified``."""
+    package = Path(package)
+    records = read_verification(package)["records"]
+    status = {}
+    for name in [CHECKPOINT_ARTIFACT, *package_artifacts(package)]:
+        record = records.get(name)
+        if record is None:
+            status[name] = "unverified"
+        elif sha256_file(package / name) != record["sha256"]:
+            status[name] = "stale"
+        else:
+            status[name] = "pass" if record["gate"]["passed"] else "fail"
+    return status
+
+
+def _chunked(x: torch.Tensor, size: int):
+    return [(i, x[i : i + size]) for i in range(0, len(x), size)]
+
+
+def _attack(model: torch.nn.Module, runner: Runner, x: torch.Tensor, settings: VerifySettings, max_iter: int,
+            bounds: tuple[float, float] | None = None) -> ArtifactAttack:
+    parts = [artifact_deepfool(model, runner, xb, max_iter=max_iter, num_candidates=settings.num_candidates,
+                               overshoot=settings.overshoot, bounds=bounds, bisection_steps=settings.bisection_steps)
+             for _, xb in _chunked(x, settings.batch_size)]
+    return ArtifactAttack(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                            ("perturbation", "fooled", "iterations", "start_labels", "unshrunk")))
+
+
+def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: torch.Tensor,
+                  eps_ref: dict[str, float], settings: VerifySettings) -> tuple[dict, torch.Tensor]:
+    """Every metric of one artifact (see the module docstring); also the per-image ρ₂ at the most iterations."""
+    started = time.perf_counter()
+    logits = runner.predict(x)
+    with torch.no_grad():
+        reference_logits = torch.cat([model(xb) for _, xb in _chunked(x, settings.batch_size)])
+    record: dict = {"images": len(x), "clean_accuracy": (logits.argmax(1) == y).float().mean().item(),
+                    "top1_agreement": (logits.argmax(1) == reference_logits.argmax(1)).float().mean().item(),
+                    "deepfool": {}, "timings": {}}
+    x_norms = x.flatten(1).norm(dim=1)
+    rho = None
+    for iterations in settings.iterations:
+        t0 = time.perf_counter()
+        result = _attack(model, runner, x, settings, iterations)
+        seconds = time.perf_counter() - t0
+        record["deepfool"][str(iterations)] = summarize(result.perturbation.flatten(1).norm(dim=1), x_norms,
+                                                        result.fooled, result.iterations)
+        record["timings"][f"deepfool_{iterations}_images_per_s"] = len(x) / seconds
+        rho = result.rho(x)
+    most = max(settings.iterations)
+    boxed = _attack(model, runner, x, settings, most, bounds=(0.0, 1.0))
+    rounded = ((x + boxed.unshrunk) * 255).round() / 255
+    fooled_8bit = (runner.predict(rounded).argmax(1) != boxed.start_labels) & boxed.fooled
+    record["deepfool"]["box_constrained"] = {
+        "max_iter": most, **summarize(boxed.perturbation.flatten(1).norm(dim=1), x_norms, boxed.fooled,
+                                      boxed.iterations), "fooled_8bit": fooled_8bit.float().mean().item()}
+    for attack in LINF_ATTACKS:
+        grid = [factor * eps_ref[attack] for factor in EPS_FACTORS]
+        record[attack] = {"eps": grid, "accuracy": [
+            linf_accuracy(model, x, y, attack, eps, settings=EvalSettings(batch_size=settings.batch_size,
+                                                                          bim_steps=settings.bim_steps),
+                          device=torch.device("cpu"), judge=runner.predict) for eps in grid]}
+    record["timings"]["total_s"] = time.perf_counter() - started
+    return record, rho
+
+
+def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings, model: torch.nn.Module) -> dict:
+    """ρ₂ from finite-difference DeepFool (the artifact alone) vs the gradient-assisted attack, same images."""
+    sample = x[: settings.crosscheck]
+    most = settings.crosscheck_iterations
+    t0 = time.perf_counter()
+    blind = finite_difference_deepfool(runner, sample, max_iter=most, num_candidates=settings.num_candidates,
+                                       overshoot=settings.overshoot, step=settings.crosscheck_step)
+    seconds = time.perf_counter() - t0
+    assisted = artifact_deepfool(model, runner, sample, max_iter=most, num_candidates=settings.num_candidates,
+                                 overshoot=settings.overshoot, bisection_steps=settings.bisection_steps)
+    rho_blind, rho_assisted = blind.rho(sample).mean().item(), assisted.rho(sample).mean().item()
+    return {"images": len(sample), "max_iter": most,
+            "method": f"finite-difference DeepFool (central, step {settings.crosscheck_step})",
+            "rho2_finite_difference": rho_blind, "rho2_gradient_assisted": rho_assisted,
+            "relative_difference": abs(rho_blind - rho_assisted) / max(rho_assisted, 1e-12),
+            "fooled_finite_difference": blind.fooled.float().mean().item(), "seconds": seconds}
+
+
+def resolve_eps_ref(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """The checkpoint's ε grid anchor: stored in the package config, else found now by bisection."""
+    stored = config.get("eps_ref", {})
+    if all(a in stored for a in LINF_ATTACKS):
+        return {**{a: float(stored[a]) for a in LINF_ATTACKS}, "source": "package config.json"}
+    found = {a: find_eps_ref(model, x, y, a, settings=EvalSettings(), device=torch.device("cpu"))
+             for a in LINF_ATTACKS}
+    return {**found, "source": f"bisection on the {len(x)} verification images (none stored with the package)"}
+
+
+def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
+                   settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
+                   plot: Path | str | None = None) -> dict:
+    """Verify artifacts of ``package`` and update its ``verification.json``.
+
+    Args:
+        package: a folder made by ``zoo export``.
+        artifacts: paths inside the package (default: every ONNX file and engine).
+        settings: attack settings; ``settings.limit`` verifies on the first N test images.
+        gate: the pass/fail thresholds.
+        plot: if given, write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
+
+    Returns:
+        the updated contents of ``verification.json``.
+    """
+    package = Path(package)
+    config = read_config(package)
+    names = artifacts or package_artifacts(package)
+    missing = [n for n in names if not (package / n).is_file()]
+    if missing:
+        raise InvalidArgumentError(f"{package}: no artifact {missing}; choose from {package_artifacts(package)}")
+    x, y = load_split(config["dataset"], "test").tensors(limit=settings.limit)
+    verification = read_verification(package)
+    with open_runner(package, backend="torch", device="cpu") as checkpoint:
+        model = checkpoint.model
+        for p in model.parameters():
+            p.requires_grad_(False)
+        eps_ref = resolve_eps_ref(config, model, x, y)
+        common = {"dataset": config["dataset"], "split": "test", "settings": settings.record(),
+                  "eps_ref": eps_ref, "versions": package_versions()}
+        rhos = {}
+        baseline, rhos[CHECKPOINT_ARTIFACT] = attack_record(model, checkpoint, x, y, eps_ref, settings)
+        baseline.update(artifact=CHECKPOINT_ARTIFACT, sha256=sha256_file(package / WEIGHTS),
+                        runtime=checkpoint.describe(), rho2_ratio=1.0, **common)
+        baseline["gate"] = {"passed": True, "reasons": [], "note": "the checkpoint is the baseline"}
+        verification["records"][CHECKPOINT_ARTIFACT] = baseline
+        for name in names:
+            with open_runner(package / name) as runner:
+                record, rhos[name] = attack_record(model, runner, x, y, eps_ref, settings)
+                record["crosscheck"] = crosscheck_record(runner, x, settings, model) if settings.crosscheck else None
+                record.update(artifact=name, sha256=sha256_file(package / name), bytes=(package / name).stat().st_size,
+                              runtime=runner.describe(), **common)
+            most = str(max(settings.iterations))
+            record["rho2_ratio"] = record["deepfool"][most]["rho2"] / baseline["deepfool"][most]["rho2"]
+            record["gate"] = gate.judge(record, baseline)
+            record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            verification["records"][name] = record
+    write_json(package / VERIFICATION, verification)
+    if plot:
+        from ddzoo.verify.plot import plot_verification
+
+        plot_verification(verification, rhos, Path(plot))
+    return verification
+
+
+def require_passing(package: Path | str, artifacts: list[str] | None = None) -> None:
+    """Raise :class:`VerificationFailedError` unless every artifact has a passing record for its bytes."""
+    status = verification_status(package)
+    names = artifacts or [n for n in status if n != CHECKPOINT_ARTIFACT]
+    bad = {n: status.get(n, "missing") for n in names if status.get(n) != "pass"}
+    if bad:
+        detail = ", ".join(f"{n}: {s}" for n, s in bad.items())
+        raise VerificationFailedError(f"{package}: not verified as passing ({detail}); run 'zoo verify {package}'")

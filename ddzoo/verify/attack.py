@@ -1,0 +1,131 @@
+"""DeepFool against a deployed artifact, and a gradient-free cross-check.
+
+The artifact gives logits but no gradients. :func:`artifact_deepfool` runs DeepFool with the artifact in the
+loop — its own logits for the clean prediction, every step's f' and every success check; gradients from the
+reference weights — then moves each perturbation along its direction onto the artifact's own decision boundary
+(bisection), so every reported ‖r‖ is a perturbation that fools *that artifact*.
+:func:`finite_difference_deepfool` needs the artifact alone: its Jacobian comes from central differences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ddzoo.attacks.deepfool import deepfool, l2_norms
+from ddzoo.runtime import Runner
+
+
+@dataclass
+class ArtifactAttack:
+    """Per image: the perturbation fooling the artifact (or the partial one), fooled flag, iterations, and the
+    perturbation as DeepFool returned it before bisection."""
+
+    perturbation: torch.Tensor
+    fooled: torch.Tensor
+    iterations: torch.Tensor
+    start_labels: torch.Tensor
+    unshrunk: torch.Tensor
+
+    def rho(self, x: torch.Tensor) -> torch.Tensor:
+        return l2_norms(self.perturbation) / l2_norms(x)
+
+
+def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.view(-1, *([1] * (like.dim() - 1)))
+
+
+def to_boundary(runner: Runner, x: torch.Tensor, r: torch.Tensor, start: torch.Tensor, fooled: torch.Tensor,
+                steps: int = 8, bounds: tuple[float, float] | None = None, max_scale: float = 4.0
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each ``x + r`` along ``r`` onto the artifact's decision boundary (its fooling side).
+
+    A fooling ``r`` is shrunk by bisection, first inside [0.9, 1] (DeepFool overshoots by a few per cent),
+    else inside [0, 0.9]. A ``r`` that does not fool the artifact is stretched (×1.5 up to ``max_scale``)
+    until it does, then bisected. Returns the new perturbations and which of them fool the artifact.
+    """
+    def flips(rows: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        points = x[rows] + _expand(t, x) * r[rows]
+        points = points if bounds is None else points.clamp(*bounds)
+        return runner.predict(points).argmax(1) != start[rows]
+
+    fooled = fooled.clone()
+    low, high = torch.zeros(len(x)), torch.ones(len(x))
+    shrink = torch.nonzero(fooled).squeeze(1)
+    if shrink.numel():
+        inner = torch.full((len(shrink),), 0.9)
+        already = flips(shrink, inner)
+        high[shrink[already]] = 0.9
+        low[shrink[~already]] = 0.9
+    stretch = torch.nonzero(~fooled & (r.flatten(1).norm(dim=1) > 0)).squeeze(1)
+    scale = 1.0
+    while stretch.numel() and scale < max_scale:
+        scale = min(scale * 1.5, max_scale)
+        now = flips(stretch, torch.full((len(stretch),), scale))
+        hit = stretch[now]
+        low[hit], high[hit], fooled[hit] = scale / 1.5, scale, True
+        stretch = stretch[~now]
+    rows = torch.nonzero(fooled).squeeze(1)
+    for _ in range(steps if rows.numel() else 0):
+        mid = (low[rows] + high[rows]) / 2
+        now = flips(rows, mid)
+        high[rows] = torch.where(now, mid, high[rows])
+        low[rows] = torch.where(now, low[rows], mid)
+    moved = r * _expand(torch.where(fooled, high, torch.ones(len(x))), r)
+    return (moved if bounds is None else (x + moved).clamp(*bounds) - x), fooled
+
+
+def artifact_deepfool(model: nn.Module, runner: Runner, x: torch.Tensor, *, max_iter: int, num_candidates: int,
+                      overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
+                      bisection_steps: int = 8) -> ArtifactAttack:
+    """DeepFool on ``runner``'s artifact with gradients from ``model`` (the same weights in torch, CPU)."""
+    result = deepfool(model, x, max_iter=max_iter, overshoot=overshoot, num_candidates=num_candidates,
+                      bounds=bounds, oracle=runner.predict)
+    r, fooled = to_boundary(runner, x, result.perturbation, result.start_labels, result.fooled, bisection_steps,
+                            bounds)
+    return ArtifactAttack(r, fooled, result.iterations, result.start_labels, result.perturbation)
+
+
+class _FiniteDifferenceLogits(torch.autograd.Function):
+    """Logits from a runner; the backward pass uses the Jacobian from central differences."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, runner: Runner, step: float) -> torch.Tensor:
+        logits = runner.predict(x.detach())
+        if x.requires_grad:
+            n, dims = x.shape[0], x[0].numel()
+            basis = torch.eye(dims).view(dims, *x.shape[1:]) * step
+            jacobians = []
+            for i in range(n):
+                plus = runner.predict(x[i].detach() + basis)
+                minus = runner.predict(x[i].detach() - basis)
+                jacobians.append(((plus - minus) / (2 * step)).T)  # (classes, dims)
+            ctx.save_for_backward(torch.stack(jacobians))
+            ctx.input_shape = x.shape
+        return logits
+
+    @staticmethod
+    def backward(ctx, grad_logits: torch.Tensor):
+        (jacobians,) = ctx.saved_tensors
+        grad_x = torch.bmm(grad_logits.unsqueeze(1), jacobians).squeeze(1).view(ctx.input_shape)
+        return grad_x, None, None
+
+
+class FiniteDifferenceModel(nn.Module):
+    """A runner as a module whose input gradients are central differences of the artifact's logits."""
+
+    def __init__(self, runner: Runner, step: float = 1e-2):
+        super().__init__()
+        self.runner, self.step = runner, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _FiniteDifferenceLogits.apply(x, self.runner, self.step)
+
+
+def finite_difference_deepfool(runner: Runner, x: torch.Tensor, *, max_iter: int, num_candidates: int,
+                               overshoot: float = 0.02, step: float = 1e-2) -> ArtifactAttack:
+    """DeepFool that sees only the artifact (2·dims queries per image and step), bisected to its boundary."""
+    return artifact_deepfool(FiniteDifferenceModel(runner, step), runner, x, max_iter=max_iter,
+                             num_candidates=num_candidates, overshoot=overshoot)

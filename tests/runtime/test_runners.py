@@ -1,0 +1,61 @@
+"""Runners: the same logits from torch and onnxruntime, input checks, backend selection, lazy TensorRT."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from ddzoo.errors import InvalidArgumentError, MissingDependencyError
+from ddzoo.runtime import open_runner
+
+
+def test_torch_and_ort_runners_agree(lenet_package, mnist_test):
+    x, _ = mnist_test.tensors(limit=300)
+    with open_runner(lenet_package, backend="torch") as torch_runner, open_runner(lenet_package) as ort_runner:
+        assert ort_runner.backend == "onnxruntime" and ort_runner.provider == "CPUExecutionProvider"
+        assert ort_runner.describe()["precision"] == "fp32" and torch_runner.precision == "fp32"
+        assert ort_runner.input_spec.shape == (1, 28, 28)
+        assert (ort_runner.predict(x) - torch_runner.predict(x)).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("name, precision", [("model.fp16.onnx", "fp16"), ("model.int8.onnx", "int8")])
+def test_precision_variants_take_float32_pixels(lenet_package, mnist_test, name, precision):
+    x, _ = mnist_test.tensors(limit=10)
+    with open_runner(lenet_package / name) as runner:
+        logits = runner.predict(x)
+    assert runner.precision == precision and logits.dtype == torch.float32 and logits.shape == (10, 10)
+
+
+def test_predict_rejects_wrong_shape_and_dtype(lenet_package):
+    with open_runner(lenet_package) as runner:
+        with pytest.raises(InvalidArgumentError, match=r"expected shape \(N, 1, 28, 28\)"):
+            runner.predict(torch.zeros(2, 3, 28, 28))
+        with pytest.raises(InvalidArgumentError, match="expected float32"):
+            runner.predict(torch.zeros(2, 1, 28, 28, dtype=torch.float64))
+        assert runner.predict(torch.zeros(0, 1, 28, 28)).numel() == 0
+
+
+@pytest.mark.parametrize("target, backend, message", [
+    ("missing.onnx", "auto", "no such artifact"),
+    ("model.onnx", "torch", "backend 'torch' cannot run a .onnx file"),
+    ("config.json", "auto", "cannot run a .json file"),
+    ("model.onnx", "cuda-magic", "unknown backend"),
+])
+def test_open_runner_errors_name_the_fix(lenet_package, target, backend, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        open_runner(lenet_package / target, backend=backend)
+
+
+def test_unavailable_provider_is_refused(lenet_package):
+    with pytest.raises(InvalidArgumentError, match="onnxruntime here offers"):
+        open_runner(lenet_package / "model.onnx", providers=["NoSuchExecutionProvider"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+def test_tensorrt_missing_names_the_package(tmp_path):
+    plan = tmp_path / "model.fp16.plan"
+    plan.write_bytes(b"not an engine")
+    with pytest.raises(MissingDependencyError, match="pip install 'ddzoo\\[tensorrt\\]'"):
+        open_runner(plan)

@@ -1,0 +1,130 @@
+"""``zoo verify``: DeepFool against the exported artifact itself, the gate, and stale records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from ddzoo.cli import main
+from ddzoo.runtime import open_runner
+from ddzoo.verify import (
+    CHECKPOINT_ARTIFACT,
+    VerificationFailedError,
+    VerifySettings,
+    require_passing,
+    verification_status,
+    verify_package,
+)
+from ddzoo.verify.attack import artifact_deepfool
+
+SETTINGS = VerifySettings(limit=200, crosscheck=4)
+
+
+@pytest.fixture(scope="module")
+def verified(lenet_package, tmp_path_factory):
+    package = tmp_path_factory.mktemp("verified") / "pkg"
+    shutil.copytree(lenet_package, package)
+    return package, verify_package(package, settings=SETTINGS)
+
+
+def test_fp32_onnx_rho_equals_the_checkpoint_within_one_percent(verified):
+    _, result = verified
+    record, baseline = result["records"]["model.onnx"], result["records"][CHECKPOINT_ARTIFACT]
+    assert record["top1_agreement"] == 1.0 and record["clean_accuracy"] == baseline["clean_accuracy"]
+    for iterations in ("5", "50"):
+        ratio = record["deepfool"][iterations]["rho2"] / baseline["deepfool"][iterations]["rho2"]
+        assert abs(ratio - 1) < 0.01
+    assert record["gate"]["passed"] and record["deepfool"]["50"]["fooled"] == 1.0
+    assert record["crosscheck"]["relative_difference"] < 0.1  # finite differences see the same boundary
+    assert record["fgs"]["eps"] == baseline["fgs"]["eps"] and len(record["bim"]["accuracy"]) == 3
+
+
+def test_records_are_tied_to_bytes_and_runtime(verified):
+    package, result = verified
+    for name, record in result["records"].items():
+        assert record["runtime"]["backend"] == ("torch" if name == CHECKPOINT_ARTIFACT else "onnxruntime")
+        assert len(record["sha256"]) == 64 and record["images"] == 200
+    assert set(verification_status(package).values()) <= {"pass", "fail"}
+    stored = json.loads((package / "verification.json").read_text())
+    assert json.dumps(stored, sort_keys=True) == json.dumps(result, sort_keys=True)
+
+
+def test_changed_bytes_make_the_record_stale(verified, tmp_path):
+    import onnx
+
+    package, _ = verified
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    model = onnx.load(str(copy / "model.onnx"))
+    model.doc_string = "edited after verification"
+    onnx.save(model, str(copy / "model.onnx"))
+    assert verification_status(copy)["model.onnx"] == "stale"
+    with pytest.raises(VerificationFailedError, match="model.onnx: stale"):
+        require_passing(copy, ["model.onnx"])
+
+
+def _damage(path, how: str) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.ndim < 2:
+            continue
+        if how == "noise":
+            w = w + rng.normal(0, 0.5 * w.std(), w.shape).astype(w.dtype)
+        else:  # a deliberately coarse quantisation: 3 levels per tensor
+            step = np.abs(w).max() / 1
+            w = (np.round(w / step) * step).astype(w.dtype)
+        init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("how", ["noise", "coarse"])
+def test_damaged_artifact_fails_the_gate(lenet_package, tmp_path, how, capsys):
+    package = tmp_path / "pkg"
+    shutil.copytree(lenet_package, package)
+    _damage(package / "model.onnx", how)
+    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "200", "--crosscheck", "0",
+                 "--json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "gate failed for model.onnx" in err
+    assert verification_status(package)["model.onnx"] == "fail"
+    with pytest.raises(VerificationFailedError):
+        require_passing(package, ["model.onnx"])
+
+
+def test_artifact_attack_lands_on_the_artifacts_boundary(lenet_package, mnist_test):
+    x, _ = mnist_test.tensors(limit=64)
+    with open_runner(lenet_package, backend="torch") as ckpt, open_runner(lenet_package / "model.int8.onnx") as q:
+        result = artifact_deepfool(ckpt.model, q, x, max_iter=50, num_candidates=10)
+        start = q.predict(x).argmax(1)
+        assert torch.equal(result.start_labels, start)
+        fooled = result.fooled
+        assert fooled.float().mean() > 0.9
+        adversarial = q.predict(x[fooled] + result.perturbation[fooled]).argmax(1)
+        assert (adversarial != start[fooled]).all()  # every reported r fools the INT8 artifact itself
+        shorter = q.predict(x[fooled] + 0.97 * result.perturbation[fooled]).argmax(1)
+        assert (shorter == start[fooled]).float().mean() > 0.9  # and sits at its boundary
+
+
+def test_cli_verify_table_and_plot(verified, tmp_path, capsys):
+    package, _ = verified
+    plot = tmp_path / "verify.png"
+    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "100", "--crosscheck", "0",
+                 "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "model.fp16.onnx" in out and "pass" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_artifact_is_refused(verified, capsys):
+    package, _ = verified
+    assert main(["verify", str(package), "--artifact", "model.fp64.onnx"]) == 1
+    assert "no artifact ['model.fp64.onnx']" in capsys.readouterr().err
