@@ -222,6 +222,67 @@ def verification_row(record: dict) -> dict:
             "gate": "pass" if record["gate"]["passed"] else "FAIL"}
 
 
+@app.command("publish")
+def publish(
+    package: Annotated[Path, typer.Argument(help="Verified model package folder.")],
+    repo: Annotated[str, typer.Option(help="ORG/NAME on the hub.")],
+    revision: Annotated[str, typer.Option(help="Branch to publish to.")] = "main",
+    hub: Annotated[str, typer.Option(help="'hf' (HF_ENDPOINT) or a directory hub path.")] = "hf",
+    allow_unverified: Annotated[bool, typer.Option(
+        help="Publish artifacts without a passing verification (the card says so).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the model card and manifest, then upload the package (refuses unverified artifacts)."""
+    from ddzoo.zoo import publish as publish_package
+
+    result = publish_package(package, repo, revision=revision, hub=hub, allow_unverified=allow_unverified)
+    _emit(result, as_json, lambda r: typer.echo(f"published {r['repo']}@{r['revision']} ({r['commit']}) to {r['url']}"))
+
+
+@app.command("pull")
+def pull(
+    reference: Annotated[str, typer.Argument(help="NAME[@REVISION], e.g. lenet-mnist-dd.")],
+    format: Annotated[list[str] | None, typer.Option(
+        "--format", help="torch | onnx | fp16 | int8 | trt (repeatable; default: all but trt).")] = None,
+    offline: Annotated[bool, typer.Option(help="Never touch the network.")] = False,
+    hub: Annotated[list[str] | None, typer.Option(help="Search these hubs ('hf' or a directory) instead.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch a model package into the cache (checked against its manifest) and print its path."""
+    from ddzoo.zoo import pull as pull_package
+
+    path = pull_package(reference, formats=format, offline=offline or None, hubs=hub)
+    _emit({"reference": reference, "path": str(path)}, as_json, lambda r: typer.echo(r["path"]))
+
+
+@app.command("list")
+def list_zoo(as_json: JsonOption = False) -> None:
+    """Bundled and cached models with their robustness (ONNX accuracy and ρ₂)."""
+    from ddzoo.zoo import list_models
+
+    rows = list_models()
+    shown = [{**r, "accuracy": "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
+              "rho2": "-" if r["rho2"] is None else f"{r['rho2']:.4f}"} for r in rows]
+    _emit(rows, as_json, lambda _: _table(shown, "ddzoo models") if shown else typer.echo("no models"))
+
+
+@app.command("info")
+def info(reference: Annotated[str, typer.Argument(help="NAME[@REVISION] (cached or bundled).")],
+         as_json: JsonOption = False) -> None:
+    """Card summary, artifacts and verification status of a model."""
+    from ddzoo.zoo import info as model_info
+
+    data = model_info(reference)
+
+    def render(d: dict) -> None:
+        typer.echo(f"{d['name']}@{d['revision']}: {d['arch']} on {d['dataset']} ({d['recipe']}), "
+                   f"licence {d['license']}\n{d['path']}")
+        _table([{"file": f, "bytes": size, "verification": d["verification"].get(f, "-")}
+                for f, size in d["artifacts"].items()], "artifacts")
+
+    _emit(data, as_json, render)
+
+
 def _table(rows: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -4,6 +4,8 @@
 - ``ZOO_DATA_DIR``: a directory of dataset ``.npz`` files laid out as in ``shared/data`` (checked first).
 - ``ZOO_DEBIAN_DATASETS``: where Debian's ``dataset-*`` packages put their files.
 - ``ZOO_OFFLINE``: never touch the network (downloads raise instead).
+- ``HF_ENDPOINT``: the Hugging Face Hub (or a compatible server); ``ZOO_HF_ORG``: the zoo's organisation there.
+- ``ZOO_HUBS``: local directory hubs, separated by ``os.pathsep``, searched after the Hugging Face Hub.
 """
 
 from __future__ import annotations
@@ -30,3 +32,6 @@ ZOO_DATA_DIR: Path | None = _optional_path("ZOO_DATA_DIR")
 DEBIAN_DATASETS_DIR: Path = _optional_path("ZOO_DEBIAN_DATASETS") or Path("/usr/share/datasets")
 OFFLINE: bool = _is_true(os.environ.get("ZOO_OFFLINE")) or _is_true(os.environ.get("HF_HUB_OFFLINE"))
 DOWNLOAD_TIMEOUT_S: float = float(os.environ.get("ZOO_DOWNLOAD_TIMEOUT", "60"))
+HF_ENDPOINT: str = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+HF_ORG: str = os.environ.get("ZOO_HF_ORG") or "ddzoo"
+LOCAL_HUBS: list[Path] = [Path(p).expanduser() for p in os.environ.get("ZOO_HUBS", "").split(os.pathsep) if p.strip()]

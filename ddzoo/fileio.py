@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def replace_dir(built: Path, out: Path) -> None:
+    """Move the finished folder ``built`` to ``out``, replacing an older one only once the new one is complete."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
+        out.rename(old)
+    built.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -66,3 +66,15 @@ def lenet_package(lenet_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pkg") / "lenet-mnist-test"
     export_package(lenet_checkpoint, out, formats="onnx,fp16,int8")
     return out
+
+
+@pytest.fixture(scope="session")
+def verified_package(lenet_package, tmp_path_factory):
+    """A copy of ``lenet_package`` verified on 200 test images: (folder, verification.json contents)."""
+    import shutil
+
+    from ddzoo.verify import VerifySettings, verify_package
+
+    package = tmp_path_factory.mktemp("verified") / "lenet-mnist-test"
+    shutil.copytree(lenet_package, package)
+    return package, verify_package(package, settings=VerifySettings(limit=200, crosscheck=4))

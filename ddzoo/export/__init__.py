@@ -7,7 +7,6 @@ was made (calibration set for INT8) and its parity with the checkpoint on real t
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.eval.checkpoint import reference_of
 from ddzoo.export.onnx_export import OPSET, export_onnx
 from ddzoo.export.parity import parity_record
-from ddzoo.fileio import sha256_file, write_json
+from ddzoo.fileio import replace_dir, sha256_file, write_json
 from ddzoo.runtime import open_runner
 from ddzoo.train.checkpoint import CONFIG, WEIGHTS, load_checkpoint, package_versions, read_config
 
@@ -60,17 +59,6 @@ def onnx_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
-
-
-def replace_dir(built: Path, out: Path) -> None:
-    """Move the finished folder ``built`` to ``out``, replacing an older one only once the new one is complete."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
-        out.rename(old)
-    built.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | list[str] = DEFAULT_FORMATS,

@@ -97,7 +97,8 @@ def verification_status(package: Path | str) -> dict[str, str]:
     package = Path(package)
     records = read_verification(package)["records"]
     status = {}
-    for name in [CHECKPOINT_ARTIFACT, *package_artifacts(package)]:
+    present = [CHECKPOINT_ARTIFACT] if (package / CHECKPOINT_ARTIFACT).is_file() else []
+    for name in [*present, *package_artifacts(package)]:
         record = records.get(name)
         if record is None:
             status[name] = "unverified"

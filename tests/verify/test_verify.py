@@ -14,21 +14,15 @@ from ddzoo.runtime import open_runner
 from ddzoo.verify import (
     CHECKPOINT_ARTIFACT,
     VerificationFailedError,
-    VerifySettings,
     require_passing,
     verification_status,
-    verify_package,
 )
 from ddzoo.verify.attack import artifact_deepfool
 
-SETTINGS = VerifySettings(limit=200, crosscheck=4)
 
-
-@pytest.fixture(scope="module")
-def verified(lenet_package, tmp_path_factory):
-    package = tmp_path_factory.mktemp("verified") / "pkg"
-    shutil.copytree(lenet_package, package)
-    return package, verify_package(package, settings=SETTINGS)
+@pytest.fixture
+def verified(verified_package):
+    return verified_package
 
 
 def test_fp32_onnx_rho_equals_the_checkpoint_within_one_percent(verified):
@@ -115,7 +109,8 @@ def test_artifact_attack_lands_on_the_artifacts_boundary(lenet_package, mnist_te
 
 
 def test_cli_verify_table_and_plot(verified, tmp_path, capsys):
-    package, _ = verified
+    package = tmp_path / "pkg"
+    shutil.copytree(verified[0], package)
     plot = tmp_path / "verify.png"
     assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "100", "--crosscheck", "0",
                  "--plot", str(plot)]) == 0

@@ -1,0 +1,286 @@
+"""The zoo: publish model packages to hubs and pull them into the local cache.
+
+``pull`` looks in the cache, then the Hugging Face Hub endpoint (``<org>/<name>``), then local directory hubs,
+then the hub bundled with ddzoo. A cached commit is final; a branch name is re-resolved online (one metadata
+call) and falls back to its cached copy when no hub answers. Files are checked against the package's
+``manifest.json`` in a hidden temporary folder and only then renamed into
+``ZOO_HOME/models/<name>/snapshots/<content id>``; a revision name points at its snapshot through
+``refs/<revision>``. An interrupted pull therefore leaves nothing visible, and two concurrent pulls of the
+same model end with one copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ddzoo import __version__, constants
+from ddzoo.errors import InvalidArgumentError, ZooError
+from ddzoo.fileio import atomic_write_bytes, replace_dir
+from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, hub_for
+from ddzoo.zoo.manifest import MANIFEST, check_files, read_manifest, write_manifest
+from ddzoo.zoo.names import parse_reference, validate_name, validate_repo_id, validate_revision
+
+FORMAT_FILES = {"torch": ["model.safetensors"], "onnx": ["model.onnx"], "fp16": ["model.fp16.onnx"],
+                "int8": ["model.int8.onnx"], "trt": ["model.onnx", "model.fp16.onnx", "model.int8.onnx"]}
+DEFAULT_FORMATS = ("torch", "onnx", "fp16", "int8")
+METADATA_FILES = ["config.json", "verification.json", "README.md", "export.json"]
+
+
+class ModelNotFoundError(ZooError, LookupError):
+    """No hub holds the requested model (or revision)."""
+
+
+def models_dir() -> Path:
+    return constants.ZOO_HOME / "models"
+
+
+def _snapshot(name: str, commit: str) -> Path:
+    return models_dir() / name / "snapshots" / commit
+
+
+def _ref(name: str, revision: str) -> Path:
+    return models_dir() / name / "refs" / revision
+
+
+def needed_files(manifest: dict, formats: list[str] | None) -> list[str]:
+    """The manifest's files a pull of ``formats`` needs (metadata always; engines with ``trt``).
+    ``None``: every torch and ONNX artifact the package has."""
+    listed = manifest["files"]
+    if formats is None:
+        formats = [f for f in DEFAULT_FORMATS if any(name in listed for name in FORMAT_FILES[f])]
+    unknown = [f for f in formats if f not in FORMAT_FILES]
+    if unknown:
+        raise InvalidArgumentError(f"unknown format {unknown}; choose from: {', '.join(FORMAT_FILES)}")
+    wanted = [f for f in METADATA_FILES if f in listed]
+    for fmt in formats:
+        files = [f for f in FORMAT_FILES[fmt] if f in listed]
+        if fmt == "trt":
+            files += [f for f in listed if f.startswith("engines/")]
+        if not files:
+            raise InvalidArgumentError(f"this package has no {fmt} artifact; it has: {', '.join(sorted(listed))}")
+        wanted += files
+    return list(dict.fromkeys(wanted))
+
+
+def _cached(name: str, revision: str, formats: list[str] | None) -> Path | None:
+    ref = _ref(name, revision)
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    folder = _snapshot(name, commit)
+    if not (folder / MANIFEST).is_file():
+        return None
+    manifest = read_manifest(folder)
+    files = needed_files(manifest, formats)
+    if not all((folder / f).is_file() for f in files):
+        return None
+    check_files(folder, manifest, files)
+    return folder
+
+
+def _is_content_id(revision: str) -> bool:
+    """A git commit id or a directory hub's content id: immutable, so a cached copy is final."""
+    return revision.startswith("sha256-") or (len(revision) == 40 and all(c in "0123456789abcdef" for c in revision))
+
+
+def _clean_stale_temporaries(root: Path) -> None:
+    """Remove temporary folders of pulls whose process is gone (killed mid-pull)."""
+    for tmp in root.glob(".pull-*"):
+        try:
+            pid = int(tmp.name.split("-")[1])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def _install(staging: Path, name: str, revision: str, commit: str) -> Path:
+    """Rename the checked ``staging`` folder into the cache (keeping a copy another process installed first)."""
+    target = _snapshot(name, commit)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        old_files = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+        for path in staging.rglob("*"):
+            if path.is_file() and str(path.relative_to(staging)) not in old_files:
+                break
+        else:  # nothing new: another pull already installed the same content
+            shutil.rmtree(staging, ignore_errors=True)
+            _write_ref(name, revision, commit)
+            return target
+        for file in old_files:  # keep what was there, add what is new, swap in one rename
+            if not (staging / file).exists():
+                (staging / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(target / file, staging / file)
+    try:
+        replace_dir(staging, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)  # lost a race to an identical install
+    _write_ref(name, revision, commit)
+    return target
+
+
+def _write_ref(name: str, revision: str, commit: str) -> None:
+    if revision != commit:
+        atomic_write_bytes(_ref(name, revision), commit.encode())
+
+
+def configured_hubs(offline: bool, hubs: list[str] | None = None) -> list:
+    """The hubs a pull searches, in order. ``offline`` drops every network hub."""
+    found: list = []
+    if hubs:
+        found = [hub_for(h, constants.HF_ENDPOINT, constants.HF_ORG) for h in hubs]
+    else:
+        found = [HuggingFaceHub(constants.HF_ENDPOINT, constants.HF_ORG),
+                 *(DirectoryHub(p) for p in constants.LOCAL_HUBS)]
+    found.append(DirectoryHub(BUNDLED_HUB, "the hub bundled with ddzoo"))
+    return [h for h in found if not (offline and isinstance(h, HuggingFaceHub))]
+
+
+def pull(reference: str, *, formats: list[str] | None = None, offline: bool | None = None,
+         hubs: list[str] | None = None) -> Path:
+    """Make ``NAME[@REVISION]`` available in the cache and return its folder.
+
+    Args:
+        reference: a model name, optionally ``@`` a branch, tag or commit.
+        formats: artifacts to fetch (``torch``, ``onnx``, ``fp16``, ``int8``, ``trt``); default all but ``trt``.
+        offline: never touch the network (default: ``ZOO_OFFLINE`` / ``HF_HUB_OFFLINE``).
+        hubs: instead of the configured hubs: ``hf`` and/or directory paths (the bundled hub always comes last).
+
+    Raises:
+        ModelNotFoundError: no hub holds it. ChecksumError: a file does not match the manifest.
+    """
+    name, revision = parse_reference(reference)
+    formats = formats or None
+    offline = constants.OFFLINE if offline is None else offline
+    cached = _cached(name, revision, formats)
+    if cached is not None and (offline or _is_content_id(revision)):
+        return cached  # a branch name is re-resolved online: it may have moved
+    root = models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    _clean_stale_temporaries(root)
+    tried = []
+    for hub in configured_hubs(offline, hubs):
+        try:
+            resolved = hub.resolve(name, revision)
+        except HubUnavailableError as err:
+            tried.append(str(err))
+            continue
+        if resolved is None:
+            tried.append(f"{hub.label}: not there")
+            continue
+        commit, listing = resolved
+        known = _cached(name, commit, formats)
+        if known is not None:
+            _write_ref(name, revision, commit)
+            return known
+        if MANIFEST not in listing:
+            tried.append(f"{hub.label}: {name}@{revision} has no {MANIFEST}")
+            continue
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".pull-{os.getpid()}-"))
+        try:
+            hub.fetch(name, revision, commit, [MANIFEST], staging)
+            manifest = read_manifest(staging)
+            files = needed_files(manifest, formats)
+            hub.fetch(name, revision, commit, files, staging)
+            check_files(staging, manifest, files)
+            return _install(staging, name, revision, commit)
+        except HubUnavailableError as err:
+            tried.append(str(err))
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    if cached is not None:
+        return cached  # no hub answered: the cached copy of this revision is the best there is
+    where = "; ".join(tried)
+    hint = " (offline: only the cache, local directory hubs and the bundled hub were searched)" if offline else ""
+    raise ModelNotFoundError(f"model {name}@{revision} not found{hint}: {where}; "
+                             "see 'zoo list' for the models available here")
+
+
+def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str = "hf",
+            allow_unverified: bool = False) -> dict:
+    """Write the package's card and manifest, then upload it to ``hub`` as ``repo`` (``ORG/NAME``).
+
+    Refuses artifacts without a passing verification record for their current bytes, unless
+    ``allow_unverified`` (the card then names them).
+    """
+    from ddzoo.train.checkpoint import read_config
+    from ddzoo.verify import CHECKPOINT_ARTIFACT, VerificationFailedError, read_verification, verification_status
+    from ddzoo.zoo.card import CARD, make_card
+
+    org, name = validate_repo_id(repo)
+    validate_revision(revision)
+    package = Path(package)
+    config = read_config(package)
+    status = {k: v for k, v in verification_status(package).items() if k != CHECKPOINT_ARTIFACT}
+    unverified = sorted(k for k, v in status.items() if v != "pass")
+    if not status:
+        raise InvalidArgumentError(f"{package} has no artifacts; run 'zoo export' first")
+    if unverified and not allow_unverified:
+        detail = ", ".join(f"{k}: {status[k]}" for k in unverified)
+        raise VerificationFailedError(f"refusing to publish {package}: {detail}; run 'zoo verify {package}' "
+                                      "or pass --allow-unverified")
+    verification = read_verification(package)
+    current = {k: v for k, v in verification["records"].items() if k == CHECKPOINT_ARTIFACT or status.get(k) == "pass"}
+    card = make_card(package, name, config, {**verification, "records": current}, unverified)
+    atomic_write_bytes(package / CARD, card.encode())
+    write_manifest(package)
+    onnx = current.get("model.onnx", {})
+    metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['deepfool']['50']['rho2']:.4f}"
+               if onnx else "unverified")
+    message = (f"{name}: {config['arch']} on {config['dataset']} ({config.get('recipe', {}).get('name')}), "
+               f"ONNX {metrics}; ddzoo {__version__}")
+    target = hub_for(hub, constants.HF_ENDPOINT, org)
+    return {"repo": f"{org}/{name}", "revision": revision, "message": message, "unverified": unverified,
+            **target.publish(package, name, revision, message)}
+
+
+def summary(folder: Path) -> dict:
+    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂."""
+    config = json.loads((folder / "config.json").read_text())
+    verification = (json.loads((folder / "verification.json").read_text())
+                    if (folder / "verification.json").is_file() else {"records": {}})
+    onnx = verification["records"].get("model.onnx") or {}
+    return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
+            "accuracy": onnx.get("clean_accuracy"), "rho2": onnx.get("deepfool", {}).get("50", {}).get("rho2")}
+
+
+def list_models() -> list[dict]:
+    """Bundled and cached models with their robustness metrics (no network)."""
+    rows = []
+    for folder in sorted(p for p in BUNDLED_HUB.glob("*/main") if (p / MANIFEST).is_file()):
+        rows.append({"name": folder.parent.name, "revision": "main", "where": "bundled", **summary(folder)})
+    for snapshots in sorted(models_dir().glob("*/snapshots")):
+        for folder in sorted(p for p in snapshots.iterdir() if (p / "config.json").is_file()):
+            rows.append({"name": snapshots.parent.name, "revision": folder.name, "where": "cache",
+                         **summary(folder)})
+    return rows
+
+
+def info(reference: str) -> dict:
+    """Card summary, artifacts and verification status of a cached or bundled model (no network)."""
+    from ddzoo.verify import verification_status
+    from ddzoo.zoo.card import CARD, import_hub
+
+    name, revision = parse_reference(reference)
+    folder = _cached(name, revision, ["onnx"])
+    if folder is None:
+        bundled = BUNDLED_HUB / name / revision
+        if not (bundled / MANIFEST).is_file():
+            raise ModelNotFoundError(f"{name}@{revision} is neither cached nor bundled; run 'zoo pull {reference}'")
+        folder = bundled
+    manifest = read_manifest(folder)
+    card = import_hub().ModelCard.load(folder / CARD) if (folder / CARD).is_file() else None
+    data = card.data.to_dict() if card else {}
+    return {"name": name, "revision": revision, "path": str(folder), **summary(folder),
+            "license": data.get("license"), "tags": data.get("tags", []),
+            "artifacts": {k: v["size"] for k, v in manifest["files"].items()},
+            "verification": verification_status(folder)}
+
+
+__all__ = ["ModelNotFoundError", "info", "list_models", "publish", "pull", "validate_name"]

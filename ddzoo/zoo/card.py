@@ -1,0 +1,104 @@
+"""The model card (``README.md``): Hub metadata with a ``model-index`` built from ``verification.json``.
+
+Made with huggingface_hub's ``ModelCard`` / ``ModelCardData``, so the Hub renders the metrics; every number
+in the metadata is the verification record's value, unrounded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ddzoo.data import get_dataset_info
+from ddzoo.errors import MissingDependencyError
+
+CARD = "README.md"
+LICENSE = "apache-2.0"
+RHO_ITERATIONS = "50"
+
+
+def import_hub():
+    try:
+        import huggingface_hub
+    except ImportError as err:
+        raise MissingDependencyError("huggingface_hub", "model cards and the Hugging Face Hub", extra="hub") from err
+    return huggingface_hub
+
+
+def eval_results(config: dict, verification: dict) -> list:
+    """One accuracy and one ρ₂ result per verified artifact (metric_config = the artifact's file name)."""
+    hub = import_hub()
+    dataset = get_dataset_info(config["dataset"])
+    results = []
+    for name, record in verification.get("records", {}).items():
+        common = {"task_type": "image-classification", "dataset_type": config["dataset"],
+                  "dataset_name": dataset.name, "dataset_split": "test", "metric_config": name,
+                  "metric_args": {"precision": record["runtime"]["precision"], "backend": record["runtime"]["backend"],
+                                  "images": record["images"], "sha256": record["sha256"]}}
+        results.append(hub.EvalResult(metric_type="accuracy", metric_name=f"accuracy ({name})",
+                                      metric_value=record["clean_accuracy"], **common))
+        results.append(hub.EvalResult(metric_type="rho2", metric_name=f"DeepFool rho2, {RHO_ITERATIONS} it ({name})",
+                                      metric_value=record["deepfool"][RHO_ITERATIONS]["rho2"], **common))
+    return results
+
+
+def _table(verification: dict) -> str:
+    rows = ["| artifact | runtime | precision | accuracy | top-1 agreement | ρ₂ (5 it) | ρ₂ (50 it) | ρ₂ ratio "
+            "| box-constrained ρ₂ (fooled) | FGS / BIM at ε_ref | gate |", "|" + "---|" * 11]
+    for name, r in verification.get("records", {}).items():
+        box = r["deepfool"]["box_constrained"]
+        rt, df, gate = r["runtime"], r["deepfool"], "pass" if r["gate"]["passed"] else "FAIL"
+        cells = [f"`{name}`", f"{rt['backend']} {rt['runtime_version']}", rt["precision"],
+                 f"{100 * r['clean_accuracy']:.2f} %", f"{100 * r['top1_agreement']:.2f} %", f"{df['5']['rho2']:.4f}",
+                 f"{df['50']['rho2']:.4f}", f"{r['rho2_ratio']:.3f}",
+                 f"{box['rho2_fooled']:.4f} ({100 * box['fooled']:.1f} %)",
+                 f"{100 * r['fgs']['accuracy'][-1]:.1f} % / {100 * r['bim']['accuracy'][-1]:.1f} %", gate]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def make_card(package: Path, name: str, config: dict, verification: dict, unverified: list[str]) -> str:
+    """The card's full text for package ``name``."""
+    hub = import_hub()
+    recipe = config.get("recipe", {})
+    data = hub.ModelCardData(
+        license=LICENSE, library_name="ddzoo", pipeline_tag="image-classification", model_name=name,
+        datasets=[config["dataset"]], metrics=["accuracy", "rho2"],
+        tags=["adversarial-robustness", "deep-defense" if recipe.get("name") == "deep-defense" else "reference",
+              "deepfool", "onnx", "int8", "image-classification", config["arch"], config["dataset"]],
+        eval_results=eval_results(config, verification) or None)
+    hyper = "\n".join(f"| {k} | {v} |" for k, v in recipe.items() if k not in ("init",))
+    warning = ("\n> **Unverified artifacts:** " + ", ".join(f"`{u}`" for u in unverified) +
+               " were published with `--allow-unverified`: no passing robustness verification for their bytes.\n"
+               if unverified else "")
+    samples = next(iter(verification.get("records", {}).values()), {}).get("images", 0)
+    body = f"""
+# {name}
+
+A `{config['arch']}` classifier for {config['dataset']} from the [ddzoo](https://github.com/ddzoo) model zoo,
+trained with the **{recipe.get('name', 'reference')}** recipe{' (Yan, Guo, Zhang, "Deep Defense", NeurIPS 2018)'
+if recipe.get('name') == 'deep-defense' else ''}. Inputs are float32 NCHW pixels in [0, 1]; the
+normalisation is inside every artifact.
+{warning}
+## Robustness as deployed
+
+Every artifact was attacked with DeepFool *with the artifact itself in the loop* (its own logits for every
+step and success check, bisection to its own decision boundary) on {samples} test images. ρ₂ is the mean
+‖r‖₂/‖x‖₂ in [0, 1] pixel space, unconstrained; the ratio compares with the checkpoint attacked the same way.
+
+{_table(verification)}
+
+## Use
+
+```bash
+zoo pull {name}                 # into the cache, checked against manifest.json
+zoo verify $(zoo pull {name})   # re-run the robustness verification here
+zoo serve {name}                # KServe v2 HTTP inference (onnxruntime or TensorRT)
+```
+
+## Training recipe
+
+| hyperparameter | value |
+|---|---|
+{hyper}
+"""
+    return hub.ModelCard(f"---\n{data.to_yaml()}\n---\n{body}").content

@@ -1,0 +1,112 @@
+"""Where model packages live: the Hugging Face Hub (or any server speaking its API) and directory hubs.
+
+A directory hub keeps ``<root>/<name>/<revision>/<files>``; the hub bundled with ddzoo is one, inside the
+package (``ddzoo/hub``). Every hub answers ``resolve`` (a content id and the file list, or None when it does
+not hold the model), ``fetch`` (files into a folder) and, except the bundled one, ``publish``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from ddzoo.errors import InvalidArgumentError, ZooError
+from ddzoo.fileio import replace_dir, sha256_file
+from ddzoo.zoo.card import import_hub
+from ddzoo.zoo.manifest import MANIFEST, package_files
+
+BUNDLED_HUB = Path(__file__).resolve().parents[1] / "hub"
+
+
+class HubUnavailableError(ZooError, ConnectionError):
+    """A hub could not be reached (network down, server error)."""
+
+
+class DirectoryHub:
+    """Packages in ``<root>/<name>/<revision>/``; the content id is the sha256 of the package's manifest."""
+
+    def __init__(self, root: Path, label: str | None = None):
+        self.root = Path(root)
+        self.label = label or f"directory hub {self.root}"
+
+    def resolve(self, name: str, revision: str) -> tuple[str, list[str]] | None:
+        folder = self.root / name / revision
+        if not (folder / MANIFEST).is_file():
+            return None
+        return "sha256-" + sha256_file(folder / MANIFEST)[:40], [*package_files(folder), MANIFEST]
+
+    def fetch(self, name: str, revision: str, commit: str, files: list[str], dest: Path) -> None:
+        for file in files:
+            (dest / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.root / name / revision / file, dest / file)
+
+    def publish(self, package: Path, name: str, revision: str, message: str) -> dict:
+        target = self.root / name / revision
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{revision.replace('/', '_')}.tmp-"))
+        try:
+            for file in [*package_files(package), MANIFEST]:
+                (staging / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(package / file, staging / file)
+            (staging / ".commit-message").write_text(message + "\n")
+            replace_dir(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        commit, _ = self.resolve(name, revision)
+        return {"hub": self.label, "url": str(target), "commit": commit}
+
+
+class HuggingFaceHub:
+    """``<org>/<name>`` on a Hugging Face Hub endpoint, through huggingface_hub's own client."""
+
+    def __init__(self, endpoint: str, org: str, token: str | None = None):
+        self.endpoint, self.org, self.token = endpoint, org, token
+        self.label = f"Hugging Face Hub {endpoint} ({org})"
+
+    def _api(self):
+        return import_hub().HfApi(endpoint=self.endpoint, token=self.token)
+
+    def resolve(self, name: str, revision: str) -> tuple[str, list[str]] | None:
+        import_hub()
+        from huggingface_hub import errors
+
+        try:
+            info = self._api().model_info(f"{self.org}/{name}", revision=revision, files_metadata=False)
+        except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError):
+            return None
+        except (errors.HfHubHTTPError, OSError) as err:
+            raise HubUnavailableError(f"{self.label}: {type(err).__name__}: {str(err).splitlines()[0]}") from err
+        return info.sha, [s.rfilename for s in info.siblings or []]
+
+    def fetch(self, name: str, revision: str, commit: str, files: list[str], dest: Path) -> None:
+        hub = import_hub()
+        from huggingface_hub.errors import HfHubHTTPError
+
+        for file in files:
+            try:
+                hub.hf_hub_download(f"{self.org}/{name}", file, revision=commit, local_dir=dest,
+                                    endpoint=self.endpoint, token=self.token)
+            except (HfHubHTTPError, OSError) as err:
+                raise HubUnavailableError(f"{self.label}: downloading {file}: {str(err).splitlines()[0]}") from err
+        shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
+
+    def publish(self, package: Path, name: str, revision: str, message: str) -> dict:
+        api = self._api()
+        repo_id = f"{self.org}/{name}"
+        api.create_repo(repo_id, exist_ok=True)
+        if revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(package), revision=revision,
+                                 commit_message=message, allow_patterns=[*package_files(package), MANIFEST])
+        return {"hub": self.label, "url": f"{self.endpoint}/{repo_id}", "commit": info.oid}
+
+
+def hub_for(spec: str, endpoint: str, org: str):
+    """``hf`` → the Hugging Face Hub; anything else → a directory hub at that path."""
+    if spec == "hf":
+        return HuggingFaceHub(endpoint, org)
+    if not spec:
+        raise InvalidArgumentError("--hub is empty; pass 'hf' or a directory")
+    return DirectoryHub(Path(spec))

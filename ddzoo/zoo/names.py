@@ -1,0 +1,42 @@
+"""Model names and references (``NAME[@REVISION]``), validated before any I/O."""
+
+from __future__ import annotations
+
+import re
+
+from ddzoo.errors import InvalidArgumentError
+
+# What both the Hub and every filesystem accept: no path separators, no "..", no leading dot or dash.
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+_REVISION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,198}[A-Za-z0-9])?$")
+
+
+def validate_name(name: str, what: str = "model name") -> str:
+    """``name`` if it is a safe repository name, else :class:`InvalidArgumentError` saying what is allowed."""
+    if not _NAME.match(name) or ".." in name or "--" in name:
+        raise InvalidArgumentError(
+            f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-' (no '/', '..' or '--'), "
+            "starting and ending with a letter or digit, at most 96 characters")
+    return name
+
+
+def validate_revision(revision: str) -> str:
+    """A branch, tag or commit name without path traversal."""
+    if not _REVISION.match(revision) or ".." in revision or "//" in revision:
+        raise InvalidArgumentError(f"invalid revision {revision!r}: use a branch, tag or commit id "
+                                   "(letters, digits, '.', '_', '-', '/'; no '..')")
+    return revision
+
+
+def validate_repo_id(repo_id: str) -> tuple[str, str]:
+    """``ORG/NAME`` → (org, name), both validated."""
+    parts = repo_id.split("/")
+    if len(parts) != 2:
+        raise InvalidArgumentError(f"invalid repository {repo_id!r}: expected ORG/NAME, e.g. ddzoo/lenet-mnist-dd")
+    return validate_name(parts[0], "organisation"), validate_name(parts[1])
+
+
+def parse_reference(reference: str) -> tuple[str, str]:
+    """``NAME[@REVISION]`` → (name, revision); the revision defaults to ``main``."""
+    name, _, revision = reference.partition("@")
+    return validate_name(name), validate_revision(revision or "main")
