@@ -39,7 +39,7 @@ def data_list(as_json: JsonOption = False) -> None:
 
     rows = [{"name": d.name, "classes": d.num_classes, "shape": list(d.image_shape), "train": d.sizes["train"],
              "test": d.sizes["test"], "mean": list(d.mean), "std": list(d.std)} for d in DATASETS.values()]
-    _emit(rows, as_json, lambda r: _table(r, "datasets"))
+    _emit(rows, as_json, lambda r: print_table(r, "datasets"))
 
 
 @data_app.command("check")
@@ -52,7 +52,7 @@ def data_check(name: Annotated[str, typer.Argument(help="Dataset name.")], as_js
         loaded = load_split(name, split)
         rows.append({"dataset": name, "split": split, "images": list(loaded.images.shape),
                      "label_counts": [int((loaded.labels == c).sum()) for c in range(loaded.info.num_classes)]})
-    _emit(rows, as_json, lambda r: _table(r, f"{name}: checksums verified"))
+    _emit(rows, as_json, lambda r: print_table(r, f"{name}: checksums verified"))
 
 
 @models_app.command("list")
@@ -65,7 +65,7 @@ def models_list(as_json: JsonOption = False) -> None:
         spec = get_model_spec(name)
         rows.append({"name": name, "input_shape": list(spec.input_shape), "datasets": list(spec.datasets),
                      "num_params": spec.num_params, "reference": spec.reference})
-    _emit(rows, as_json, lambda r: _table(r, "models"))
+    _emit(rows, as_json, lambda r: print_table(r, "models"))
 
 
 RECIPES = ("reference", "deep-defense")
@@ -176,7 +176,7 @@ def export(
              "top-1 agreement": f"{a['parity']['top1_agreement']:.4f}", "accuracy": f"{a['parity']['accuracy']:.4f}"}
             for name, a in record["artifacts"].items()]
     images = next(iter(record["artifacts"].values()))["parity"]["images"]
-    _emit(record, as_json, lambda _: _table(rows, f"{out} (parity with torch on {images} test images)"))
+    _emit(record, as_json, lambda _: print_table(rows, f"{out} (parity with torch on {images} test images)"))
 
 
 @app.command("verify")
@@ -200,7 +200,7 @@ def verify(
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio))
     names = [CHECKPOINT_ARTIFACT, *(artifact or [n for n in result["records"] if n != CHECKPOINT_ARTIFACT])]
     records = {n: result["records"][n] for n in names}
-    _emit(records, as_json, lambda r: _table([verification_row(rec) for rec in r.values()], f"{package}"))
+    _emit(records, as_json, lambda r: print_table([verification_row(rec) for rec in r.values()], f"{package}"))
     failed = [n for n, rec in records.items() if not rec["gate"]["passed"]]
     if failed:
         reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
@@ -263,7 +263,7 @@ def list_zoo(as_json: JsonOption = False) -> None:
     rows = list_models()
     shown = [{**r, "accuracy": "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
               "rho2": "-" if r["rho2"] is None else f"{r['rho2']:.4f}"} for r in rows]
-    _emit(rows, as_json, lambda _: _table(shown, "ddzoo models") if shown else typer.echo("no models"))
+    _emit(rows, as_json, lambda _: print_table(shown, "ddzoo models") if shown else typer.echo("no models"))
 
 
 @app.command("info")
@@ -277,13 +277,13 @@ def info(reference: Annotated[str, typer.Argument(help="NAME[@REVISION] (cached 
     def render(d: dict) -> None:
         typer.echo(f"{d['name']}@{d['revision']}: {d['arch']} on {d['dataset']} ({d['recipe']}), "
                    f"licence {d['license']}\n{d['path']}")
-        _table([{"file": f, "bytes": size, "verification": d["verification"].get(f, "-")}
+        print_table([{"file": f, "bytes": size, "verification": d["verification"].get(f, "-")}
                 for f, size in d["artifacts"].items()], "artifacts")
 
     _emit(data, as_json, render)
 
 
-def _table(rows: list[dict], title: str) -> None:
+def print_table(rows: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -310,7 +310,7 @@ def _render_eval(m: dict) -> None:
     for attack in ("fgs", "bim"):
         for eps, acc in zip(m[attack]["eps"], m[attack]["accuracy"], strict=True):
             rows.append({"metric": f"{attack.upper()} accuracy, ε={eps:.4f}", "value": f"{acc:.4f}"})
-    _table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['samples']} images)")
+    print_table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['samples']} images)")
 
 
 def main(argv: list[str] | None = None) -> int:
