@@ -230,12 +230,15 @@ def publish(
     hub: Annotated[str, typer.Option(help="'hf' (HF_ENDPOINT) or a directory hub path.")] = "hf",
     allow_unverified: Annotated[bool, typer.Option(
         help="Publish artifacts without a passing verification (the card says so).")] = False,
+    skip_unverified: Annotated[bool, typer.Option(
+        help="Leave artifacts without a passing verification out of the upload.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Write the model card and manifest, then upload the package (refuses unverified artifacts)."""
     from ddzoo.zoo import publish as publish_package
 
-    result = publish_package(package, repo, revision=revision, hub=hub, allow_unverified=allow_unverified)
+    result = publish_package(package, repo, revision=revision, hub=hub, allow_unverified=allow_unverified,
+                             skip_unverified=skip_unverified)
     _emit(result, as_json, lambda r: typer.echo(f"published {r['repo']}@{r['revision']} ({r['commit']}) to {r['url']}"))
 
 

@@ -203,11 +203,11 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
 
 
 def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str = "hf",
-            allow_unverified: bool = False) -> dict:
+            allow_unverified: bool = False, skip_unverified: bool = False) -> dict:
     """Write the package's card and manifest, then upload it to ``hub`` as ``repo`` (``ORG/NAME``).
 
     Refuses artifacts without a passing verification record for their current bytes, unless
-    ``allow_unverified`` (the card then names them).
+    ``allow_unverified`` (the card then names them) or ``skip_unverified`` (they are left out of the upload).
     """
     from ddzoo.train.checkpoint import read_config
     from ddzoo.verify import CHECKPOINT_ARTIFACT, VerificationFailedError, read_verification, verification_status
@@ -219,8 +219,11 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     config = read_config(package)
     status = {k: v for k, v in verification_status(package).items() if k != CHECKPOINT_ARTIFACT}
     unverified = sorted(k for k, v in status.items() if v != "pass")
-    if not status:
-        raise InvalidArgumentError(f"{package} has no artifacts; run 'zoo export' first")
+    if not status or (skip_unverified and len(unverified) == len(status)):
+        raise InvalidArgumentError(f"{package} has no {'verified ' if status else ''}artifacts to publish; "
+                                   "run 'zoo export' and 'zoo verify' first")
+    left_out = unverified if skip_unverified else []
+    unverified = [] if skip_unverified else unverified
     if unverified and not allow_unverified:
         detail = ", ".join(f"{k}: {status[k]}" for k in unverified)
         raise VerificationFailedError(f"refusing to publish {package}: {detail}; run 'zoo verify {package}' "
@@ -229,7 +232,7 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     current = {k: v for k, v in verification["records"].items() if k == CHECKPOINT_ARTIFACT or status.get(k) == "pass"}
     card = make_card(package, name, config, {**verification, "records": current}, unverified)
     atomic_write_bytes(package / CARD, card.encode())
-    write_manifest(package)
+    files = [*write_manifest(package, exclude=left_out)["files"], MANIFEST]
     onnx = current.get("model.onnx", {})
     metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['deepfool']['50']['rho2']:.4f}"
                if onnx else "unverified")
@@ -237,7 +240,7 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
                f"ONNX {metrics}; ddzoo {__version__}")
     target = hub_for(hub, constants.HF_ENDPOINT, org)
     return {"repo": f"{org}/{name}", "revision": revision, "message": message, "unverified": unverified,
-            **target.publish(package, name, revision, message)}
+            "left_out": left_out, **target.publish(package, name, revision, message, files)}
 
 
 def summary(folder: Path) -> dict:

@@ -41,12 +41,12 @@ class DirectoryHub:
             (dest / file).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.root / name / revision / file, dest / file)
 
-    def publish(self, package: Path, name: str, revision: str, message: str) -> dict:
+    def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         target = self.root / name / revision
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{revision.replace('/', '_')}.tmp-"))
         try:
-            for file in [*package_files(package), MANIFEST]:
+            for file in files:
                 (staging / file).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(package / file, staging / file)
             (staging / ".commit-message").write_text(message + "\n")
@@ -92,14 +92,14 @@ class HuggingFaceHub:
                 raise HubUnavailableError(f"{self.label}: downloading {file}: {str(err).splitlines()[0]}") from err
         shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
 
-    def publish(self, package: Path, name: str, revision: str, message: str) -> dict:
+    def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         api = self._api()
         repo_id = f"{self.org}/{name}"
         api.create_repo(repo_id, exist_ok=True)
         if revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.upload_folder(repo_id=repo_id, folder_path=str(package), revision=revision,
-                                 commit_message=message, allow_patterns=[*package_files(package), MANIFEST])
+                                 commit_message=message, allow_patterns=files)
         return {"hub": self.label, "url": f"{self.endpoint}/{repo_id}", "commit": info.oid}
 
 

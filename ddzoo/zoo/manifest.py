@@ -12,17 +12,18 @@ MANIFEST = "manifest.json"
 FORMAT = "ddzoo-manifest/1"
 
 
-def package_files(package: Path) -> list[str]:
-    """Every regular file of the package except the manifest, as sorted POSIX paths (hidden ones skipped)."""
-    return sorted(str(p.relative_to(package).as_posix()) for p in package.rglob("*")
-                  if p.is_file() and p.name != MANIFEST and not any(part.startswith(".") for part in
-                                                                    p.relative_to(package).parts))
+def package_files(package: Path, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Every regular file of the package except the manifest and ``exclude``, as sorted POSIX paths (hidden
+    ones skipped)."""
+    return sorted(name for p in package.rglob("*") if p.is_file() and p.name != MANIFEST
+                  and not any(part.startswith(".") for part in p.relative_to(package).parts)
+                  and (name := p.relative_to(package).as_posix()) not in exclude)
 
 
-def write_manifest(package: Path) -> dict:
-    """(Re)write ``manifest.json`` for the package's current files."""
+def write_manifest(package: Path, exclude: tuple[str, ...] | list[str] = ()) -> dict:
+    """(Re)write ``manifest.json`` for the package's current files, leaving out ``exclude``."""
     files = {name: {"sha256": sha256_file(package / name), "size": (package / name).stat().st_size}
-             for name in package_files(package)}
+             for name in package_files(package, exclude)}
     manifest = {"format": FORMAT, "files": files}
     write_json(package / MANIFEST, manifest)
     return manifest

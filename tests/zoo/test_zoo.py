@@ -184,3 +184,13 @@ def test_directory_hub_list_and_info(package, tmp_path, monkeypatch):
     details = info("lenet-dir")
     assert details["path"] == str(folder) and details["verification"]["model.onnx"] == "pass"
     assert details["license"] == "apache-2.0" and "model.fp16.onnx" in details["artifacts"]
+
+
+def test_skip_unverified_leaves_failing_artifacts_out(package, tmp_path):
+    _edit_onnx_doc(package / "model.fp16.onnx", "edited")
+    result = publish(package, f"{ORG}/lenet-skip", hub=str(tmp_path / "hub"), skip_unverified=True)
+    assert result["left_out"] == ["model.fp16.onnx"] and result["unverified"] == []
+    folder = pull("lenet-skip", hubs=[str(tmp_path / "hub")], offline=True)
+    assert not (folder / "model.fp16.onnx").exists() and (folder / "model.onnx").is_file()
+    assert "model.fp16.onnx" not in read_manifest(folder)["files"]
+    assert "model.fp16.onnx" not in (folder / "README.md").read_text()
