@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ddzoo.errors import ZooError
+from ddzoo.errors import InvalidArgumentError, ZooError
 
 app = typer.Typer(help="ddzoo: adversarially robust classifiers, verified as deployed.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -152,8 +152,9 @@ def evaluate(
 
 @app.command("export")
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder (from 'zoo train').")],
-    out: Annotated[Path, typer.Option(help="Model package folder to write (replaced atomically).")],
+    source: Annotated[list[str], typer.Argument(
+        help="CHECKPOINT (with --out), or: triton PACKAGE_OR_NAME OUT_DIR for a Triton model repository.")],
+    out: Annotated[Path | None, typer.Option(help="Model package folder to write (replaced atomically).")] = None,
     formats: Annotated[str, typer.Option(
         help="Comma-separated: onnx, fp16, int8, trt-fp32, trt-fp16, trt-int8 (trt-* need TensorRT and a GPU).")
     ] = "onnx,fp16,int8",
@@ -162,12 +163,31 @@ def export(
     calibration_method: Annotated[str, typer.Option(help="minmax | entropy | percentile.")] = "minmax",
     parity_limit: Annotated[int | None, typer.Option(help="Parity on the first N test images (default: all).")
                             ] = None,
+    artifact: Annotated[str, typer.Option(help="triton: the artifact to serve (ONNX file or engine).")
+                        ] = "model.onnx",
+    name: Annotated[str | None, typer.Option(help="triton: model name (default: the package's).")] = None,
+    max_batch: Annotated[int, typer.Option(help="triton: max_batch_size.")] = 64,
+    max_delay_us: Annotated[int, typer.Option(help="triton: dynamic batching queue delay.")] = 2000,
     as_json: JsonOption = False,
 ) -> None:
-    """Export a checkpoint to ONNX fp32 / fp16 / INT8 (Q/DQ) and TensorRT engines, with parity records."""
+    """Export a checkpoint to ONNX fp32 / fp16 / INT8 (Q/DQ) and TensorRT engines, with parity records;
+    or (zoo export triton PACKAGE OUT_DIR) write a Triton model repository."""
+    if source[0] == "triton":
+        from ddzoo.export.triton import export_triton
+
+        if len(source) != 3:
+            raise InvalidArgumentError("usage: zoo export triton PACKAGE_OR_NAME OUT_DIR [--artifact FILE]")
+        package, model_name = resolve_package(source[1], name)
+        folder = export_triton(package, source[2], name=model_name, artifact=artifact, max_batch=max_batch,
+                               max_delay_us=max_delay_us)
+        _emit({"repository": str(folder.parent), "model": model_name, "path": str(folder)}, as_json,
+              lambda r: typer.echo(f"wrote Triton model {r['model']} in {r['path']}"))
+        return
     from ddzoo.export import export_package
 
-    record = export_package(checkpoint, out, formats=formats, calibration_count=calibration_count,
+    if len(source) != 1 or out is None:
+        raise InvalidArgumentError("usage: zoo export CHECKPOINT --out PACKAGE_DIR [--formats ...]")
+    record = export_package(source[0], out, formats=formats, calibration_count=calibration_count,
                             calibration_seed=calibration_seed, calibration_method=calibration_method,
                             parity_limit=parity_limit)
     rows = [{"artifact": name, "precision": a["precision"], "provider": a["runtime"]["provider"],
@@ -284,6 +304,44 @@ def info(reference: Annotated[str, typer.Argument(help="NAME[@REVISION] (cached 
                 for f, size in d["artifacts"].items()], "artifacts")
 
     _emit(data, as_json, render)
+
+
+def resolve_package(name_or_path: str, name: str | None = None) -> tuple[Path, str]:
+    """A package folder and its model name: the folder itself, or a model pulled by name (cache first)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path, name or path.resolve().name
+    from ddzoo.zoo import pull as pull_package
+
+    return pull_package(name_or_path), name or name_or_path.partition("@")[0]
+
+
+@app.command("serve")
+def serve(
+    model: Annotated[str, typer.Argument(help="Model package folder, or a model name to pull (NAME[@REV]).")],
+    artifact: Annotated[str | None, typer.Option(help="Artifact inside the package to serve.")] = None,
+    backend: Annotated[str, typer.Option(help="auto (TensorRT → ORT CUDA → ORT CPU) | trt | ort | torch.")
+                       ] = "auto",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    name: Annotated[str | None, typer.Option(help="Model name in the API (default: the package's).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Dynamic batching: images per backend call.")] = 64,
+    max_delay_ms: Annotated[float, typer.Option(help="Dynamic batching: longest wait for a batch.")] = 2.0,
+    max_queue: Annotated[int, typer.Option(help="Images waiting at most; beyond, 503 + Retry-After.")] = 1024,
+    timeout: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 30.0,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body (MiB).")] = 64.0,
+    allow_unverified: Annotated[bool, typer.Option(help="Serve an artifact without a passing verification.")
+                                ] = False,
+) -> None:
+    """Serve a verified artifact over HTTP with the KServe v2 / Triton protocol (tritonclient works)."""
+    from ddzoo.serve.app import ServeSettings
+    from ddzoo.serve.app import serve as run_server
+
+    package, model_name = resolve_package(model, name)
+    settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
+                             timeout_s=timeout, max_body_bytes=int(max_body_mb * (1 << 20)))
+    run_server(package, model_name, host=host, port=port, artifact=artifact, backend=backend,
+               allow_unverified=allow_unverified, settings=settings)
 
 
 def print_table(rows: list[dict], title: str) -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 from ddzoo import __version__, constants
 from ddzoo.errors import InvalidArgumentError, ZooError
 from ddzoo.fileio import atomic_write_bytes, replace_dir
+from ddzoo.names import parse_reference, validate_name, validate_repo_id, validate_revision
 from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, hub_for
 from ddzoo.zoo.manifest import MANIFEST, check_files, read_manifest, write_manifest
-from ddzoo.zoo.names import parse_reference, validate_name, validate_repo_id, validate_revision
 
 FORMAT_FILES = {"torch": ["model.safetensors"], "onnx": ["model.onnx"], "fp16": ["model.fp16.onnx"],
                 "int8": ["model.int8.onnx"], "trt": ["model.onnx", "model.fp16.onnx", "model.int8.onnx"]}

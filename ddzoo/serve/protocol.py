@@ -1,0 +1,110 @@
+"""KServe v2 / Triton HTTP inference messages: JSON tensors and the binary-tensor extension.
+
+Binary extension (what ``tritonclient.http`` sends): the ``Inference-Header-Content-Length`` header gives
+the length of the JSON part; the tensors' raw little-endian bytes follow, in input order, each announced by
+``parameters.binary_data_size``. Every malformed request raises :class:`BadRequestError` (HTTP 400).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from ddzoo.errors import ZooError
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+DTYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64}
+
+
+class BadRequestError(ZooError, ValueError):
+    """A request the server cannot accept (answered with HTTP 400 and this message)."""
+
+
+def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
+                        image_shape: tuple[int, ...]) -> tuple[dict, np.ndarray]:
+    """(the request JSON, float32 images (N, *image_shape)) of a v2 infer request."""
+    try:
+        json_size = int(header_length) if header_length is not None else len(body)
+    except ValueError as err:
+        raise BadRequestError(f"{HEADER_LENGTH} must be an integer, got {header_length!r}") from err
+    if not 0 < json_size <= len(body):
+        raise BadRequestError(f"{HEADER_LENGTH} {json_size} does not fit a body of {len(body)} bytes")
+    try:
+        request = json.loads(body[:json_size])
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadRequestError(f"the request is not valid JSON: {err}") from err
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
+        raise BadRequestError("the request needs an 'inputs' list with one tensor")
+    if len(request["inputs"]) != 1:
+        raise BadRequestError(f"this model takes exactly one input, {input_name!r}; got {len(request['inputs'])}")
+    tensor = request["inputs"][0]
+    if not isinstance(tensor, dict):
+        raise BadRequestError("each input must be an object with name, shape, datatype and data")
+    if tensor.get("name") != input_name:
+        raise BadRequestError(f"unknown input {tensor.get('name')!r}; this model's input is {input_name!r}")
+    dtype = DTYPES.get(tensor.get("datatype"))
+    if dtype is None:
+        raise BadRequestError(f"datatype {tensor.get('datatype')!r} is not supported; send FP32 pixels in [0, 1]")
+    shape = tensor.get("shape")
+    if (not isinstance(shape, list) or len(shape) != len(image_shape) + 1
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+            or tuple(shape[1:]) != tuple(image_shape) or not 1 <= shape[0]):
+        raise BadRequestError(f"shape must be [N, {', '.join(map(str, image_shape))}] with N >= 1, got {shape}")
+    count = math.prod(shape)
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequestError("input 'parameters' must be an object")
+    binary_size = parameters.get("binary_data_size")
+    if binary_size is not None:
+        if not isinstance(binary_size, int) or binary_size != count * np.dtype(dtype).itemsize:
+            raise BadRequestError(f"binary_data_size {binary_size} does not match shape {shape} of "
+                                  f"{tensor['datatype']} ({count * np.dtype(dtype).itemsize} bytes)")
+        raw = body[json_size : json_size + binary_size]
+        if len(raw) != binary_size:
+            raise BadRequestError(f"the body holds {len(raw)} of the {binary_size} announced tensor bytes")
+        images = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+    else:
+        data = tensor.get("data")
+        if data is None:
+            raise BadRequestError("the input has neither 'data' nor binary data")
+        try:
+            images = np.asarray(data, dtype=dtype).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise BadRequestError(f"'data' must be numbers: {err}") from err
+        if images.size != count:
+            raise BadRequestError(f"'data' holds {images.size} values, shape {shape} needs {count}")
+    images = images.astype(np.float32).reshape(shape)
+    if not np.isfinite(images).all():
+        raise BadRequestError("the input contains NaN or Inf; send finite pixels in [0, 1]")
+    return request, images
+
+
+def wants_binary(request: dict, output_name: str) -> bool:
+    """Whether the client asked for the output as binary data (tritonclient does by default)."""
+    for output in request.get("outputs") or []:
+        if isinstance(output, dict) and output.get("name") == output_name:
+            return bool((output.get("parameters") or {}).get("binary_data", False))
+    return bool((request.get("parameters") or {}).get("binary_data_output", False))
+
+
+def infer_response(request: dict, model_name: str, output_name: str, logits: np.ndarray
+                   ) -> tuple[bytes, dict[str, str]]:
+    """The response body and headers (binary when the client asked for it)."""
+    outputs = request.get("outputs")
+    if outputs is not None:
+        names = [o.get("name") for o in outputs if isinstance(o, dict)]
+        if names != [output_name]:
+            raise BadRequestError(f"unknown output(s) {names}; this model's output is {output_name!r}")
+    logits = np.ascontiguousarray(logits, dtype="<f4")
+    entry: dict = {"name": output_name, "datatype": "FP32", "shape": list(logits.shape)}
+    response = {"model_name": model_name, "model_version": "1", "outputs": [entry]}
+    if isinstance(request.get("id"), str):
+        response["id"] = request["id"]
+    if wants_binary(request, output_name):
+        entry["parameters"] = {"binary_data_size": logits.nbytes}
+        header = json.dumps(response).encode()
+        return header + logits.tobytes(), {HEADER_LENGTH: str(len(header)), "Content-Type": "application/octet-stream"}
+    entry["data"] = logits.reshape(-1).tolist()
+    return json.dumps(response).encode(), {"Content-Type": "application/json"}

@@ -1,0 +1,301 @@
+"""``zoo serve``: KServe v2 over real HTTP on 127.0.0.1, driven by the real tritonclient; batching seen in
+/metrics; bad input is 4xx never 5xx (hypothesis-built requests); overload gives 503 and the server recovers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.serve.app import ServeSettings, choose_artifact, create_app, open_artifact
+from ddzoo.verify import VerificationFailedError
+
+NAME = "lenet-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """The app on a real uvicorn server in a thread."""
+
+    def __init__(self, load, settings: ServeSettings):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(load, NAME, settings), host="127.0.0.1", port=self.port,
+                                log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become ready")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def _loader(package, delay_s: float = 0.0):
+    def load():
+        runner, metadata = open_artifact(package, "model.onnx")
+        if delay_s:
+            predict = runner._predict
+
+            def slow(x):
+                time.sleep(delay_s)
+                return predict(x)
+
+            runner._predict = slow
+        return runner, {**metadata, "classes": 10}
+    return load
+
+
+@pytest.fixture(scope="module")
+def server(verified_package):
+    with Server(_loader(verified_package[0]), ServeSettings(max_batch=32, max_delay_ms=5)) as running:
+        yield running
+
+
+def test_tritonclient_gets_the_runner_logits(server, verified_package, mnist_test):
+    import tritonclient.http as httpclient
+
+    from ddzoo.runtime import open_runner
+
+    x, _ = mnist_test.tensors(limit=8)
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(NAME)
+    metadata = client.get_model_metadata(NAME)
+    assert metadata["inputs"][0]["shape"] == [-1, 1, 28, 28] and metadata["platform"] == "onnxruntime_onnx"
+    record = verified_package[1]["records"]["model.onnx"]
+    params = metadata["parameters"]
+    assert params["sha256"] == record["sha256"] and params["rho2"] == record["deepfool"]["50"]["rho2"]
+    assert params["precision"] == "fp32" and params["provider"] == "CPUExecutionProvider" and params["verified"]
+    inputs = [httpclient.InferInput("input", list(x.shape), "FP32")]
+    inputs[0].set_data_from_numpy(x.numpy(), binary_data=True)
+    logits = client.infer(NAME, inputs).as_numpy("logits")
+    with open_runner(verified_package[0] / "model.onnx") as runner:
+        expected = runner.predict(x).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    inputs[0].set_data_from_numpy(x.numpy(), binary_data=False)  # JSON tensors both ways
+    json_out = client.infer(NAME, inputs, outputs=[httpclient.InferRequestedOutput("logits", binary_data=False)])
+    np.testing.assert_allclose(json_out.as_numpy("logits"), expected, atol=1e-5)
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_concurrent_requests_are_batched(server, mnist_test):
+    x, _ = mnist_test.tensors(limit=64)
+    before = requests.get(f"{server.url}/metrics").text
+
+    def one(i: int) -> int:
+        body = {"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                            "data": x[i].reshape(-1).tolist()}]}
+        return requests.post(f"{server.url}/v2/models/{NAME}/infer", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        assert set(pool.map(one, range(64))) == {200}
+    after = requests.get(f"{server.url}/metrics").text
+    calls = _metric(after, "ddzoo_batch_size_count") - _metric(before, "ddzoo_batch_size_count")
+    images = _metric(after, "ddzoo_batch_size_sum") - _metric(before, "ddzoo_batch_size_sum")
+    assert images == 64 and calls < 64  # fewer backend calls than requests: they were batched
+    assert _metric(after, "ddzoo_queue_seconds_count") > 0 and "ddzoo_compute_seconds_bucket" in after
+
+
+GOOD = {"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [0.5] * 784}
+
+
+@pytest.mark.parametrize("path, body, status, message", [
+    (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "shape": [1, 3, 28, 28]}]}, 400, "shape must be"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "datatype": "INT8"}]}, 400, "datatype 'INT8'"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "name": "x"}]}, 400, "unknown input 'x'"),
+    ("/v2/models/other/infer", {"inputs": [GOOD]}, 404, "unknown model 'other'"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [{k: v for k, v in GOOD.items() if k != "data"}]}, 400, "neither"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "data": [float("nan")] * 784}]}, 400, "NaN or Inf"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "data": [0.5] * 783}]}, 400, "holds 783 values"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [GOOD], "outputs": [{"name": "probs"}]}, 400, "unknown output"),
+])
+def test_bad_input_is_a_clear_4xx(server, path, body, status, message):
+    response = requests.post(server.url + path, data=json.dumps(body, allow_nan=True), timeout=10)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_oversized_payload_is_413(verified_package):
+    with Server(_loader(verified_package[0]), ServeSettings(max_body_bytes=2048)) as small:
+        response = requests.post(f"{small.url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}, timeout=10)
+        assert response.status_code == 413 and "exceeds the limit" in response.json()["error"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                           lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=12)
+near_valid = st.fixed_dictionaries({"inputs": st.lists(st.fixed_dictionaries({
+    "name": st.sampled_from(["input", "x", ""]) | st.text(max_size=5),
+    "shape": st.lists(st.integers(-2, 30), max_size=5) | json_values,
+    "datatype": st.sampled_from(["FP32", "FP16", "FP64", "INT8", "BYTES"]) | st.text(max_size=4),
+    "data": st.lists(st.floats(), max_size=30) | json_values,
+    "parameters": st.dictionaries(st.sampled_from(["binary_data_size", "x"]), st.integers(-5, 4000)) | json_values,
+}), max_size=2), "outputs": st.none() | json_values})
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(near_valid.map(lambda d: json.dumps(d).encode()), json_values.map(lambda d: json.dumps(d)
+       .encode()), st.binary(max_size=64)), header=st.none() | st.integers(-10, 200).map(str) | st.text(max_size=4))
+def test_fuzzed_infer_requests_never_get_a_5xx(server, body, header):
+    headers = {} if header is None else {"Inference-Header-Content-Length": header}
+    try:
+        response = requests.post(f"{server.url}/v2/models/{NAME}/infer", data=body, headers=headers, timeout=10)
+    except (requests.exceptions.InvalidHeader, ValueError):
+        return  # the client refused to send this header at all
+    assert response.status_code < 500, response.text
+
+
+def test_overload_gets_503_then_recovers(verified_package, mnist_test):
+    settings_ = ServeSettings(max_batch=4, max_delay_ms=1, max_queue=8)
+    with Server(_loader(verified_package[0], delay_s=0.05), settings_) as slow:
+        body = {"inputs": [{**GOOD, "shape": [2, 1, 28, 28], "data": [0.5] * 1568}]}
+
+        def one(_):
+            response = requests.post(f"{slow.url}/v2/models/{NAME}/infer", json=body, timeout=60)
+            return response.status_code, response.headers.get("Retry-After")
+
+        with ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(one, range(96)))
+        codes = [code for code, _ in answers]
+        assert 503 in codes and 200 in codes and set(codes) <= {200, 503}
+        assert all(retry == "1" for code, retry in answers if code == 503)
+        assert requests.get(f"{slow.url}/v2/health/ready").status_code == 200
+        assert requests.post(f"{slow.url}/v2/models/{NAME}/infer", json=body, timeout=30).status_code == 200
+        assert _metric(requests.get(f"{slow.url}/metrics").text, "ddzoo_request_failures_total") > 0
+
+
+def test_ready_is_503_until_the_model_is_loaded(verified_package):
+    gate = threading.Event()
+    load = _loader(verified_package[0])
+
+    def blocked():
+        gate.wait(30)
+        return load()
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(blocked, NAME), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                live = requests.get(f"{url}/v2/health/live", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert live.status_code == 200
+        assert requests.get(f"{url}/v2/health/ready").status_code == 503
+        assert requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}).status_code == 503
+        gate.set()
+        for _ in range(200):
+            if requests.get(f"{url}/v2/health/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}).status_code == 200
+    finally:
+        gate.set()
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_auto_backend_and_verification_gate(verified_package, tmp_path):
+    import shutil
+
+    package = verified_package[0]
+    assert choose_artifact(package) == "model.onnx"  # no TensorRT here: onnxruntime
+    assert choose_artifact(package, backend="torch") == "model.safetensors"
+    with pytest.raises(InvalidArgumentError, match="no TensorRT engine"):
+        choose_artifact(package, backend="trt")
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(VerificationFailedError, match="model.onnx: stale"):
+        choose_artifact(copy)
+    assert choose_artifact(copy, allow_unverified=True) == "model.onnx"
+
+
+def test_triton_repository_config_parses(verified_package, tmp_path):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from ddzoo.cli import main
+
+    assert main(["export", "triton", str(verified_package[0]), str(tmp_path / "repo"), "--name", NAME,
+                 "--max-batch", "32"]) == 0
+    config = text_format.Parse((tmp_path / "repo" / NAME / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.name == NAME and config.platform == "onnxruntime_onnx" and config.max_batch_size == 32
+    assert config.input[0].name == "input" and list(config.input[0].dims) == [1, 28, 28]
+    assert config.input[0].data_type == model_config_pb2.TYPE_FP32
+    assert config.output[0].name == "logits" and list(config.output[0].dims) == [10]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    served = tmp_path / "repo" / NAME / "1" / "model.onnx"
+    assert served.read_bytes() == (verified_package[0] / "model.onnx").read_bytes()
+
+
+def test_zoo_serve_cli_serves_and_shuts_down_gracefully(verified_package):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {**os.environ, "ZOO_DATA_DIR": os.environ.get("ZOO_DATA_DIR", "")}
+    process = subprocess.Popen([sys.executable, "-m", "ddzoo.cli", "serve", str(verified_package[0]), "--name", NAME,
+                                "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert requests.get(f"{url}/v2").json()["extensions"] == ["binary_tensor_data"]
+
+        def one(_):
+            try:
+                return requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}, timeout=30).status_code
+            except requests.ConnectionError:
+                return None  # arrived after shutdown began
+
+        with ThreadPoolExecutor(8) as pool:
+            pending = [pool.submit(one, i) for i in range(32)]
+            time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            codes = [p.result() for p in pending]
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean stop
+        assert 200 in codes and set(codes) <= {200, None}
+        banner = process.stdout.read()
+        assert "serving lenet-test" in banner and "onnxruntime (CPUExecutionProvider, fp32)" in banner
+    finally:
+        process.kill()
