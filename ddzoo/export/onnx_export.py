@@ -12,21 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ddzoo.errors import MissingDependencyError
 from ddzoo.fileio import atomic_write_bytes
+from ddzoo.optional import require
 
 OPSET = 18
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-
-
-def import_onnx():
-    """The ``onnx`` module, or a :class:`MissingDependencyError`."""
-    try:
-        import onnx
-    except ImportError as err:
-        raise MissingDependencyError("onnx", "ONNX export", extra="onnx") from err
-    return onnx
 
 
 def set_metadata(model, metadata: dict[str, str]) -> None:
@@ -48,11 +39,8 @@ def export_onnx(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path
         path: the ``.onnx`` file to write (atomically).
         metadata: strings stored in the file's ``metadata_props`` (architecture, dataset, classes ...).
     """
-    onnx = import_onnx()
-    try:
-        import onnxscript  # noqa: F401  (torch's exporter needs it)
-    except ImportError as err:
-        raise MissingDependencyError("onnxscript", "ONNX export", extra="onnx") from err
+    onnx = require("onnx", "ONNX export", extra="onnx")
+    require("onnxscript", "ONNX export", extra="onnx")  # torch's exporter needs it
     model = model.to("cpu").eval()
     example = torch.rand(2, *input_shape)
     batch = torch.export.Dim("batch", min=1)

@@ -16,32 +16,21 @@ import numpy as np
 import torch
 
 from ddzoo.data import load_split
-from ddzoo.errors import InvalidArgumentError, MissingDependencyError
-from ddzoo.export.onnx_export import import_onnx
+from ddzoo.errors import InvalidArgumentError
 from ddzoo.fileio import atomic_write_bytes
+from ddzoo.optional import require
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
-def import_quantization():
-    try:
-        from onnxruntime import quantization
-    except ImportError as err:
-        raise MissingDependencyError("onnxruntime", "INT8 quantisation", extra="onnx") from err
-    return quantization
-
-
 def to_fp16(source: Path, target: Path) -> Path:
     """Write an fp16 copy of ``source`` with float32 inputs/outputs kept."""
-    onnx = import_onnx()
-    try:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-    except ImportError as err:
-        raise MissingDependencyError("onnxruntime", "fp16 conversion", extra="onnx") from err
-    import onnx_ir
+    onnx = require("onnx", "fp16 conversion", extra="onnx")
+    float16 = require("onnxruntime.transformers.float16", "fp16 conversion", extra="onnx")
+    onnx_ir = require("onnx_ir", "fp16 conversion", extra="onnx", package="onnx-ir")
     from onnx_ir.passes.common import TopologicalSortPass
 
-    converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    converted = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     ir_model = onnx_ir.from_proto(converted)  # the converter appends its input casts after their users
     TopologicalSortPass()(ir_model)
     model = onnx_ir.to_proto(ir_model)
@@ -65,13 +54,13 @@ def calibration_images(dataset: str, count: int, seed: int) -> tuple[torch.Tenso
 def to_int8(source: Path, target: Path, *, dataset: str, count: int = 512, seed: int = 0,
             method: str = "minmax", batch_size: int = 64) -> dict:
     """Write an INT8 Q/DQ copy of ``source`` calibrated on real training images; returns the calibration record."""
-    quantization = import_quantization()
+    quantization = require("onnxruntime.quantization", "INT8 quantisation", extra="onnx")
     methods = {"minmax": quantization.CalibrationMethod.MinMax, "entropy": quantization.CalibrationMethod.Entropy,
                "percentile": quantization.CalibrationMethod.Percentile}
     if method not in methods:
         raise InvalidArgumentError(f"unknown calibration method {method!r}; choose one of: {', '.join(methods)}")
     images, record = calibration_images(dataset, count, seed)
-    onnx = import_onnx()
+    onnx = require("onnx", "INT8 quantisation", extra="onnx")
     input_name = onnx.load(str(source)).graph.input[0].name
 
     class Reader(quantization.CalibrationDataReader):

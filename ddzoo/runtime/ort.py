@@ -7,19 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddzoo.errors import InvalidArgumentError, MissingDependencyError
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.optional import require
 from ddzoo.runtime.base import InputSpec, Runner
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-
-
-def import_onnxruntime():
-    """onnxruntime, or a :class:`MissingDependencyError` naming the package to install."""
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise MissingDependencyError("onnxruntime", "running ONNX artifacts", extra="onnx") from err
-    return onnxruntime
 
 
 def precision_of(path: Path) -> str:
@@ -43,7 +35,7 @@ class OrtRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: Path | str, providers: list[str] | tuple[str, ...] | None = None, threads: int = 0):
-        ort = import_onnxruntime()
+        ort = require("onnxruntime", "running ONNX artifacts", extra="onnx")
         self.path = Path(path)
         available = ort.get_available_providers()
         wanted = list(providers) if providers else [p for p in PREFERRED_PROVIDERS if p in available]

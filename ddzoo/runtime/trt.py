@@ -10,16 +10,14 @@ from pathlib import Path
 
 import torch
 
-from ddzoo.errors import InvalidArgumentError, MissingDependencyError
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.optional import require
 from ddzoo.runtime.base import InputSpec, Runner
 
 
 def import_tensorrt():
     """The ``tensorrt`` module, or a :class:`MissingDependencyError` naming what to install."""
-    try:
-        import tensorrt
-    except ImportError as err:
-        raise MissingDependencyError("tensorrt", "TensorRT engines (build, run)", extra="tensorrt") from err
+    tensorrt = require("tensorrt", "TensorRT engines (build, run)", extra="tensorrt")
     if not torch.cuda.is_available():
         raise InvalidArgumentError("TensorRT needs a CUDA GPU and none is visible; use --backend ort instead")
     return tensorrt

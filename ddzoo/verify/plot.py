@@ -7,19 +7,15 @@ from pathlib import Path
 
 import torch
 
-from ddzoo.errors import MissingDependencyError
 from ddzoo.fileio import atomic_write_bytes
+from ddzoo.optional import require
 
 
 def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: Path) -> Path:
     """Write a PNG with one ρ₂ histogram panel and one accuracy-vs-ε panel per l∞ attack."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise MissingDependencyError("matplotlib", "verification plots", extra="report") from err
+    matplotlib = require("matplotlib", "verification plots", extra="report")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     records = verification["records"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     top = max(r.max().item() for r in rhos.values())

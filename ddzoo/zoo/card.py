@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.data import get_dataset_info
-from ddzoo.errors import MissingDependencyError
+from ddzoo.optional import require
 
 CARD = "README.md"
 LICENSE = "apache-2.0"
@@ -17,11 +17,8 @@ RHO_ITERATIONS = "50"
 
 
 def import_hub():
-    try:
-        import huggingface_hub
-    except ImportError as err:
-        raise MissingDependencyError("huggingface_hub", "model cards and the Hugging Face Hub", extra="hub") from err
-    return huggingface_hub
+    """huggingface_hub (the ``hub`` extra)."""
+    return require("huggingface_hub", "model cards and the Hugging Face Hub", extra="hub")
 
 
 def eval_results(config: dict, verification: dict) -> list:
