@@ -14,9 +14,10 @@ DD_OPTIONS=${DD_OPTIONS:-}
 LIMIT=()       # evaluation images (default: the full test set)
 TRAIN=()
 VERIFY_LIMIT=${VERIFY_LIMIT:-10000}
+CROSSCHECK=${CROSSCHECK:-8}   # finite-difference cross-check images (6,144 queries per image and step)
 if [ -n "${SMOKE:-}" ]; then  # proves the chain on a CPU in minutes; never published under the real names
   RUNS=${RUNS}-smoke; EPOCHS=1; HUB=$RUNS/hub; LIMIT=(--limit 100); TRAIN=(--train-limit 1000)
-  DD_OPTIONS="--epochs 1 --candidates 3 $DD_OPTIONS"; VERIFY_LIMIT=100
+  DD_OPTIONS="--epochs 1 --candidates 3 $DD_OPTIONS"; VERIFY_LIMIT=100; CROSSCHECK=1
 fi
 mkdir -p "$RUNS"
 ref="$RUNS/resnet-cifar10-ref"; dd="$RUNS/resnet-cifar10-dd"
@@ -30,6 +31,7 @@ done
 for name in resnet-cifar10-ref resnet-cifar10-dd; do
   pkg="$RUNS/packages/$name"
   $ZOO export "$RUNS/$name" --out "$pkg"
-  $ZOO verify "$pkg" --limit "$VERIFY_LIMIT" --plot "$RUNS/packages/$name.verify.png" || [ $? -eq 1 ]
+  $ZOO verify "$pkg" --limit "$VERIFY_LIMIT" --crosscheck "$CROSSCHECK" \
+    --plot "$RUNS/packages/$name.verify.png" || [ $? -eq 1 ]
   $ZOO publish "$pkg" --repo "ddzoo/$name" --hub "$HUB" --skip-unverified
 done
