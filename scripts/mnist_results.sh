@@ -13,7 +13,7 @@ for pair in ${PAIRS:-lenet:mnist lenet:fashion-mnist mlp:mnist}; do
   ref="$RUNS/$arch-$data-ref"; dd="$RUNS/$arch-$data-dd"
   echo "== $arch on $data"
   timed $ZOO train --recipe reference --model "$arch" --dataset "$data" --epochs 10 --out "$ref" --resume
-  timed $ZOO train --recipe deep-defense --init "$ref" --out "$dd" --resume ${DD_OPTIONS:-}
+  timed $ZOO train --recipe deep-defense --init "$ref" --out "$dd" --resume ${DD_OPTIONS---c 10}
   for ckpt in "$ref" "$dd"; do
     if [ ! -s "$ckpt.eval.json" ]; then
       timed $ZOO eval "$ckpt" --json > "$ckpt.eval.json.tmp"

@@ -1,0 +1,30 @@
+"""The hub bundled with ddzoo: its packages pull on a fresh offline machine and hold what they claim."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddzoo.cli import main
+from ddzoo.verify import verification_status
+from ddzoo.zoo import list_models, pull
+from ddzoo.zoo.hubs import BUNDLED_HUB
+from ddzoo.zoo.manifest import read_manifest
+
+BUNDLED = sorted(p.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))
+
+
+def test_the_zoos_own_models_are_bundled():
+    assert {"lenet-mnist-ref", "lenet-mnist-dd"} <= set(BUNDLED)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_offline_pull_of_a_bundled_model(name, capsys):
+    assert main(["pull", name, "--offline"]) == 0  # the autouse fixture gives a fresh, empty ZOO_HOME
+    folder = pull(name, offline=True)
+    assert capsys.readouterr().out.strip() == str(folder)
+    manifest = read_manifest(folder)
+    assert {"config.json", "model.onnx", "verification.json", "README.md"} <= set(manifest["files"])
+    status = verification_status(folder)
+    assert status["model.onnx"] == "pass"
+    assert all(status[f] == "pass" for f in manifest["files"] if f.endswith(".onnx"))  # only passing artifacts
+    assert name in {row["name"] for row in list_models() if row["where"] == "cache"}
