@@ -61,7 +61,9 @@ def make_card(package: Path, name: str, config: dict, verification: dict, unveri
         license=LICENSE, library_name="ddzoo", pipeline_tag="image-classification", model_name=name,
         datasets=[config["dataset"]], metrics=["accuracy", "rho2"],
         tags=["adversarial-robustness", "deep-defense" if recipe.get("name") == "deep-defense" else "reference",
-              "deepfool", "onnx", "int8", "image-classification", config["arch"], config["dataset"]],
+              "deepfool", "onnx", *sorted({r["runtime"]["precision"] for r in verification.get("records", {}).values()}
+                                          & {"fp16", "int8"}),
+              "image-classification", config["arch"], config["dataset"]],
         eval_results=eval_results(config, verification) or None)
     hyper = "\n".join(f"| {k} | {v} |" for k, v in recipe.items() if k not in ("init",))
     warning = ("\n> **Unverified artifacts:** " + ", ".join(f"`{u}`" for u in unverified) +
