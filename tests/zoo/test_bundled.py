@@ -10,7 +10,7 @@ from ddzoo.zoo import list_models, pull
 from ddzoo.zoo.hubs import BUNDLED_HUB
 from ddzoo.zoo.manifest import read_manifest
 
-BUNDLED = sorted(p.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))
+BUNDLED = sorted(p.parent.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))
 
 
 def test_the_zoos_own_models_are_bundled():
