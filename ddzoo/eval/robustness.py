@@ -38,10 +38,11 @@ class EvalSettings:
     bim_steps: int = 10
 
 
-def _chunks(x: torch.Tensor, y: torch.Tensor, size: int, label: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    starts = range(0, len(x), size)
+def chunks(size: int, label: str, *tensors: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Aligned slices of ``size`` rows of every tensor, with a progress bar named ``label``."""
+    starts = range(0, len(tensors[0]), size)
     for i in tqdm(starts, desc=label, disable=not show_progress(), leave=False):
-        yield x[i : i + size], y[i : i + size]
+        yield tuple(t[i : i + size] for t in tensors)
 
 
 def deepfool_norms(model: torch.nn.Module, x: torch.Tensor, *, max_iter: int, settings: EvalSettings,
@@ -49,7 +50,7 @@ def deepfool_norms(model: torch.nn.Module, x: torch.Tensor, *, max_iter: int, se
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image: ``||r||₂``, fooled flag and iterations of DeepFool started from the predicted label."""
     norms, fooled, iterations = [], [], []
-    for xb, _ in _chunks(x, x[:, :1], settings.batch_size, f"deepfool/{max_iter}"):
+    for (xb,) in chunks(settings.batch_size, f"deepfool/{max_iter}", x):
         result = deepfool(model, xb.to(device), max_iter=max_iter, overshoot=settings.overshoot,
                           num_candidates=settings.num_candidates, bounds=bounds)
         norms.append(l2_norms(result.perturbation).cpu())
@@ -73,7 +74,7 @@ def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, atta
     """Accuracy under FGS or BIM at ``eps`` (l∞, [0,1] pixels); ``judge`` (default ``model``) gives the logits
     that decide it, e.g. a deployed artifact attacked with its reference weights' gradients."""
     correct = 0
-    for xb, yb in _chunks(x, y, settings.batch_size, f"{attack}@{eps:.3g}"):
+    for xb, yb in chunks(settings.batch_size, f"{attack}@{eps:.3g}", x, y):
         xb, yb = xb.to(device), yb.to(device)
         kwargs = {"steps": settings.bim_steps} if attack == "bim" else {}
         adv = LINF_ATTACKS[attack](model, xb, yb, eps, **kwargs)

@@ -9,17 +9,9 @@ import torch
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.optional import require
-from ddzoo.runtime.base import InputSpec, Runner
+from ddzoo.runtime.base import InputSpec, Runner, precision_of
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-
-
-def precision_of(path: Path) -> str:
-    """The precision an artifact's file name declares: ``model.fp16.onnx`` → fp16, ``model.onnx`` → fp32."""
-    for precision in ("fp16", "int8"):
-        if f".{precision}." in path.name:
-            return precision
-    return "fp32"
 
 
 class OrtRunner(Runner):

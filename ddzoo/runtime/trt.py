@@ -12,7 +12,7 @@ import torch
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.optional import require
-from ddzoo.runtime.base import InputSpec, Runner
+from ddzoo.runtime.base import InputSpec, Runner, precision_of
 
 
 def import_tensorrt():
@@ -21,11 +21,6 @@ def import_tensorrt():
     if not torch.cuda.is_available():
         raise InvalidArgumentError("TensorRT needs a CUDA GPU and none is visible; use --backend ort instead")
     return tensorrt
-
-
-def engine_precision(path: Path) -> str:
-    """``model.int8.plan`` → int8, ``model.fp16.plan`` → fp16, else fp32."""
-    return next((p for p in ("int8", "fp16") if f".{p}." in path.name), "fp32")
 
 
 class TrtRunner(Runner):
@@ -51,7 +46,7 @@ class TrtRunner(Runner):
             raise InvalidArgumentError(f"{self.path}: expected one input and one output, got {inputs}, {outputs}")
         _, _, largest = self.engine.get_tensor_profile_shape(inputs[0], 0)
         self.input_spec = InputSpec(inputs[0], tuple(largest[1:]), output_name=outputs[0], max_batch=largest[0])
-        self.precision = engine_precision(self.path)
+        self.precision = precision_of(self.path)
         self.provider = f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
 
     @property

@@ -17,10 +17,20 @@ from pathlib import Path
 
 import torch
 
+from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.data import load_split
 from ddzoo.errors import CheckpointError, InvalidArgumentError, ZooError
-from ddzoo.eval.robustness import EPS_FACTORS, LINF_ATTACKS, EvalSettings, find_eps_ref, linf_accuracy, summarize
+from ddzoo.eval.robustness import (
+    EPS_FACTORS,
+    LINF_ATTACKS,
+    EvalSettings,
+    chunks,
+    find_eps_ref,
+    linf_accuracy,
+    summarize,
+)
 from ddzoo.fileio import sha256_file, write_json
+from ddzoo.models.inference import predict
 from ddzoo.runtime import Runner, open_runner
 from ddzoo.train.checkpoint import WEIGHTS, package_versions, read_config
 from ddzoo.verify.attack import ArtifactAttack, artifact_deepfool, finite_difference_deepfool
@@ -54,19 +64,15 @@ class Gate:
 
 
 @dataclass(frozen=True)
-class VerifySettings:
-    """How artifacts are attacked (recorded with every result)."""
+class VerifySettings(EvalSettings):
+    """How artifacts are attacked (recorded with every result): the evaluation's settings and these."""
 
     limit: int | None = None
     iterations: tuple[int, ...] = (5, 50)
-    num_candidates: int = 10
-    overshoot: float = 0.02
-    batch_size: int = 500
     bisection_steps: int = 8
     crosscheck: int = 16
     crosscheck_step: float = 1e-2
     crosscheck_iterations: int = 10
-    bim_steps: int = 10
 
     def record(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -109,15 +115,11 @@ def verification_status(package: Path | str) -> dict[str, str]:
     return status
 
 
-def _chunked(x: torch.Tensor, size: int):
-    return [(i, x[i : i + size]) for i in range(0, len(x), size)]
-
-
 def _attack(model: torch.nn.Module, runner: Runner, x: torch.Tensor, settings: VerifySettings, max_iter: int,
             bounds: tuple[float, float] | None = None) -> ArtifactAttack:
     parts = [artifact_deepfool(model, runner, xb, max_iter=max_iter, num_candidates=settings.num_candidates,
                                overshoot=settings.overshoot, bounds=bounds, bisection_steps=settings.bisection_steps)
-             for _, xb in _chunked(x, settings.batch_size)]
+             for (xb,) in chunks(settings.batch_size, f"verify/{max_iter}", x)]
     return ArtifactAttack(*(torch.cat([getattr(p, f) for p in parts]) for f in
                             ("perturbation", "fooled", "iterations", "start_labels", "unshrunk")))
 
@@ -126,20 +128,20 @@ def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: to
                   eps_ref: dict[str, float], settings: VerifySettings) -> tuple[dict, torch.Tensor]:
     """Every metric of one artifact (see the module docstring); also the per-image ρ₂ at the most iterations."""
     started = time.perf_counter()
-    logits = runner.predict(x)
+    labels = runner.predict(x).argmax(1)
     with torch.no_grad():
-        reference_logits = torch.cat([model(xb) for _, xb in _chunked(x, settings.batch_size)])
-    record: dict = {"images": len(x), "clean_accuracy": (logits.argmax(1) == y).float().mean().item(),
-                    "top1_agreement": (logits.argmax(1) == reference_logits.argmax(1)).float().mean().item(),
+        reference_labels = predict(model, x, batch_size=settings.batch_size)
+    record: dict = {"images": len(x), "clean_accuracy": (labels == y).float().mean().item(),
+                    "top1_agreement": (labels == reference_labels).float().mean().item(),
                     "deepfool": {}, "timings": {}}
-    x_norms = x.flatten(1).norm(dim=1)
+    x_norms = l2_norms(x)
     rho = None
     for iterations in settings.iterations:
         t0 = time.perf_counter()
         result = _attack(model, runner, x, settings, iterations)
         seconds = time.perf_counter() - t0
-        record["deepfool"][str(iterations)] = summarize(result.perturbation.flatten(1).norm(dim=1), x_norms,
-                                                        result.fooled, result.iterations)
+        record["deepfool"][str(iterations)] = summarize(l2_norms(result.perturbation), x_norms, result.fooled,
+                                                        result.iterations)
         record["timings"][f"deepfool_{iterations}_images_per_s"] = len(x) / seconds
         rho = result.rho(x)
     most = max(settings.iterations)
@@ -147,14 +149,13 @@ def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: to
     rounded = ((x + boxed.unshrunk) * 255).round() / 255
     fooled_8bit = (runner.predict(rounded).argmax(1) != boxed.start_labels) & boxed.fooled
     record["deepfool"]["box_constrained"] = {
-        "max_iter": most, **summarize(boxed.perturbation.flatten(1).norm(dim=1), x_norms, boxed.fooled,
-                                      boxed.iterations), "fooled_8bit": fooled_8bit.float().mean().item()}
+        "max_iter": most, **summarize(l2_norms(boxed.perturbation), x_norms, boxed.fooled, boxed.iterations),
+        "fooled_8bit": fooled_8bit.float().mean().item()}
     for attack in LINF_ATTACKS:
         grid = [factor * eps_ref[attack] for factor in EPS_FACTORS]
         record[attack] = {"eps": grid, "accuracy": [
-            linf_accuracy(model, x, y, attack, eps, settings=EvalSettings(batch_size=settings.batch_size,
-                                                                          bim_steps=settings.bim_steps),
-                          device=torch.device("cpu"), judge=runner.predict) for eps in grid]}
+            linf_accuracy(model, x, y, attack, eps, settings=settings, device=torch.device("cpu"),
+                          judge=runner.predict) for eps in grid]}
     record["timings"]["total_s"] = time.perf_counter() - started
     return record, rho
 
