@@ -213,33 +213,25 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """DeepFool against each exported artifact itself; records verification.json and applies the gate."""
-    from ddzoo.verify import CHECKPOINT_ARTIFACT, Gate, VerificationFailedError, VerifySettings, verify_package
+    from ddzoo.verify import (
+        CHECKPOINT_ARTIFACT,
+        Gate,
+        VerificationFailedError,
+        VerifySettings,
+        summary_row,
+        verify_package,
+    )
 
     result = verify_package(package, artifacts=artifact, plot=plot,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio))
     names = [CHECKPOINT_ARTIFACT, *(artifact or [n for n in result["records"] if n != CHECKPOINT_ARTIFACT])]
     records = {n: result["records"][n] for n in names}
-    _emit(records, as_json, lambda r: print_table([verification_row(rec) for rec in r.values()], f"{package}"))
+    _emit(records, as_json, lambda r: print_table([summary_row(rec) for rec in r.values()], f"{package}"))
     failed = [n for n, rec in records.items() if not rec["gate"]["passed"]]
     if failed:
         reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
         raise VerificationFailedError(f"gate failed for {reasons}")
-
-
-def verification_row(record: dict) -> dict:
-    """One line of the verification table."""
-    most = max(record["deepfool"], key=lambda k: int(k) if k.isdigit() else -1)
-    box = record["deepfool"]["box_constrained"]
-    cross = record.get("crosscheck") or {}
-    return {"artifact": record["artifact"], "runtime": f"{record['runtime']['backend']} "
-            f"{record['runtime']['runtime_version']}", "precision": record["runtime"]["precision"],
-            "accuracy": f"{record['clean_accuracy']:.4f}", "agree": f"{record['top1_agreement']:.4f}",
-            f"ρ₂ {most} it": f"{record['deepfool'][most]['rho2']:.4f}", "ratio": f"{record['rho2_ratio']:.3f}",
-            "ρ₂ box (fooled)": f"{box['rho2_fooled']:.4f} ({box['fooled']:.2f})",
-            "FGS/BIM @ε_ref": f"{record['fgs']['accuracy'][-1]:.3f}/{record['bim']['accuracy'][-1]:.3f}",
-            "cross-check Δ": f"{cross['relative_difference']:.3f}" if cross else "-",
-            "gate": "pass" if record["gate"]["passed"] else "FAIL"}
 
 
 @app.command("publish")

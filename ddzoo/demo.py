@@ -49,10 +49,11 @@ def run_demo(workdir: Path) -> int:
     zoo("info", "lenet-mnist-dd")
     import json
 
-    from ddzoo.cli import print_table, verification_row
+    from ddzoo.cli import print_table
+    from ddzoo.verify import summary_row
 
     records = json.loads((pulled / "verification.json").read_text())["records"]
-    print_table([verification_row(r) for r in records.values()], "verification of the pulled package")
+    print_table([summary_row(r) for r in records.values()], "verification of the pulled package")
     return 0
 
 

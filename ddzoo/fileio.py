@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,24 @@ def replace_dir(built: Path, out: Path) -> None:
     built.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building_dir(target: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside ``target`` to build in: on success it replaces ``target`` in one
+    rename, on any error it is removed, so ``target`` is never half-written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        yield staging
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def copy_files(source: Path, target: Path, files: Iterable[str]) -> None:
+    """Copy the relative paths ``files`` from folder ``source`` into folder ``target``."""
+    for file in files:
+        (target / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / file, target / file)

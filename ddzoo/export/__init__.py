@@ -8,7 +8,6 @@ was made (calibration set for INT8) and its parity with the checkpoint on real t
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from ddzoo.data import load_split
@@ -16,7 +15,7 @@ from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.eval.checkpoint import reference_of
 from ddzoo.export.onnx_export import OPSET, export_onnx
 from ddzoo.export.parity import parity_record
-from ddzoo.fileio import replace_dir, sha256_file, write_json
+from ddzoo.fileio import building_dir, sha256_file, write_json
 from ddzoo.runtime import open_runner
 from ddzoo.train.checkpoint import CONFIG, WEIGHTS, load_checkpoint, package_versions, read_config
 
@@ -83,9 +82,7 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
     model, config = load_checkpoint(checkpoint)
     if out.resolve() == checkpoint.resolve():
         raise InvalidArgumentError(f"--out {out} is the checkpoint itself; choose a new package folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with building_dir(out) as build:
         shutil.copyfile(checkpoint / WEIGHTS, build / WEIGHTS)
         write_json(build / CONFIG, {**config, **reference_eps(checkpoint, config)})
         metadata = {"ddzoo.arch": config["arch"], "ddzoo.dataset": config["dataset"],
@@ -122,8 +119,4 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
         export = {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": config["dataset"],
                   "artifacts": artifacts, "versions": {**package_versions(), **onnx_versions()}}
         write_json(build / EXPORT_RECORD, export)
-        replace_dir(build, out)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
     return export

@@ -5,12 +5,11 @@ artifact as ``<out>/<name>/1/model.onnx`` (or ``model.plan``)."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.export.onnx_export import INPUT_NAME, OUTPUT_NAME
-from ddzoo.fileio import replace_dir
+from ddzoo.fileio import building_dir
 from ddzoo.names import validate_name
 from ddzoo.train.checkpoint import read_config
 
@@ -43,15 +42,9 @@ def export_triton(package: Path | str, out: Path | str, *, name: str, artifact: 
     # tensor names: those ``zoo export`` gives every ONNX file (engines built from them keep them)
     text = model_config(name, platform, INPUT_NAME, list(config["input_shape"]), OUTPUT_NAME,
                         len(config["classes"]), max_batch, max_delay_us)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.tmp-"))
-    try:
+    with building_dir(out / name) as staging:
         (staging / "1").mkdir()
         shutil.copyfile(source, staging / "1" / filename)
         (staging / "config.pbtxt").write_text(text)
-        replace_dir(staging, out / name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out / name
 

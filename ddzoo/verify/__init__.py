@@ -243,6 +243,22 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     return verification
 
 
+def summary_row(record: dict) -> dict[str, str]:
+    """One verification record as the formatted cells of a table row (CLI tables and model cards)."""
+    runtime, deepfool, box = record["runtime"], record["deepfool"], record["deepfool"]["box_constrained"]
+    cross = record.get("crosscheck") or {}
+    return {"artifact": record["artifact"], "runtime": f"{runtime['backend']} {runtime['runtime_version']}",
+            "precision": runtime["precision"], "accuracy": f"{100 * record['clean_accuracy']:.2f} %",
+            "top-1 agreement": f"{100 * record['top1_agreement']:.2f} %",
+            **{f"ρ₂ {it} it": f"{deepfool[it]['rho2']:.4f}" for it in deepfool if it.isdigit()},
+            "ρ₂ ratio": f"{record['rho2_ratio']:.3f}",
+            "box-constrained ρ₂ (fooled)": f"{box['rho2_fooled']:.4f} ({100 * box['fooled']:.1f} %)",
+            "FGS / BIM at ε_ref": f"{100 * record['fgs']['accuracy'][-1]:.1f} % / "
+                                  f"{100 * record['bim']['accuracy'][-1]:.1f} %",
+            "cross-check Δ": f"{cross['relative_difference']:.3f}" if cross else "-",
+            "gate": "pass" if record["gate"]["passed"] else "FAIL"}
+
+
 def require_passing(package: Path | str, artifacts: list[str] | None = None) -> None:
     """Raise :class:`VerificationFailedError` unless every artifact has a passing record for its bytes."""
     status = verification_status(package)

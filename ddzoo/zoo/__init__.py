@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ddzoo import __version__, constants
 from ddzoo.errors import InvalidArgumentError, ZooError
-from ddzoo.fileio import atomic_write_bytes, replace_dir
+from ddzoo.fileio import atomic_write_bytes, copy_files, replace_dir
 from ddzoo.names import parse_reference, validate_name, validate_repo_id, validate_revision
 from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, hub_for
 from ddzoo.zoo.manifest import MANIFEST, check_files, read_manifest, write_manifest
@@ -102,18 +102,12 @@ def _install(staging: Path, name: str, revision: str, commit: str) -> Path:
     target = _snapshot(name, commit)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
-        old_files = {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
-        for path in staging.rglob("*"):
-            if path.is_file() and str(path.relative_to(staging)) not in old_files:
-                break
-        else:  # nothing new: another pull already installed the same content
+        old, new = _files_in(target), _files_in(staging)
+        if new <= old:  # nothing new: another pull already installed the same content
             shutil.rmtree(staging, ignore_errors=True)
             _write_ref(name, revision, commit)
             return target
-        for file in old_files:  # keep what was there, add what is new, swap in one rename
-            if not (staging / file).exists():
-                (staging / file).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(target / file, staging / file)
+        copy_files(target, staging, old - new)  # keep what was there, add what is new, swap in one rename
     try:
         replace_dir(staging, target)
     except OSError:
@@ -122,6 +116,10 @@ def _install(staging: Path, name: str, revision: str, commit: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)  # lost a race to an identical install
     _write_ref(name, revision, commit)
     return target
+
+
+def _files_in(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
 def _write_ref(name: str, revision: str, commit: str) -> None:

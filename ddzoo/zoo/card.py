@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ddzoo.data import get_dataset_info
 from ddzoo.optional import require
+from ddzoo.verify import summary_row
 
 CARD = "README.md"
 LICENSE = "apache-2.0"
@@ -39,18 +40,11 @@ def eval_results(config: dict, verification: dict) -> list:
 
 
 def _table(verification: dict) -> str:
-    rows = ["| artifact | runtime | precision | accuracy | top-1 agreement | ρ₂ (5 it) | ρ₂ (50 it) | ρ₂ ratio "
-            "| box-constrained ρ₂ (fooled) | FGS / BIM at ε_ref | gate |", "|" + "---|" * 11]
-    for name, r in verification.get("records", {}).items():
-        box = r["deepfool"]["box_constrained"]
-        rt, df, gate = r["runtime"], r["deepfool"], "pass" if r["gate"]["passed"] else "FAIL"
-        cells = [f"`{name}`", f"{rt['backend']} {rt['runtime_version']}", rt["precision"],
-                 f"{100 * r['clean_accuracy']:.2f} %", f"{100 * r['top1_agreement']:.2f} %", f"{df['5']['rho2']:.4f}",
-                 f"{df['50']['rho2']:.4f}", f"{r['rho2_ratio']:.3f}",
-                 f"{box['rho2_fooled']:.4f} ({100 * box['fooled']:.1f} %)",
-                 f"{100 * r['fgs']['accuracy'][-1]:.1f} % / {100 * r['bim']['accuracy'][-1]:.1f} %", gate]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    rows = [summary_row(r) for r in verification.get("records", {}).values()]
+    if not rows:
+        return "(no verification records)"
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join([*lines, *("| " + " | ".join(row.values()) + " |" for row in rows)])
 
 
 def make_card(package: Path, name: str, config: dict, verification: dict, unverified: list[str]) -> str:

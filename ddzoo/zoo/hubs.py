@@ -8,11 +8,10 @@ not hold the model), ``fetch`` (files into a folder) and, except the bundled one
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError, ZooError
-from ddzoo.fileio import replace_dir, sha256_file
+from ddzoo.fileio import building_dir, copy_files, sha256_file
 from ddzoo.zoo.card import import_hub
 from ddzoo.zoo.manifest import MANIFEST, package_files
 
@@ -37,23 +36,13 @@ class DirectoryHub:
         return "sha256-" + sha256_file(folder / MANIFEST)[:40], [*package_files(folder), MANIFEST]
 
     def fetch(self, name: str, revision: str, commit: str, files: list[str], dest: Path) -> None:
-        for file in files:
-            (dest / file).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.root / name / revision / file, dest / file)
+        copy_files(self.root / name / revision, dest, files)
 
     def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         target = self.root / name / revision
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{revision.replace('/', '_')}.tmp-"))
-        try:
-            for file in files:
-                (staging / file).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(package / file, staging / file)
+        with building_dir(target) as staging:
+            copy_files(package, staging, files)
             (staging / ".commit-message").write_text(message + "\n")
-            replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         commit, _ = self.resolve(name, revision)
         return {"hub": self.label, "url": str(target), "commit": commit}
 
