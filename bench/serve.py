@@ -1,11 +1,14 @@
 """Serving throughput: onnxruntime ``session.run`` called directly vs ``zoo serve`` (KServe v2 over HTTP) with
 batch-1 clients at concurrency 1, 16 and 64, with dynamic batching (max batch 64) and without (max batch 1).
 
-The server runs as its own process (``zoo serve``); clients are threads with keep-alive connections sending
-the binary-tensor request tritonclient sends. Targets: the service reaches >= 90 % of direct throughput at its
-best setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16.
+The server runs as its own process (``zoo serve``, served with ``--allow-unverified``: only speed is measured
+here). The load comes from ``wrk`` (Debian package ``wrk``), a compiled load generator whose connections each
+keep one binary-tensor request in flight, as a tritonclient ``infer`` call does; without wrk, Python threads
+with keep-alive connections send the same request (slower: they share the GIL and the two cores with the
+server). Targets: the service reaches >= 90 % of direct throughput on the same batch-1 requests at its best
+setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16.
 
-    python bench/serve.py PACKAGE [--seconds 5] [--json OUT]
+    python bench/serve.py PACKAGE [PACKAGE ...] [--seconds 5] [--client wrk|python] [--json OUT]
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +32,21 @@ from ddzoo.data import load_split
 from ddzoo.runtime import open_runner
 from ddzoo.train.checkpoint import read_config
 
+WRK_SCRIPT = """
+local f = assert(io.open(os.getenv("ZOO_BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+wrk.headers["Inference-Header-Content-Length"] = os.getenv("ZOO_BENCH_HEADER_LENGTH")
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}\\n', summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -35,14 +55,21 @@ def free_port() -> int:
 
 
 def request_bytes(image: np.ndarray) -> tuple[bytes, str]:
+    """tritonclient's binary-tensor request for one image: JSON header, then the raw float32 bytes."""
     header = json.dumps({"inputs": [{"name": "input", "shape": [1, *image.shape], "datatype": "FP32",
                                      "parameters": {"binary_data_size": image.nbytes}}],
                          "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}).encode()
     return header + image.astype("<f4").tobytes(), str(len(header))
 
 
-def direct(session_runner, images: np.ndarray, batch: int, seconds: float) -> dict:
-    session, name = session_runner.session, session_runner.input_spec.name
+def summary(images: int, seconds: float, latencies: list[float]) -> dict:
+    lat = np.array(latencies) * 1000
+    return {"images_per_s": images / seconds, "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)), "requests": len(latencies)}
+
+
+def direct(runner, images: np.ndarray, batch: int, seconds: float) -> dict:
+    session, name = runner.session, runner.input_spec.name
     batches = [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)]
     done, latencies, start = 0, [], time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -54,17 +81,26 @@ def direct(session_runner, images: np.ndarray, batch: int, seconds: float) -> di
     return summary(done, time.perf_counter() - start, latencies)
 
 
-def summary(images: int, seconds: float, latencies: list[float]) -> dict:
-    lat = np.array(latencies) * 1000
-    return {"images_per_s": images / seconds, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "requests": len(latencies)}
+def load_wrk(url: str, body: tuple[bytes, str], concurrency: int, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "body").write_bytes(body[0])
+        (Path(tmp) / "infer.lua").write_text(WRK_SCRIPT)
+        env = {**os.environ, "ZOO_BENCH_BODY": str(Path(tmp) / "body"), "ZOO_BENCH_HEADER_LENGTH": body[1]}
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
+                              "-s", str(Path(tmp) / "infer.lua"), url], env=env, capture_output=True, text=True,
+                             check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    return {"images_per_s": row["requests"] / (row["duration_us"] / 1e6), "p50_ms": row["p50_us"] / 1000,
+            "p99_ms": row["p99_us"] / 1000, "requests": row["requests"],
+            "errors": row["non_2xx"] + row["socket_errors"]}
 
 
-def load(port: int, model: str, bodies: list[tuple[bytes, str]], concurrency: int, seconds: float) -> dict:
+def load_python(url: str, bodies: list[tuple[bytes, str]], concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     stop = time.perf_counter() + seconds
+    port, path = int(url.split(":")[2].split("/")[0]), "/" + url.split("/", 3)[3]
 
     def client(offset: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -74,7 +110,7 @@ def load(port: int, model: str, bodies: list[tuple[bytes, str]], concurrency: in
             i += 1
             t0 = time.perf_counter()
             headers = {"Inference-Header-Content-Length": length, "Content-Type": "application/octet-stream"}
-            conn.request("POST", f"/v2/models/{model}/infer", body=body, headers=headers)
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             if response.status != 200:
@@ -97,7 +133,8 @@ def load(port: int, model: str, bodies: list[tuple[bytes, str]], concurrency: in
 def start_server(package: Path, port: int, max_batch: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "ddzoo.cli", "serve", str(package), "--name", "bench",
                                 "--port", str(port), "--max-batch", str(max_batch), "--max-delay-ms", "2",
-                                "--max-queue", "4096"], stdout=subprocess.DEVNULL, env=os.environ.copy())
+                                "--max-queue", "4096", "--allow-unverified"], stdout=subprocess.DEVNULL,
+                               env=os.environ.copy())
     for _ in range(600):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -105,49 +142,66 @@ def start_server(package: Path, port: int, max_batch: int) -> subprocess.Popen:
             if conn.getresponse().status == 200:
                 return process
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not start")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("package", type=Path)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    config = read_config(args.package)
+def bench_package(package: Path, seconds: float, client: str) -> dict:
+    config = read_config(package)
     x, _ = load_split(config["dataset"], "test").tensors(limit=1024)
     images = x.numpy()
     bodies = [request_bytes(img) for img in images[:256]]
-    report: dict = {"package": str(args.package), "cpus": os.cpu_count(), "direct": {}, "service": {}}
-    with open_runner(args.package / "model.onnx", providers=["CPUExecutionProvider"]) as runner:
+    report: dict = {"package": str(package), "model": config["arch"], "dataset": config["dataset"],
+                    "client": client, "direct": {}, "service": {}}
+    with open_runner(package / "model.onnx", providers=["CPUExecutionProvider"]) as runner:
         for batch in (1, 16, 64):
-            report["direct"][f"batch {batch}"] = direct(runner, images, batch, args.seconds)
+            report["direct"][f"batch {batch}"] = direct(runner, images, batch, seconds)
     for max_batch in (1, 64):
         port = free_port()
-        server = start_server(args.package, port, max_batch)
+        url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
+        server = start_server(package, port, max_batch)
         try:
             for concurrency in (1, 16, 64):
                 key = f"max_batch {max_batch}, concurrency {concurrency}"
-                report["service"][key] = load(port, "bench", bodies, concurrency, args.seconds)
+                report["service"][key] = (load_wrk(url, bodies[0], concurrency, seconds) if client == "wrk"
+                                          else load_python(url, bodies, concurrency, seconds))
         finally:
             server.terminate()
             server.wait(timeout=60)
-    print(f"{'setting':42s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
-    for group in ("direct", "service"):
-        for key, row in report[group].items():
-            print(f"{group + ' ' + key:42s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f}")
-    best_service = max(r["images_per_s"] for r in report["service"].values())
-    best_direct = max(r["images_per_s"] for r in report["direct"].values())
-    batching = (report["service"]["max_batch 64, concurrency 16"]["images_per_s"]
-                / report["service"]["max_batch 1, concurrency 16"]["images_per_s"])
-    report["ratios"] = {"best_service_over_best_direct": best_service / best_direct,
-                        "best_service_over_direct_batch1": best_service / report["direct"]["batch 1"]["images_per_s"],
-                        "batching_gain_at_concurrency_16": batching}
-    print(json.dumps(report["ratios"], indent=2))
+    service = {key: row["images_per_s"] for key, row in report["service"].items()}
+    best = max(service, key=service.get)
+    report["ratios"] = {
+        "best_service_setting": best,
+        "best_service_over_direct_batch1": service[best] / report["direct"]["batch 1"]["images_per_s"],
+        "best_service_over_direct_batch64": service[best] / report["direct"]["batch 64"]["images_per_s"],
+        "batching_gain_at_concurrency_16": service["max_batch 64, concurrency 16"]
+        / service["max_batch 1, concurrency 16"],
+        "direct_batch64_over_batch1": report["direct"]["batch 64"]["images_per_s"]
+        / report["direct"]["batch 1"]["images_per_s"],
+    }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("packages", type=Path, nargs="+")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    reports = [bench_package(package, args.seconds, args.client) for package in args.packages]
+    for report in reports:
+        print(f"\n{report['model']} on {report['dataset']} ({report['package']}), client {report['client']}")
+        print(f"{'setting':42s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
+        for group in ("direct", "service"):
+            for key, row in report[group].items():
+                print(f"{group + ' ' + key:42s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} "
+                      f"{row['p99_ms']:8.2f} {row.get('errors', 0):7d}")
+        print(json.dumps(report["ratios"], indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        Path(args.json).write_text(json.dumps({"cpus": os.cpu_count(), "reports": reports}, indent=2))
 
 
 if __name__ == "__main__":

@@ -146,16 +146,16 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()) -> St
             spec = state["runner"].input_spec
             parsed, images = parse_infer_request(bytes(body), request.headers.get(HEADER_LENGTH), spec.name,
                                                  spec.shape)
-            logits = await asyncio.wait_for(state["batcher"].submit(images), settings.timeout_s)
+            logits = await state["batcher"].submit(images, settings.timeout_s)
             content, headers = infer_response(parsed, name, spec.output_name, logits)
             return Response(content, headers=headers)
-        except BadRequestError as err:
+        except (BadRequestError, InvalidArgumentError) as err:
             code, reason = 400, "bad request"
             return _error(400, str(err))
         except QueueFullError as err:
             code, reason = 503, "queue full"
             return _error(503, f"{err}; retry later", {"Retry-After": "1"})
-        except TimeoutError:
+        except asyncio.TimeoutError:
             code, reason = 503, "timeout"
             return _error(503, f"no answer within {settings.timeout_s} s; retry later", {"Retry-After": "1"})
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,9 +28,12 @@ class _Pending:
 class DynamicBatcher:
     """Gathers requests into batches for ``predict`` (run in a worker thread, one batch at a time).
 
+    The first request of a batch waits at most ``max_delay_ms`` for others; a request whose caller gave up
+    (its future was cancelled, e.g. by a timeout) is dropped before it reaches the backend.
+
     Args:
         predict: maps float32 images (N, C, H, W) to logits (N, K).
-        max_batch: images per backend call at most (1 turns batching off).
+        max_batch: images per backend call at most (1 turns batching off); larger requests are refused.
         max_delay_ms: how long the first request of a batch waits for others.
         max_queue: images waiting at most; more are refused with :class:`QueueFullError`.
         observe: optional callback ``(batch_size, queue_seconds_list, compute_seconds)`` for metrics.
@@ -42,9 +46,10 @@ class DynamicBatcher:
                                        f"{max_batch}, {max_delay_ms}, {max_queue}")
         self.predict, self.max_batch, self.max_delay = predict, max_batch, max_delay_ms / 1000
         self.max_queue, self.observe = max_queue, observe
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.queue: deque[_Pending] = deque()
         self.waiting = 0  # images queued, not yet in a batch
         self.in_flight = 0  # requests submitted and not yet answered
+        self._arrived = asyncio.Event()
         self._worker: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -57,41 +62,63 @@ class DynamicBatcher:
         if self._worker:
             self._worker.cancel()
 
-    async def submit(self, images: np.ndarray) -> np.ndarray:
+    def submit_nowait(self, images: np.ndarray) -> asyncio.Future:
+        """Queue ``images``; the returned future gets their logits (cancel it to give up)."""
+        if len(images) > self.max_batch:
+            raise InvalidArgumentError(f"a request holds {len(images)} images; this server takes at most "
+                                       f"{self.max_batch} per request (--max-batch)")
         if self.waiting + len(images) > self.max_queue:
             raise QueueFullError(f"queue full ({self.waiting} images waiting, limit {self.max_queue})")
-        pending = _Pending(images, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(self._answered)
+        self.queue.append(_Pending(images, future))
         self.waiting += len(images)
         self.in_flight += 1
-        try:
-            self.queue.put_nowait(pending)
-            return await pending.future
-        finally:
-            self.in_flight -= 1
+        self._arrived.set()
+        return future
+
+    async def submit(self, images: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """The logits of ``images``; ``asyncio.TimeoutError`` after ``timeout`` seconds (then dropped)."""
+        return await asyncio.wait_for(self.submit_nowait(images), timeout)
+
+    def _answered(self, _: asyncio.Future) -> None:
+        self.in_flight -= 1
+
+    def _take(self, batch: list[_Pending], size: int) -> int:
+        """Move queued requests into ``batch`` while they fit; returns the new image count."""
+        while self.queue and (not batch or size + len(self.queue[0].images) <= self.max_batch):
+            pending = self.queue.popleft()
+            self.waiting -= len(pending.images)
+            if not pending.future.done():  # done here means cancelled: the caller gave up
+                batch.append(pending)
+                size += len(pending.images)
+        return size
+
+    async def _gather(self) -> list[_Pending]:
+        while not self.queue:
+            self._arrived.clear()
+            await self._arrived.wait()
+        batch: list[_Pending] = []
+        deadline = self.queue[0].enqueued + self.max_delay
+        size = self._take(batch, 0)
+        while size < self.max_batch and not self.queue:  # an empty queue: wait for more until the deadline
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+            size = self._take(batch, size)
+        return batch
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        carry: _Pending | None = None
         while True:
-            first = carry or await self.queue.get()
-            carry = None
-            batch, size = [first], len(first.images)
-            deadline = first.enqueued + self.max_delay
-            while size < self.max_batch:
-                try:
-                    item = self.queue.get_nowait()
-                except asyncio.QueueEmpty:  # poll until the deadline (cancelling a pending get could lose an item)
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0:
-                        break
-                    await asyncio.sleep(min(remaining, 2e-4))
-                    continue
-                if size + len(item.images) > self.max_batch:
-                    carry = item
-                    break
-                batch.append(item)
-                size += len(item.images)
-            self.waiting -= size
+            batch = await self._gather()
+            if not batch:
+                continue
             started = time.perf_counter()
             try:
                 images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])
@@ -103,7 +130,7 @@ class DynamicBatcher:
                 continue
             finished = time.perf_counter()
             if self.observe:
-                self.observe(size, [started - p.enqueued for p in batch], finished - started)
+                self.observe(len(images), [started - p.enqueued for p in batch], finished - started)
             offset = 0
             for pending in batch:
                 n = len(pending.images)
