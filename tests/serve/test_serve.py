@@ -137,6 +137,8 @@ GOOD = {"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [0
     (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "data": [float("nan")] * 784}]}, 400, "NaN or Inf"),
     (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "data": [0.5] * 783}]}, 400, "holds 783 values"),
     (f"/v2/models/{NAME}/infer", {"inputs": [GOOD], "outputs": [{"name": "probs"}]}, 400, "unknown output"),
+    (f"/v2/models/{NAME}/infer", {"inputs": [{**GOOD, "shape": [33, 1, 28, 28], "data": [0.5] * 784 * 33}]}, 400,
+     "at most 32 per request"),
 ])
 def test_bad_input_is_a_clear_4xx(server, path, body, status, message):
     response = requests.post(server.url + path, data=json.dumps(body, allow_nan=True), timeout=10)
