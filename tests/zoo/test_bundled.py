@@ -14,7 +14,7 @@ BUNDLED = sorted(p.parent.parent.name for p in BUNDLED_HUB.glob("*/main/manifest
 
 
 def test_the_zoos_own_models_are_bundled():
-    assert {"lenet-mnist-ref", "lenet-mnist-dd"} <= set(BUNDLED)
+    assert {"lenet-mnist-ref", "lenet-mnist-dd", "lenet-fashion-mnist-ref", "lenet-fashion-mnist-dd"} <= set(BUNDLED)
 
 
 @pytest.mark.parametrize("name", BUNDLED)
