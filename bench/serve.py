@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -100,17 +101,17 @@ def load_python(url: str, bodies: list[tuple[bytes, str]], concurrency: int, sec
     errors = [0]
     lock = threading.Lock()
     stop = time.perf_counter() + seconds
-    port, path = int(url.split(":")[2].split("/")[0]), "/" + url.split("/", 3)[3]
+    parts = urlsplit(url)
 
     def client(offset: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         mine, i = [], offset
         while time.perf_counter() < stop:
             body, length = bodies[i % len(bodies)]
             i += 1
             t0 = time.perf_counter()
             headers = {"Inference-Header-Content-Length": length, "Content-Type": "application/octet-stream"}
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request("POST", parts.path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             if response.status != 200:

@@ -303,9 +303,10 @@ def resolve_package(name_or_path: str, name: str | None = None) -> tuple[Path, s
     path = Path(name_or_path)
     if path.is_dir():
         return path, name or path.resolve().name
+    from ddzoo.names import parse_reference
     from ddzoo.zoo import pull as pull_package
 
-    return pull_package(name_or_path), name or name_or_path.partition("@")[0]
+    return pull_package(name_or_path), name or parse_reference(name_or_path)[0]
 
 
 @app.command("serve")

@@ -14,6 +14,13 @@ BACKENDS = ("auto", "torch", "ort", "trt")
 WEIGHTS_FILE = "model.safetensors"
 
 
+def check_backend(backend: str) -> str:
+    """``backend`` if it is one of :data:`BACKENDS`, else an error listing them."""
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    return backend
+
+
 def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str] | None = None,
                 device: str | None = None) -> Runner:
     """A runner for ``path``: a checkpoint/package folder, ``model.safetensors``, an ``.onnx`` or a ``.plan``.
@@ -28,8 +35,7 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
         InvalidArgumentError: unknown backend, or a file the backend cannot run.
         MissingDependencyError: onnxruntime or tensorrt is needed and not installed.
     """
-    if backend not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    check_backend(backend)
     path = Path(path)
     if not path.exists():
         raise InvalidArgumentError(f"{path}: no such artifact; pass a package folder, .safetensors, .onnx or .plan")
@@ -52,4 +58,4 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
     return TrtRunner(path)
 
 
-__all__ = ["BACKENDS", "InputSpec", "Runner", "open_runner"]
+__all__ = ["BACKENDS", "InputSpec", "Runner", "check_backend", "open_runner"]

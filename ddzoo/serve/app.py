@@ -184,11 +184,10 @@ def choose_artifact(package: Path, *, artifact: str | None = None, backend: str 
     """The artifact to serve: ``artifact`` if given, else a TensorRT engine for this GPU (auto, trt), else
     ``model.onnx`` (onnxruntime takes CUDA when it has it, else the CPU); refuses one without a passing
     verification for its bytes unless ``allow_unverified``."""
-    from ddzoo.runtime import BACKENDS
+    from ddzoo.runtime import check_backend
     from ddzoo.verify import CHECKPOINT_ARTIFACT, require_passing
 
-    if backend not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    check_backend(backend)
 
     if artifact is None:
         artifact = {"torch": CHECKPOINT_ARTIFACT, "ort": "model.onnx"}.get(backend)
@@ -207,14 +206,13 @@ def choose_artifact(package: Path, *, artifact: str | None = None, backend: str 
 def open_artifact(package: Path, artifact: str):
     """``(runner, metadata)`` for a served artifact; the metadata carries its verification record."""
     from ddzoo.runtime import open_runner
-    from ddzoo.verify import read_verification
+    from ddzoo.verify import headline, read_verification
 
     runner = open_runner(package / artifact)
     record = read_verification(package)["records"].get(artifact, {})
     metadata = {"artifact": artifact, **runner.describe(),
                 "verified": bool(record.get("gate", {}).get("passed")), "sha256": record.get("sha256", ""),
-                "rho2": record.get("deepfool", {}).get("50", {}).get("rho2"),
-                "clean_accuracy": record.get("clean_accuracy")}
+                **headline(record)}
     return runner, metadata
 
 

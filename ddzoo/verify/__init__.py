@@ -243,6 +243,16 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     return verification
 
 
+HEADLINE_ITERATIONS = "50"  # the ρ₂ that cards, listings and served metadata quote
+
+
+def headline(record: dict | None) -> dict[str, float | None]:
+    """A record's clean accuracy and 50-iteration ρ₂ (None where the record, or the artifact's, is missing)."""
+    record = record or {}
+    return {"clean_accuracy": record.get("clean_accuracy"),
+            "rho2": record.get("deepfool", {}).get(HEADLINE_ITERATIONS, {}).get("rho2")}
+
+
 def summary_row(record: dict) -> dict[str, str]:
     """One verification record as the formatted cells of a table row (CLI tables and model cards)."""
     runtime, deepfool, box = record["runtime"], record["deepfool"], record["deepfool"]["box_constrained"]

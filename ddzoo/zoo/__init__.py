@@ -11,7 +11,6 @@ same model end with one copy.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -208,7 +207,13 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     ``allow_unverified`` (the card then names them) or ``skip_unverified`` (they are left out of the upload).
     """
     from ddzoo.train.checkpoint import read_config
-    from ddzoo.verify import CHECKPOINT_ARTIFACT, VerificationFailedError, read_verification, verification_status
+    from ddzoo.verify import (
+        CHECKPOINT_ARTIFACT,
+        VerificationFailedError,
+        headline,
+        read_verification,
+        verification_status,
+    )
     from ddzoo.zoo.card import CARD, make_card
 
     org, name = validate_repo_id(repo)
@@ -231,9 +236,9 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     card = make_card(package, name, config, {**verification, "records": current}, unverified)
     atomic_write_bytes(package / CARD, card.encode())
     files = [*write_manifest(package, exclude=left_out)["files"], MANIFEST]
-    onnx = current.get("model.onnx", {})
-    metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['deepfool']['50']['rho2']:.4f}"
-               if onnx else "unverified")
+    onnx = headline(current.get("model.onnx"))
+    metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['rho2']:.4f}"
+               if onnx["rho2"] is not None else "unverified")
     message = (f"{name}: {config['arch']} on {config['dataset']} ({config.get('recipe', {}).get('name')}), "
                f"ONNX {metrics}; ddzoo {__version__}")
     target = hub_for(hub, constants.HF_ENDPOINT, org)
@@ -243,12 +248,13 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
 
 def summary(folder: Path) -> dict:
     """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂."""
-    config = json.loads((folder / "config.json").read_text())
-    verification = (json.loads((folder / "verification.json").read_text())
-                    if (folder / "verification.json").is_file() else {"records": {}})
-    onnx = verification["records"].get("model.onnx") or {}
+    from ddzoo.train.checkpoint import read_config
+    from ddzoo.verify import headline, read_verification
+
+    config = read_config(folder)
+    onnx = headline(read_verification(folder)["records"].get("model.onnx"))
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
-            "accuracy": onnx.get("clean_accuracy"), "rho2": onnx.get("deepfool", {}).get("50", {}).get("rho2")}
+            "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"]}
 
 
 def list_models() -> list[dict]:

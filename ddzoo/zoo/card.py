@@ -10,11 +10,10 @@ from pathlib import Path
 
 from ddzoo.data import get_dataset_info
 from ddzoo.optional import require
-from ddzoo.verify import summary_row
+from ddzoo.verify import HEADLINE_ITERATIONS, headline, summary_row
 
 CARD = "README.md"
 LICENSE = "apache-2.0"
-RHO_ITERATIONS = "50"
 
 
 def import_hub():
@@ -34,8 +33,9 @@ def eval_results(config: dict, verification: dict) -> list:
                                   "images": record["images"], "sha256": record["sha256"]}}
         results.append(hub.EvalResult(metric_type="accuracy", metric_name=f"accuracy ({name})",
                                       metric_value=record["clean_accuracy"], **common))
-        results.append(hub.EvalResult(metric_type="rho2", metric_name=f"DeepFool rho2, {RHO_ITERATIONS} it ({name})",
-                                      metric_value=record["deepfool"][RHO_ITERATIONS]["rho2"], **common))
+        results.append(hub.EvalResult(metric_type="rho2",
+                                      metric_name=f"DeepFool rho2, {HEADLINE_ITERATIONS} it ({name})",
+                                      metric_value=headline(record)["rho2"], **common))
     return results
 
 

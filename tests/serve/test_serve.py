@@ -29,28 +29,35 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
-    """The app on a real uvicorn server in a thread."""
+def _wait_for(url: str, seconds: float = 60) -> None:
+    """Poll GET ``url`` until it answers 200."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {seconds} s")
 
-    def __init__(self, load, settings: ServeSettings):
+
+class Server:
+    """The app on a real uvicorn server in a thread; entering waits until ``wait_path`` answers 200."""
+
+    def __init__(self, load, settings: ServeSettings | None = None, wait_path: str = "/v2/health/ready"):
+        self.wait_path = wait_path
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(load, NAME, settings), host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(create_app(load, NAME, settings or ServeSettings()), host="127.0.0.1", port=self.port,
                                 log_level="error")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Server:
         self.thread.start()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not become ready")
+        _wait_for(self.url + self.wait_path)
+        return self
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
@@ -202,31 +209,17 @@ def test_ready_is_503_until_the_model_is_loaded(verified_package):
         gate.wait(30)
         return load()
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(blocked, NAME), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                live = requests.get(f"{url}/v2/health/live", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        assert live.status_code == 200
-        assert requests.get(f"{url}/v2/health/ready").status_code == 503
-        assert requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}).status_code == 503
-        gate.set()
-        for _ in range(200):
-            if requests.get(f"{url}/v2/health/ready").status_code == 200:
-                break
-            time.sleep(0.05)
-        assert requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}).status_code == 200
-    finally:
-        gate.set()
-        server.should_exit = True
-        thread.join(timeout=30)
+    with Server(blocked, wait_path="/v2/health/live") as server:  # up and live, the model still loading
+        url = server.url
+        try:
+            assert requests.get(f"{url}/v2/health/live").status_code == 200
+            assert requests.get(f"{url}/v2/health/ready").status_code == 503
+            assert requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}).status_code == 503
+            gate.set()
+            _wait_for(f"{url}/v2/health/ready")
+            assert requests.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}).status_code == 200
+        finally:
+            gate.set()  # never leave the loader blocked while the server shuts down
 
 
 def test_auto_backend_and_verification_gate(verified_package, tmp_path):
@@ -276,12 +269,7 @@ def test_zoo_serve_cli_serves_and_shuts_down_gracefully(verified_package):
                                text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        _wait_for(f"{url}/v2/health/ready")
         assert requests.get(f"{url}/v2").json()["extensions"] == ["binary_tensor_data"]
 
         def one(_):
