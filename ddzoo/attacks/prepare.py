@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import copy
 
+import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 def attack_copy(model: nn.Module) -> nn.Module:
-    """A frozen eval-mode copy of ``model`` with batch norm folded into the preceding convolutions.
+    """A frozen eval-mode copy of ``model`` that gives the same logits and input gradients, faster.
 
-    Folding eval-mode batch norm is exact up to float rounding and removes its backward pass, which
-    DeepFool runs once per candidate class (1.6x faster on ResNet-20, CPU). Models that torch.fx cannot
-    trace are copied unfused. Never use the copy for training: its parameters are not the model's.
+    Eval-mode batch norm is folded into the preceding convolutions (exact up to float rounding; removes its
+    backward pass, which DeepFool runs once per candidate class: 1.6x on ResNet-20, CPU), single-channel
+    convolutions get :class:`InputGradConv2d`'s input gradient, and weights are stored channels-last
+    (box-constrained DeepFool 1.1x faster on LeNet and ResNet-20, CPU). Models that torch.fx cannot trace
+    are copied unfused. Never use the copy for training: its parameters are not the model's.
     """
     frozen = copy.deepcopy(model).eval()
     for parameter in frozen.parameters():
@@ -20,6 +25,53 @@ def attack_copy(model: nn.Module) -> nn.Module:
     try:
         from torch.fx.experimental.optimization import fuse
 
-        return fuse(frozen)
+        frozen = fuse(frozen)
     except Exception:  # noqa: BLE001 - an untraceable model simply stays unfused
-        return frozen
+        pass
+    _swap_single_channel_convs(frozen)
+    return frozen.to(memory_format=torch.channels_last)
+
+
+class InputGradConv2d(nn.Conv2d):
+    """A frozen stride-1 convolution whose input gradient on the CPU is one GEMM plus k² shifted adds.
+
+    oneDNN's backward for a one-channel input (LeNet's first layer) runs ~6x slower than this (measured
+    149 ms vs 25 ms for 500 MNIST images, 1 thread), and that layer's backward was half of box-constrained
+    DeepFool's time on LeNet. Wider inputs stay on oneDNN, which wins there. Exact up to float rounding.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda or not torch.is_grad_enabled():
+            return super().forward(x)
+        return _ConvWithGemmInputGrad.apply(x, self.weight, self.bias, self.padding)
+
+
+class _ConvWithGemmInputGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):  # noqa: ANN001 - autograd.Function signature
+        ctx.save_for_backward(weight)
+        ctx.input_size, ctx.padding = x.shape[-2:], padding
+        return F.conv2d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):  # noqa: ANN001
+        (weight,) = ctx.saved_tensors
+        (height, width), (pad_h, pad_w) = ctx.input_size, ctx.padding
+        n, out_channels, out_h, out_w = grad_output.shape
+        _, in_channels, kernel_h, kernel_w = weight.shape
+        columns = weight.reshape(out_channels, -1).t() @ grad_output.flatten(2)  # im2col's transpose
+        columns = columns.view(n, in_channels, kernel_h, kernel_w, out_h, out_w)
+        grad_input = grad_output.new_zeros(n, in_channels, height + 2 * pad_h, width + 2 * pad_w)
+        for i in range(kernel_h):  # col2im as k² shifted adds (F.fold is slower here)
+            for j in range(kernel_w):
+                grad_input[:, :, i : i + out_h, j : j + out_w] += columns[:, :, i, j]
+        return grad_input[:, :, pad_h : pad_h + height, pad_w : pad_w + width], None, None, None
+
+
+def _swap_single_channel_convs(model: nn.Module) -> None:
+    for module in model.modules():
+        if (type(module) is nn.Conv2d and module.in_channels == 1 and module.stride == (1, 1)
+                and module.dilation == (1, 1) and module.groups == 1 and module.padding_mode == "zeros"
+                and not isinstance(module.padding, str)):
+            module.__class__ = InputGradConv2d
