@@ -60,7 +60,7 @@ class _ConvWithGemmInputGrad(torch.autograd.Function):
         (height, width), (pad_h, pad_w) = ctx.input_size, ctx.padding
         n, out_channels, out_h, out_w = grad_output.shape
         _, in_channels, kernel_h, kernel_w = weight.shape
-        columns = weight.reshape(out_channels, -1).t() @ grad_output.flatten(2)  # im2col's transpose
+        columns = weight.reshape(out_channels, -1).t() @ grad_output.contiguous().flatten(2)  # im2col's transpose
         columns = columns.view(n, in_channels, kernel_h, kernel_w, out_h, out_w)
         grad_input = grad_output.new_zeros(n, in_channels, height + 2 * pad_h, width + 2 * pad_w)
         for i in range(kernel_h):  # col2im as k² shifted adds (F.fold is slower here)
