@@ -57,16 +57,26 @@ class _ConvWithGemmInputGrad(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_output):  # noqa: ANN001
         (weight,) = ctx.saved_tensors
-        (height, width), (pad_h, pad_w) = ctx.input_size, ctx.padding
-        n, out_channels, out_h, out_w = grad_output.shape
-        _, in_channels, kernel_h, kernel_w = weight.shape
-        columns = weight.reshape(out_channels, -1).t() @ grad_output.contiguous().flatten(2)  # im2col's transpose
-        columns = columns.view(n, in_channels, kernel_h, kernel_w, out_h, out_w)
-        grad_input = grad_output.new_zeros(n, in_channels, height + 2 * pad_h, width + 2 * pad_w)
-        for i in range(kernel_h):  # col2im as k² shifted adds (F.fold is slower here)
-            for j in range(kernel_w):
-                grad_input[:, :, i : i + out_h, j : j + out_w] += columns[:, :, i, j]
-        return grad_input[:, :, pad_h : pad_h + height, pad_w : pad_w + width], None, None, None
+        try:
+            grad_input = _gemm_input_grad(grad_output, weight, ctx.input_size, ctx.padding)
+        except RuntimeError:  # under vmap (is_grads_batched) these view and in-place ops have no batching rule
+            grad_input = torch.nn.grad.conv2d_input((grad_output.shape[0], weight.shape[1], *ctx.input_size),
+                                                    weight, grad_output, padding=ctx.padding)
+        return grad_input, None, None, None
+
+
+def _gemm_input_grad(grad_output: torch.Tensor, weight: torch.Tensor, input_size: tuple[int, int],
+                     padding: tuple[int, int]) -> torch.Tensor:
+    (height, width), (pad_h, pad_w) = input_size, padding
+    n, out_channels, out_h, out_w = grad_output.shape
+    _, in_channels, kernel_h, kernel_w = weight.shape
+    columns = weight.reshape(out_channels, -1).t() @ grad_output.contiguous().flatten(2)  # im2col's transpose
+    columns = columns.view(n, in_channels, kernel_h, kernel_w, out_h, out_w)
+    grad_input = grad_output.new_zeros(n, in_channels, height + 2 * pad_h, width + 2 * pad_w)
+    for i in range(kernel_h):  # col2im as k² shifted adds (F.fold is slower here)
+        for j in range(kernel_w):
+            grad_input[:, :, i : i + out_h, j : j + out_w] += columns[:, :, i, j]
+    return grad_input[:, :, pad_h : pad_h + height, pad_w : pad_w + width]
 
 
 def _swap_single_channel_convs(model: nn.Module) -> None:

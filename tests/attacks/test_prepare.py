@@ -38,3 +38,15 @@ def test_attack_copy_swaps_only_single_channel_stride_one_convolutions(lenet, mn
         (expected,) = torch.autograd.grad(lenet(x)[:, cls].sum(), x)
         (got,) = torch.autograd.grad(frozen(x)[:, cls].sum(), x)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_vectorized_candidate_gradients_work_through_the_swapped_convolution(lenet, mnist_test):
+    from ddzoo.attacks.deepfool import candidate_gradients
+
+    frozen = attack_copy(lenet)
+    point = mnist_test.tensors(limit=16)[0].requires_grad_(True)
+    logits = frozen(point)
+    diffs = logits[:, 1:4] - logits[:, :1]
+    looped = candidate_gradients(diffs, point, retain_graph=True, vectorized=False)
+    batched = candidate_gradients(diffs, point, vectorized=True)
+    torch.testing.assert_close(batched, looped, rtol=1e-4, atol=1e-6)
