@@ -4,9 +4,11 @@ Settings shared by all three: 50 steps, overshoot 0.02, start from the predicted
 [0, 1] inside the loop (the only mode torchattacks and foolbox offer); ddzoo linearises at the overshoot
 point as foolbox does. torchattacks always uses every class as a candidate, so K = 10 = all classes.
 ddzoo's unconstrained run (the paper's ρ₂) is printed too. Ratios are ddzoo's images/s over each
-library's, measured in the same process.
+library's, measured in the same process, interleaved: each of ``--rounds`` chunks of the images is attacked
+by every method in turn, so a drift in the machine's speed weighs on all of them alike.
 
-    python bench/deepfool.py [--images 1000] [--lenet CKPT] [--resnet CKPT] [--json OUT]
+    python bench/deepfool.py [--images 1000] [--rounds 4] [--models lenet resnet20] [--lenet CKPT] [--resnet CKPT]
+                             [--json OUT]
 
 Missing checkpoints are trained first with the zoo's own trainer (commands printed) into runs/bench/.
 """
@@ -62,15 +64,32 @@ def torchattacks_attack(model, x, labels):
     return torchattacks.DeepFool(model, steps=STEPS, overshoot=OVERSHOOT)(x, labels)
 
 
-def measure(name, model, x, fn):
+def measure(methods: dict, model, x, rounds: int) -> list[dict]:
+    """Each method's images/s, fooled rate and ρ₂ on ``x``, measured in ``rounds`` interleaved chunks.
+
+    Every chunk of images is attacked by every method in turn (the order rotating), so a change in the
+    machine's speed during the run (another tenant, CPU steal) weighs on all methods alike.
+    """
     with torch.no_grad():
         labels = model(x).argmax(1)
-    adv, seconds = timed(lambda: fn(model, x, labels))
-    with torch.no_grad():
-        fooled = (model(adv).argmax(1) != labels).float().mean().item()
-    rho = (l2_norms(adv - x) / l2_norms(x)).mean().item()
-    return {"method": name, "images": len(x), "seconds": round(seconds, 2), "images_per_s": len(x) / seconds,
-            "fooled": fooled, "rho2": rho}
+    names = list(methods)
+    adversarial = {name: [] for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    for index, chunk in enumerate(torch.arange(len(x)).chunk(rounds)):
+        images, chunk_labels = x[chunk], labels[chunk]
+        for name in names[index % len(names):] + names[: index % len(names)]:
+            adv, spent = timed(lambda fn=methods[name], xx=images, yy=chunk_labels: fn(model, xx, yy))
+            adversarial[name].append(adv)
+            seconds[name] += spent
+    rows = []
+    for name in names:
+        adv = torch.cat(adversarial[name])
+        with torch.no_grad():
+            fooled = (model(adv).argmax(1) != labels).float().mean().item()
+        rho = (l2_norms(adv - x) / l2_norms(x)).mean().item()
+        rows.append({"method": name, "images": len(x), "seconds": round(seconds[name], 2),
+                     "images_per_s": len(x) / seconds[name], "fooled": fooled, "rho2": rho})
+    return rows
 
 
 def backward_modes(model, x, repeats: int = 3) -> dict[str, float]:
@@ -109,23 +128,30 @@ def main() -> None:
     parser.add_argument("--lenet")
     parser.add_argument("--resnet")
     parser.add_argument("--skip-torchattacks", action="store_true")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved chunks of images (see measure)")
+    parser.add_argument("--models", nargs="+", choices=["lenet", "resnet20"], default=["lenet", "resnet20"])
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cases = [
-        ("lenet", "mnist", checkpoint(args.lenet, "lenet", "mnist", ReferenceRecipe(epochs=2))),
-        ("resnet20", "cifar10", checkpoint(args.resnet, "resnet20", "cifar10", ReferenceRecipe(epochs=3, lr=0.1))),
+        ("lenet", "mnist", lambda: checkpoint(args.lenet, "lenet", "mnist", ReferenceRecipe(epochs=2))),
+        ("resnet20", "cifar10",
+         lambda: checkpoint(args.resnet, "resnet20", "cifar10", ReferenceRecipe(epochs=3, lr=0.1))),
     ]
     report = []
-    for arch, dataset, ckpt in cases:
+    for arch, dataset, make_checkpoint in cases:
+        if arch not in args.models:
+            continue
+        ckpt = make_checkpoint()
         model, config = load_checkpoint(ckpt)
         model = attack_copy(model)
         x, _ = load_split(dataset, "test").tensors(limit=args.images)
-        rows = [measure("ddzoo (box-constrained)", model, x, lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0))),
-                measure("ddzoo (unconstrained)", model, x, lambda m, xx, _: ours_batched(m, xx, None)),
-                measure("foolbox 3.3.4", model, x, foolbox_attack)]
+        methods = {"ddzoo (box-constrained)": lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0)),
+                   "ddzoo (unconstrained)": lambda m, xx, _: ours_batched(m, xx, None),
+                   "foolbox 3.3.4": foolbox_attack}
         if not args.skip_torchattacks:
-            rows.append(measure("torchattacks 3.5.1", model, x, torchattacks_attack))
+            methods["torchattacks 3.5.1"] = torchattacks_attack
+        rows = measure(methods, model, x, args.rounds)
         modes = backward_modes(model, x[:200])
         print(f"one step, 200 images, 9 candidate gradients: vectorised backward {modes['vectorized']:.3f} s, "
               f"loop {modes['loop']:.3f} s")
