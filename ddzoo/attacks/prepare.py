@@ -13,11 +13,20 @@ from torch.autograd.function import once_differentiable
 def attack_copy(model: nn.Module) -> nn.Module:
     """A frozen eval-mode copy of ``model`` that gives the same logits and input gradients, faster.
 
-    Eval-mode batch norm is folded into the preceding convolutions (exact up to float rounding; removes its
-    backward pass, which DeepFool runs once per candidate class: 1.6x on ResNet-20, CPU), single-channel
-    convolutions get :class:`InputGradConv2d`'s input gradient, and weights are stored channels-last
-    (box-constrained DeepFool 1.1x faster on LeNet and ResNet-20, CPU). Models that torch.fx cannot trace
-    are copied unfused. Never use the copy for training: its parameters are not the model's.
+    On top of :func:`folded_copy`, single-channel convolutions get :class:`InputGradConv2d`'s input
+    gradient and weights are stored channels-last (box-constrained DeepFool 1.1x faster on LeNet and
+    ResNet-20, CPU). Never use the copy for training: its parameters are not the model's.
+    """
+    frozen = folded_copy(model)
+    _swap_single_channel_convs(frozen)
+    return frozen.to(memory_format=torch.channels_last)
+
+
+def folded_copy(model: nn.Module) -> nn.Module:
+    """A frozen eval-mode copy of ``model`` with batch norm folded into the preceding convolutions.
+
+    Folding is exact up to float rounding and removes batch norm's backward pass, which DeepFool runs once
+    per candidate class (1.6x on ResNet-20, CPU). Models that torch.fx cannot trace are copied unfused.
     """
     frozen = copy.deepcopy(model).eval()
     for parameter in frozen.parameters():
@@ -25,11 +34,9 @@ def attack_copy(model: nn.Module) -> nn.Module:
     try:
         from torch.fx.experimental.optimization import fuse
 
-        frozen = fuse(frozen)
+        return fuse(frozen)
     except Exception:  # noqa: BLE001 - an untraceable model simply stays unfused
-        pass
-    _swap_single_channel_convs(frozen)
-    return frozen.to(memory_format=torch.channels_last)
+        return frozen
 
 
 class InputGradConv2d(nn.Conv2d):
