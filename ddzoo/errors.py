@@ -53,6 +53,10 @@ class CheckpointError(ZooError, OSError):
     """A checkpoint directory that is missing files or holds inconsistent metadata."""
 
 
+class TrainingDivergedError(ZooError, ArithmeticError):
+    """The training loss became NaN or infinite; the last whole epoch's state is kept."""
+
+
 class MissingDependencyError(ZooError, ImportError):
     """An optional package needed by a feature is not installed."""
 

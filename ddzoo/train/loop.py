@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ddzoo.data import Split
 from ddzoo.device import show_progress
-from ddzoo.errors import CheckpointError, InvalidArgumentError
+from ddzoo.errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
 from ddzoo.models import Classifier
 from ddzoo.models.inference import accuracy
 from ddzoo.train.checkpoint import CONFIG, save_checkpoint, save_tensors
@@ -93,6 +93,14 @@ def load_training_state(out: Path, model: nn.Module, optimizer: torch.optim.Opti
     return progress
 
 
+def _refuse_divergence(value: float, progress: dict[str, Any], out: Path) -> None:
+    """Stop before a NaN or infinite loss (or weight sum) reaches the weights or the saved state."""
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"training diverged in epoch {progress['epoch'] + 1} (a loss or weight sum of {value}); {out} keeps the "
+            f"last whole epoch. Lower --lr (or the regulariser's --lam / --d) and start again with another --out")
+
+
 def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, recipe: dict[str, Any],
         lr_at: Callable[[int, int], float], test: Split, config: dict[str, Any], device: torch.device,
         ctx: DistContext | None = None, resume: bool = False, stop_after_epochs: int | None = None,
@@ -152,10 +160,12 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
             loss, stats = objective(wrapped, model, x.to(device, non_blocking=True), y.to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            _refuse_divergence(all_reduce_mean(loss.item(), ctx, device), progress, out)  # same verdict on every rank
             optimizer.step()
             progress["step"] += 1
             bar.set_postfix({k: f"{all_reduce_mean(v, ctx, device) if ctx.enabled else v:.3f}"
                              for k, v in stats.items()}, refresh=False)
+        _refuse_divergence(float(sum(p.detach().sum() for p in parameters)), progress, out)
         progress["epoch"] += 1
         progress["seconds"] += time.perf_counter() - started
         epochs_run += 1

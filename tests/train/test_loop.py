@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from ddzoo.cli import main
-from ddzoo.errors import CheckpointError
+from ddzoo.errors import CheckpointError, TrainingDivergedError
 from ddzoo.train import DeepDefenseRecipe, ReferenceRecipe, finetune_deep_defense, train_reference
 
 
@@ -77,3 +77,11 @@ def test_two_process_gloo_run_equals_one_process(lenet_checkpoint, tmp_path, dat
     config = json.loads((tmp_path / "ddp" / "config.json").read_text())
     assert config["metrics"]["world_size"] == 2
     assert_same(weights(tmp_path / "ddp"), weights(tmp_path / "single"), atol=2e-5)
+
+
+
+def test_diverging_run_stops_before_nan_reaches_the_weights_or_the_state(data_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match="diverged in epoch 1.*Lower --lr"):
+        train_reference("mlp", "mnist", out, ReferenceRecipe(epochs=2, lr=1e12), device="cpu", train_limit=300)
+    assert not (out / "config.json").exists() and not (out / "training_state.safetensors").exists()
