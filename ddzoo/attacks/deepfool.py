@@ -146,17 +146,35 @@ def deepfool(
     total = torch.zeros_like(x)  # Σ r_i, unclipped
     iterations = torch.zeros(n, dtype=torch.long, device=x.device)
     active = torch.nonzero(~finished).squeeze(1)
+    scale = 1.0 if linearize_at == "accumulated" else 1.0 + overshoot
+    # Where the step linearises at the point the success check looks at, the step's forward answers the check.
+    check_at_step_point = scale == 1.0 + overshoot
+    gradient_passes = candidates.shape[1] - 1
     for step in range(max_iter):
-        if step > 0 and active.numel():
-            done = succeeded(logits_of(clip(x[active] + (1 + overshoot) * total[active].detach())), active)
-            finished[active[done]] = True
-            active = active[~done]
         if active.numel() == 0:
             break
-        scale = 1.0 if linearize_at == "accumulated" else 1.0 + overshoot
         point = clip(x[active] + scale * total[active])
-        r_step = _step(model, point, candidates[active], create_graph, full_graph, eps,
-                       targeted=targets is not None, margin=margin, oracle=oracle)
+        forward, stepping = None, None
+        if step > 0:
+            if check_at_step_point:
+                forward = _forward(model, point, oracle)
+                done = succeeded(forward.values, active)
+            else:
+                done = succeeded(logits_of(clip(x[active] + (1 + overshoot) * total[active].detach())), active)
+            finished[active[done]] = True
+            if forward is not None and int(done.sum()) * gradient_passes < int((~done).sum()):
+                stepping = ~done  # few finished: their backward passes cost less than a new forward for the rest
+            else:
+                active, point = active[~done], point[~done]
+                forward = None if forward is None else _forward(model, point, values=forward.values[~done])
+        if active.numel() == 0:
+            break
+        if forward is None:
+            forward = _forward(model, point, oracle)
+        r_step = _step(model, forward, candidates[active], create_graph, full_graph, eps,
+                       targeted=targets is not None, margin=margin)
+        if stepping is not None:
+            active, r_step = active[stepping], r_step[stepping]
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
@@ -189,21 +207,36 @@ def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: 
     return torch.stack(columns, dim=1)
 
 
-def _step(model: nn.Module, point: torch.Tensor, candidates: torch.Tensor, create_graph: bool,
-          full_graph: bool, eps: float, targeted: bool = False, margin: float = 0.0,
-          oracle: Oracle | None = None) -> torch.Tensor:
-    """One DeepFool step at ``point`` for each row, toward the nearest linearised candidate boundary.
+@dataclass
+class _Forward:
+    point: torch.Tensor  # requires grad
+    logits: torch.Tensor  # the model's, with their graph
+    values: torch.Tensor  # the logits every decision uses: the oracle's if there is one
 
-    With an ``oracle``, the logit values come from it and only the gradients from ``model``.
-    Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest non-target class at ``point``;
-    a row already classified as its target there takes no step.
-    """
+
+def _forward(model: nn.Module, point: torch.Tensor, oracle: Oracle | None = None,
+             values: torch.Tensor | None = None) -> _Forward:
+    """The model's forward at ``point`` with its graph; ``values`` from the oracle unless already known."""
     with torch.enable_grad():
         if not point.requires_grad:
             point = point.detach().requires_grad_(True)
         logits = model(point)
+    if values is None:
         with torch.no_grad():
             values = logits.detach() if oracle is None else oracle(point.detach()).to(point.device)
+    return _Forward(point, logits, values)
+
+
+def _step(model: nn.Module, forward: _Forward, candidates: torch.Tensor, create_graph: bool,
+          full_graph: bool, eps: float, targeted: bool = False, margin: float = 0.0) -> torch.Tensor:
+    """One DeepFool step at ``forward.point`` for each row, toward the nearest linearised candidate boundary.
+
+    The logit values come from ``forward.values`` (an oracle's, if given) and only the gradients from
+    ``model``. Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest non-target class at the
+    point; a row already classified as its target there takes no step.
+    """
+    point, logits, values = forward.point, forward.logits, forward.values
+    with torch.enable_grad():
         keep = None
         if targeted:
             scores = values.scatter(1, candidates[:, 1:], float("-inf"))

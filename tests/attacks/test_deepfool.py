@@ -112,12 +112,32 @@ def test_rho_agrees_with_foolbox_within_one_percent(lenet, mnist_500):
     assert ours_result.fooled.float().mean().item() == pytest.approx(success.float().mean().item(), abs=0.01)
 
 
-def test_batch_composition_does_not_change_a_sample(lenet, mnist_500):
+@pytest.mark.parametrize(("linearize_at", "bounds"), [("accumulated", None), ("overshoot", (0.0, 1.0))])
+def test_batch_composition_does_not_change_a_sample(lenet, mnist_500, linearize_at, bounds):
+    """Alone or among 40 others (where rows that finish may stay in a step's graph), a sample gets the same r."""
     x, _ = mnist_500
-    together = deepfool(lenet, x[:40], max_iter=50)
-    alone = deepfool(lenet, x[7:8], max_iter=50)
-    torch.testing.assert_close(together.perturbation[7:8], alone.perturbation, atol=1e-5, rtol=1e-4)
-    assert together.iterations[7] == alone.iterations[0]
+    settings = {"max_iter": 50, "linearize_at": linearize_at, "bounds": bounds}
+    together = deepfool(lenet, x[:40], **settings)
+    for i in range(0, 40, 3):
+        alone = deepfool(lenet, x[i : i + 1], **settings)
+        torch.testing.assert_close(together.perturbation[i : i + 1], alone.perturbation, atol=1e-5, rtol=1e-4)
+        assert together.iterations[i] == alone.iterations[0]
+
+
+def test_one_oracle_call_per_step_when_the_check_shares_the_point(lenet, mnist_500):
+    """Linearising at the overshoot point, each step's forward also answers the success check."""
+    x, _ = mnist_500
+    calls = []
+
+    def oracle(point):
+        calls.append(len(point))
+        with torch.no_grad():
+            return lenet(point)
+
+    result = deepfool(lenet, x[:40], max_iter=50, linearize_at="overshoot", oracle=oracle)
+    assert result.fooled.all()
+    steps = int(result.iterations.max())
+    assert len(calls) == steps + 2  # the clean logits, one per step, the check that ends the last step
 
 
 def test_differentiable_mode_matches_and_carries_gradients(lenet, mnist_500):

@@ -10,12 +10,14 @@ from ddzoo.attacks import attack_copy
 from ddzoo.attacks.prepare import InputGradConv2d
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("padding", [0, 2, (1, 3)])
-def test_gemm_input_gradient_equals_the_convolution_gradient(padding):
+def test_gemm_input_gradient_equals_the_convolution_gradient(padding, memory_format):
     torch.manual_seed(0)
-    conv = nn.Conv2d(1, 7, 5, padding=padding).double().requires_grad_(False)
+    conv = nn.Conv2d(1, 7, 5, padding=padding).double().requires_grad_(False).to(memory_format=memory_format)
     x = torch.randn(3, 1, 11, 13, dtype=torch.float64, requires_grad=True)
-    upstream = torch.randn_like(conv(x))
+    upstream = torch.randn_like(conv(x)).contiguous(memory_format=memory_format)
+    assert upstream.is_contiguous() == (memory_format == torch.contiguous_format)
     (expected,) = torch.autograd.grad(conv(x), x, upstream)
     conv.__class__ = InputGradConv2d
     out = conv(x)
