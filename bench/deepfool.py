@@ -1,13 +1,13 @@
 """DeepFool speed: ddzoo vs torchattacks 3.5.1 vs foolbox 3.3.4, same model, images and settings, one run.
 
-ddzoo runs on its attack copy (``attack_copy``); torchattacks on the stock copy (``folded_copy``: batch
-norm folded, stock layers), where it runs faster; foolbox on both. Settings shared by all: 50 steps,
-overshoot 0.02, start from the predicted label, images kept in [0, 1] inside the loop (the only mode
-torchattacks and foolbox offer); ddzoo linearises at the overshoot point as foolbox does. torchattacks
-always uses every class as a candidate, so K = 10 = all classes. ddzoo's unconstrained run (the paper's ρ₂)
-is printed too. Ratios are ddzoo's images/s over each library's, measured in the same process, interleaved:
-each of ``--rounds`` chunks of the images is attacked by every method in turn, so a drift in the machine's
-speed weighs on all of them alike.
+ddzoo runs on its attack copy (``attack_copy``); torchattacks and foolbox on both it and the stock copy
+(``folded_copy``: batch norm folded, stock layers), since either may be the faster one for them. Settings
+shared by all: 50 steps, overshoot 0.02, start from the predicted label, images kept in [0, 1] inside the loop
+(the only mode torchattacks and foolbox offer); ddzoo linearises at the overshoot point as foolbox does.
+torchattacks always uses every class as a candidate, so K = 10 = all classes. ddzoo's unconstrained run (the
+paper's ρ₂) is printed too. Ratios are ddzoo's images/s over each library's, measured in the same process,
+interleaved: each of ``--rounds`` chunks of the images is attacked by every method in turn, so a drift in the
+machine's speed weighs on all of them alike.
 
     python bench/deepfool.py [--images 1000] [--rounds 4] [--models lenet resnet20] [--lenet CKPT] [--resnet CKPT]
                              [--json OUT]
@@ -147,13 +147,14 @@ def main() -> None:
             continue
         ckpt = make_checkpoint()
         model, config = load_checkpoint(ckpt)
-        stock, model = folded_copy(model), attack_copy(model)  # torchattacks: 3.8-4.3 vs 3.0-3.2 img/s on LeNet
+        stock, model = folded_copy(model), attack_copy(model)
         x, _ = load_split(dataset, "test").tensors(limit=args.images)
         methods = {"ddzoo (box-constrained)": lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0)),
                    "ddzoo (unconstrained)": lambda m, xx, _: ours_batched(m, xx, None),
                    "foolbox 3.3.4": foolbox_attack,
                    "foolbox 3.3.4 (stock model)": lambda _, xx, yy, s=stock: foolbox_attack(s, xx, yy)}
         if not args.skip_torchattacks:
+            methods["torchattacks 3.5.1"] = torchattacks_attack
             methods["torchattacks 3.5.1 (stock model)"] = (
                 lambda _, xx, yy, s=stock: torchattacks_attack(s, xx, yy))
         rows = measure(methods, model, x, args.rounds)
