@@ -140,12 +140,13 @@ def test_one_oracle_call_per_step_when_the_check_shares_the_point(lenet, mnist_5
     assert len(calls) == steps + 2  # the clean logits, one per step, the check that ends the last step
 
 
-def test_differentiable_mode_matches_and_carries_gradients(lenet, mnist_500):
+@pytest.mark.parametrize("overshoot", [0.02, 0.0])  # 0: the success check shares the step's forward
+def test_differentiable_mode_matches_and_carries_gradients(lenet, mnist_500, overshoot):
     x, _ = mnist_500
     x = x[:32]
     model = lenet.train(False)
-    plain = deepfool(model, x, max_iter=5)
-    differentiable = deepfool(model, x, max_iter=5, create_graph=True)
+    plain = deepfool(model, x, max_iter=5, overshoot=overshoot)
+    differentiable = deepfool(model, x, max_iter=5, overshoot=overshoot, create_graph=True)
     torch.testing.assert_close(differentiable.perturbation.detach(), plain.perturbation, atol=1e-5, rtol=1e-4)
     assert differentiable.perturbation.requires_grad
     rho = differentiable.rho(x, eps=1e-5).mean()
