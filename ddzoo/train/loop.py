@@ -96,9 +96,10 @@ def load_training_state(out: Path, model: nn.Module, optimizer: torch.optim.Opti
 def _refuse_divergence(value: float, progress: dict[str, Any], out: Path) -> None:
     """Stop before a NaN or infinite loss (or weight sum) reaches the weights or the saved state."""
     if not math.isfinite(value):
+        kept = f"{out} keeps epoch {progress['epoch']}" if progress["epoch"] else "nothing was saved"
         raise TrainingDivergedError(
-            f"training diverged in epoch {progress['epoch'] + 1} (a loss or weight sum of {value}); {out} keeps the "
-            f"last whole epoch. Lower --lr (or the regulariser's --lam / --d) and start again with another --out")
+            f"training diverged in epoch {progress['epoch'] + 1} (a loss or weight sum of {value}); {kept}. "
+            f"Lower --lr (or the regulariser's --lam / --d) and start again with another --out")
 
 
 def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, recipe: dict[str, Any],

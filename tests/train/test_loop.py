@@ -82,6 +82,6 @@ def test_two_process_gloo_run_equals_one_process(lenet_checkpoint, tmp_path, dat
 
 def test_diverging_run_stops_before_nan_reaches_the_weights_or_the_state(data_dir, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(TrainingDivergedError, match="diverged in epoch 1.*Lower --lr"):
+    with pytest.raises(TrainingDivergedError, match="diverged in epoch 1.*nothing was saved. Lower --lr"):
         train_reference("mlp", "mnist", out, ReferenceRecipe(epochs=2, lr=1e12), device="cpu", train_limit=300)
     assert not (out / "config.json").exists() and not (out / "training_state.safetensors").exists()
