@@ -171,7 +171,7 @@ def deepfool(
             break
         if forward is None:
             forward = _forward(model, point, oracle)
-        r_step = _step(model, forward, candidates[active], create_graph, full_graph, eps,
+        r_step = _step(forward, candidates[active], create_graph, full_graph, eps,
                        targeted=targets is not None, margin=margin)
         if stepping is not None:
             active, r_step = active[stepping], r_step[stepping]
@@ -227,13 +227,13 @@ def _forward(model: nn.Module, point: torch.Tensor, oracle: Oracle | None = None
     return _Forward(point, logits, values)
 
 
-def _step(model: nn.Module, forward: _Forward, candidates: torch.Tensor, create_graph: bool,
-          full_graph: bool, eps: float, targeted: bool = False, margin: float = 0.0) -> torch.Tensor:
+def _step(forward: _Forward, candidates: torch.Tensor, create_graph: bool, full_graph: bool, eps: float,
+          targeted: bool = False, margin: float = 0.0) -> torch.Tensor:
     """One DeepFool step at ``forward.point`` for each row, toward the nearest linearised candidate boundary.
 
-    The logit values come from ``forward.values`` (an oracle's, if given) and only the gradients from
-    ``model``. Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest non-target class at the
-    point; a row already classified as its target there takes no step.
+    The logit values come from ``forward.values`` (an oracle's, if given) and only the gradients from the
+    model's graph in ``forward.logits``. Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest
+    non-target class at the point; a row already classified as its target there takes no step.
     """
     point, logits, values = forward.point, forward.logits, forward.values
     with torch.enable_grad():
