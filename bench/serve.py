@@ -1,12 +1,13 @@
 """Serving throughput: onnxruntime ``session.run`` called directly vs ``zoo serve`` (KServe v2 over HTTP) with
-batch-1 clients at concurrency 1, 16 and 64, with dynamic batching (max batch 64) and without (max batch 1).
+batch-1 clients at concurrency 1, 16 and 64, with dynamic batching (max batch 64) and without (max batch 1),
+each with one and with two batches computed at once (``--instances``).
 
 The server runs as its own process (``zoo serve``, served with ``--allow-unverified``: only speed is measured
 here). The load comes from ``wrk`` (Debian package ``wrk``), a compiled load generator whose connections each
 keep one binary-tensor request in flight, as a tritonclient ``infer`` call does; without wrk, Python threads
 with keep-alive connections send the same request (slower: they share the GIL and the two cores with the
 server). Targets: the service reaches >= 90 % of direct throughput on the same batch-1 requests at its best
-setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16.
+setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16 (best settings of each).
 
     python bench/serve.py PACKAGE [PACKAGE ...] [--seconds 5] [--client wrk|python] [--json OUT]
 """
@@ -47,6 +48,9 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
 end
 """
+
+
+SERVICE_SETTINGS = [(1, 1), (1, 2), (64, 1), (64, 2)]  # (--max-batch, --instances); max batch 1: no batching
 
 
 def free_port() -> int:
@@ -131,10 +135,11 @@ def load_python(url: str, bodies: list[tuple[bytes, str]], concurrency: int, sec
     return result
 
 
-def start_server(package: Path, port: int, max_batch: int) -> subprocess.Popen:
+def start_server(package: Path, port: int, max_batch: int, instances: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "ddzoo.cli", "serve", str(package), "--name", "bench",
                                 "--port", str(port), "--max-batch", str(max_batch), "--max-delay-ms", "2",
-                                "--max-queue", "4096", "--allow-unverified"], stdout=subprocess.DEVNULL,
+                                "--max-queue", "4096", "--instances", str(instances), "--allow-unverified"],
+                               stdout=subprocess.DEVNULL,
                                env=os.environ.copy())
     for _ in range(600):
         try:
@@ -159,26 +164,34 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
     with open_runner(package / "model.onnx", providers=["CPUExecutionProvider"]) as runner:
         for batch in (1, 16, 64):
             report["direct"][f"batch {batch}"] = direct(runner, images, batch, seconds)
-    for max_batch in (1, 64):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
-        server = start_server(package, port, max_batch)
-        try:
-            for concurrency in (1, 16, 64):
-                key = f"max_batch {max_batch}, concurrency {concurrency}"
-                report["service"][key] = (load_wrk(url, bodies[0], concurrency, seconds) if client == "wrk"
-                                          else load_python(url, bodies, concurrency, seconds))
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+        for max_batch, instances in SERVICE_SETTINGS:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
+            server = start_server(package, port, max_batch, instances)
+            try:
+                # direct batch 1 again beside each setting (the server idle): this machine's speed drifts
+                beside = direct(runner, images, 1, seconds)["images_per_s"]
+                for concurrency in (1, 16, 64):
+                    key = f"max_batch {max_batch}, instances {instances}, concurrency {concurrency}"
+                    row = (load_wrk(url, bodies[0], concurrency, seconds) if client == "wrk"
+                           else load_python(url, bodies, concurrency, seconds))
+                    report["service"][key] = {**row, "direct_batch1_beside": beside}
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
     service = {key: row["images_per_s"] for key, row in report["service"].items()}
     best = max(service, key=service.get)
+
+    def best_at_16(batching: bool) -> float:
+        return max(v for k, v in service.items() if k.endswith("concurrency 16") and batching != k.startswith(
+            "max_batch 1,"))
+
     report["ratios"] = {
         "best_service_setting": best,
+        "best_service_over_direct_batch1_beside": service[best] / report["service"][best]["direct_batch1_beside"],
         "best_service_over_direct_batch1": service[best] / report["direct"]["batch 1"]["images_per_s"],
         "best_service_over_direct_batch64": service[best] / report["direct"]["batch 64"]["images_per_s"],
-        "batching_gain_at_concurrency_16": service["max_batch 64, concurrency 16"]
-        / service["max_batch 1, concurrency 16"],
+        "batching_gain_at_concurrency_16": best_at_16(batching=True) / best_at_16(batching=False),
         "direct_batch64_over_batch1": report["direct"]["batch 64"]["images_per_s"]
         / report["direct"]["batch 1"]["images_per_s"],
     }
@@ -195,11 +208,11 @@ def main() -> None:
     reports = [bench_package(package, args.seconds, args.client) for package in args.packages]
     for report in reports:
         print(f"\n{report['model']} on {report['dataset']} ({report['package']}), client {report['client']}")
-        print(f"{'setting':42s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
+        print(f"{'setting':58s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'direct b1 beside':>16s}")
         for group in ("direct", "service"):
             for key, row in report[group].items():
-                print(f"{group + ' ' + key:42s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} "
-                      f"{row['p99_ms']:8.2f} {row.get('errors', 0):7d}")
+                print(f"{group + ' ' + key:58s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} "
+                      f"{row['p99_ms']:8.2f} {row.get('errors', 0):7d} {row.get('direct_batch1_beside', 0):16.0f}")
         print(json.dumps(report["ratios"], indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpus": os.cpu_count(), "reports": reports}, indent=2))

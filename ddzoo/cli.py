@@ -321,6 +321,7 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="Dynamic batching: images per backend call.")] = 64,
     max_delay_ms: Annotated[float, typer.Option(help="Dynamic batching: longest wait for a batch.")] = 2.0,
     max_queue: Annotated[int, typer.Option(help="Images waiting at most; beyond, 503 + Retry-After.")] = 1024,
+    instances: Annotated[int, typer.Option(help="Batches computed at once.")] = 1,
     timeout: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 30.0,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body (MiB).")] = 64.0,
     allow_unverified: Annotated[bool, typer.Option(help="Serve an artifact without a passing verification.")
@@ -332,7 +333,7 @@ def serve(
 
     package, model_name = resolve_package(model, name)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
-                             timeout_s=timeout, max_body_bytes=int(max_body_mb * (1 << 20)))
+                             instances=instances, timeout_s=timeout, max_body_bytes=int(max_body_mb * (1 << 20)))
     run_server(package, model_name, host=host, port=port, artifact=artifact, backend=backend,
                allow_unverified=allow_unverified, settings=settings)
 

@@ -22,7 +22,7 @@ def check_backend(backend: str) -> str:
 
 
 def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str] | None = None,
-                device: str | None = None) -> Runner:
+                device: str | None = None, spin_wait: bool = True) -> Runner:
     """A runner for ``path``: a checkpoint/package folder, ``model.safetensors``, an ``.onnx`` or a ``.plan``.
 
     Args:
@@ -30,6 +30,7 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
         backend: ``auto`` (from the file type), ``torch``, ``ort`` or ``trt``.
         providers: onnxruntime execution providers (default: the best available).
         device: torch device for the torch backend.
+        spin_wait: onnxruntime: whether idle intra-op threads spin between runs (see :class:`OrtRunner`).
 
     Raises:
         InvalidArgumentError: unknown backend, or a file the backend cannot run.
@@ -52,7 +53,7 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
     if kind == "ort":
         from ddzoo.runtime.ort import OrtRunner
 
-        return OrtRunner(path, providers=providers)
+        return OrtRunner(path, providers=providers, spin_wait=spin_wait)
     from ddzoo.runtime.trt import TrtRunner
 
     return TrtRunner(path)

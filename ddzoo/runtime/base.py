@@ -34,7 +34,8 @@ class InputSpec:
 
 
 class Runner(ABC):
-    """Logits from one artifact. Subclasses set the attributes below and implement ``_predict``."""
+    """Logits from one artifact. Subclasses set the attributes below and implement ``_predict``, which
+    several threads may call at once (the service computes ``--instances`` batches concurrently)."""
 
     backend: str  # "torch" | "onnxruntime" | "tensorrt"
     precision: str  # "fp32" | "fp16" | "int8"

@@ -22,11 +22,14 @@ class OrtRunner(Runner):
         providers: execution providers in order of preference; default: the available ones among
             TensorRT, CUDA and CPU. ``provider`` is the first one the session actually took.
         threads: intra-op threads (0: onnxruntime's default).
+        spin_wait: whether idle intra-op threads spin (onnxruntime's default: faster back-to-back runs); turn it
+            off where runs come with gaps that other work should use, as between a batching server's batches.
     """
 
     backend = "onnxruntime"
 
-    def __init__(self, path: Path | str, providers: list[str] | tuple[str, ...] | None = None, threads: int = 0):
+    def __init__(self, path: Path | str, providers: list[str] | tuple[str, ...] | None = None, threads: int = 0,
+                 spin_wait: bool = True):
         ort = require("onnxruntime", "running ONNX artifacts", extra="onnx")
         self.path = Path(path)
         available = ort.get_available_providers()
@@ -37,6 +40,8 @@ class OrtRunner(Runner):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        if not spin_wait:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=wanted)
         self.provider = self.session.get_providers()[0]
         self.precision = precision_of(self.path)

@@ -6,6 +6,7 @@ CUDA tensors, so no pycuda is needed. Written against the TensorRT 10/11 name-ba
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ def import_tensorrt():
 
 
 class TrtRunner(Runner):
-    """Runs a TensorRT engine on the current CUDA device."""
+    """Runs a TensorRT engine on the current CUDA device (one execution context: callers take turns)."""
 
     backend = "tensorrt"
 
@@ -39,6 +40,7 @@ class TrtRunner(Runner):
             raise InvalidArgumentError(f"{self.path}: TensorRT {trt.__version__} cannot load this engine; "
                                        "rebuild it here with 'zoo export --formats trt'")
         self.context = self.engine.create_execution_context()
+        self._turn = threading.Lock()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
@@ -56,14 +58,16 @@ class TrtRunner(Runner):
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         spec = self.input_spec
         device_x = x.to("cuda", non_blocking=True).contiguous()
-        self.context.set_input_shape(spec.name, tuple(device_x.shape))
-        out = torch.empty(tuple(self.context.get_tensor_shape(spec.output_name)), dtype=torch.float32, device="cuda")
-        self.context.set_tensor_address(spec.name, device_x.data_ptr())
-        self.context.set_tensor_address(spec.output_name, out.data_ptr())
-        stream = torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError(f"{self.path}: TensorRT execution failed")
-        stream.synchronize()
+        with self._turn:
+            self.context.set_input_shape(spec.name, tuple(device_x.shape))
+            out = torch.empty(tuple(self.context.get_tensor_shape(spec.output_name)), dtype=torch.float32,
+                              device="cuda")
+            self.context.set_tensor_address(spec.name, device_x.data_ptr())
+            self.context.set_tensor_address(spec.output_name, out.data_ptr())
+            stream = torch.cuda.current_stream()
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError(f"{self.path}: TensorRT execution failed")
+            stream.synchronize()
         return out.cpu()
 
     def close(self) -> None:

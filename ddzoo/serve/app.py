@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +26,7 @@ from ddzoo.errors import InvalidArgumentError
 from ddzoo.serve.batcher import DynamicBatcher, QueueFullError
 from ddzoo.serve.protocol import HEADER_LENGTH, BadRequestError, infer_response, parse_infer_request
 
+INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/infer")
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan", "torch": "pytorch_libtorch"}
 
 
@@ -36,6 +39,7 @@ class ServeSettings:
     max_queue: int = 1024
     timeout_s: float = 30.0
     max_body_bytes: int = 64 << 20
+    instances: int = 1
 
     def __post_init__(self):
         if self.timeout_s <= 0 or self.max_body_bytes < 1024:
@@ -66,21 +70,26 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(load, name: str, settings: ServeSettings = ServeSettings()) -> Starlette:
-    """The Starlette app serving model ``name``; ``load()`` returns ``(runner, metadata)`` (called at startup)."""
+def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
+    """The ASGI app serving model ``name``; ``load()`` returns ``(runner, metadata)`` (called at startup)."""
     metrics = Metrics()
     state: dict = {"runner": None, "metadata": {}, "batcher": None}
+    batch_size, compute, queue = (metrics.batch.labels(name), metrics.compute.labels(name),
+                                  metrics.queue.labels(name))
+    latency = metrics.latency.labels(name)
+    requests_by_code: dict = {}  # status -> counter child
 
-    def observe(size: int, waits: list[float], compute: float) -> None:
-        metrics.batch.labels(name).observe(size)
-        metrics.compute.labels(name).observe(compute)
+    def observe(size: int, waits: list[float], seconds: float) -> None:
+        batch_size.observe(size)
+        compute.observe(seconds)
         for wait in waits:
-            metrics.queue.labels(name).observe(wait)
+            queue.observe(wait)
 
     async def load_model() -> None:
         runner, metadata = await asyncio.get_running_loop().run_in_executor(None, load)
         batcher = DynamicBatcher(lambda x: runner.predict(x).numpy(), max_batch=settings.max_batch,
-                                 max_delay_ms=settings.max_delay_ms, max_queue=settings.max_queue, observe=observe)
+                                 max_delay_ms=settings.max_delay_ms, max_queue=settings.max_queue, observe=observe,
+                                 instances=settings.instances)
         batcher.start()
         state.update(runner=runner, metadata=metadata, batcher=batcher)
 
@@ -127,42 +136,67 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()) -> St
             return missing
         return JSONResponse({"name": name, "ready": True})
 
-    async def infer(request: Request) -> Response:
+    async def infer(model: str, scope: dict, receive, send) -> None:
+        """POST .../infer as plain ASGI: the hot path skips Starlette's routing, request and response layers."""
         started = time.perf_counter()
-        if (missing := model_or_404(request)) is not None:
-            return missing
-        code, reason = 200, None
         try:
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-                code, reason = 413, "payload too large"
-                return _error(413, f"the body of {declared} bytes exceeds the limit of {settings.max_body_bytes}")
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > settings.max_body_bytes:
-                    code, reason = 413, "payload too large"
-                    return _error(413, f"the body exceeds the limit of {settings.max_body_bytes} bytes")
-            spec = state["runner"].input_spec
-            parsed, images = parse_infer_request(bytes(body), request.headers.get(HEADER_LENGTH), spec.name,
-                                                 spec.shape)
-            logits = await state["batcher"].submit(images, settings.timeout_s)
-            content, headers = infer_response(parsed, name, spec.output_name, logits)
-            return Response(content, headers=headers)
+            answer = await answer_infer(model, scope, receive)
+        except Exception as err:  # the backend failed: the client gets a 500 naming the error
+            answer = 500, {"error": f"inference failed: {err}"}, {}, "backend error"
+        if answer is None:  # the client went away before sending its whole request
+            return
+        status, content, headers, reason = answer
+        if isinstance(content, dict):
+            content, headers = orjson.dumps(content), {**headers, "Content-Type": "application/json"}
+        raw_headers = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
+        raw_headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": content})
+        if status not in requests_by_code:
+            requests_by_code[status] = metrics.requests.labels(name, str(status))
+        requests_by_code[status].inc()
+        if reason:
+            metrics.failures.labels(name, reason).inc()
+        latency.observe(time.perf_counter() - started)
+
+    async def answer_infer(model: str, scope: dict, receive):
+        """``(status, body bytes or error dict, headers, failure reason)``, or None if the client left."""
+        if model != name:
+            return 404, {"error": f"unknown model {model!r}; this server serves {name!r}"}, {}, "unknown model"
+        runner, batcher = state["runner"], state["batcher"]
+        if runner is None:
+            return 503, {"error": "the model is loading; retry shortly"}, {"Retry-After": "1"}, "loading"
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        too_large = 413, {"error": f"the body exceeds the limit of {settings.max_body_bytes} bytes"}, {}, \
+            "payload too large"
+        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return too_large
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > settings.max_body_bytes:
+                return too_large
+            if not message.get("more_body", False):
+                break
+        spec = runner.input_spec
+        header_length = headers.get(HEADER_LENGTH.lower().encode())
+        try:
+            parsed, images = parse_infer_request(bytes(body), None if header_length is None else
+                                                 header_length.decode("latin-1"), spec.name, spec.shape)
+            logits = await batcher.submit(images, settings.timeout_s)
+            content, response_headers = infer_response(parsed, name, spec.output_name, logits)
+            return 200, content, response_headers, None
         except (BadRequestError, InvalidArgumentError) as err:
-            code, reason = 400, "bad request"
-            return _error(400, str(err))
+            return 400, {"error": str(err)}, {}, "bad request"
         except QueueFullError as err:
-            code, reason = 503, "queue full"
-            return _error(503, f"{err}; retry later", {"Retry-After": "1"})
+            return 503, {"error": f"{err}; retry later"}, {"Retry-After": "1"}, "queue full"
         except asyncio.TimeoutError:
-            code, reason = 503, "timeout"
-            return _error(503, f"no answer within {settings.timeout_s} s; retry later", {"Retry-After": "1"})
-        finally:
-            metrics.requests.labels(name, str(code)).inc()
-            if reason:
-                metrics.failures.labels(name, reason).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - started)
+            return 503, {"error": f"no answer within {settings.timeout_s} s; retry later"}, {"Retry-After": "1"}, \
+                "timeout"
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -172,11 +206,22 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()) -> St
         Route("/v2/models/{model}", model_metadata), Route("/v2/models/{model}/versions/{version}", model_metadata),
         Route("/v2/models/{model}/ready", model_ready),
         Route("/v2/models/{model}/versions/{version}/ready", model_ready),
-        Route("/v2/models/{model}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{model}/versions/{version}/infer", infer, methods=["POST"]),
         Route("/metrics", prometheus),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    cold_paths = Starlette(routes=routes, lifespan=lifespan)
+
+    async def app(scope: dict, receive, send) -> None:
+        match = INFER_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        if match is None:
+            await cold_paths(scope, receive, send)
+        elif scope["method"] != "POST":
+            await send({"type": "http.response.start", "status": 405,
+                        "headers": [(b"allow", b"POST"), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await infer(match[1], scope, receive, send)
+
+    return app
 
 
 def choose_artifact(package: Path, *, artifact: str | None = None, backend: str = "auto",
@@ -203,12 +248,12 @@ def choose_artifact(package: Path, *, artifact: str | None = None, backend: str 
     return artifact
 
 
-def open_artifact(package: Path, artifact: str):
+def open_artifact(package: Path, artifact: str, *, spin_wait: bool = True):
     """``(runner, metadata)`` for a served artifact; the metadata carries its verification record."""
     from ddzoo.runtime import open_runner
     from ddzoo.verify import headline, read_verification
 
-    runner = open_runner(package / artifact)
+    runner = open_runner(package / artifact, spin_wait=spin_wait)
     record = read_verification(package)["records"].get(artifact, {})
     metadata = {"artifact": artifact, **runner.describe(),
                 "verified": bool(record.get("gate", {}).get("passed")), "sha256": record.get("sha256", ""),
@@ -245,13 +290,15 @@ def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000
     artifact = choose_artifact(package, artifact=artifact, backend=backend, allow_unverified=allow_unverified)
 
     def load():
-        runner, metadata = open_artifact(package, artifact)
+        # onnxruntime's threads spin only without batching: between batches the HTTP path needs the cores
+        runner, metadata = open_artifact(package, artifact, spin_wait=settings.max_batch == 1)
         print(f"serving {name} from {package / metadata['artifact']} on {metadata['backend']} "
               f"({metadata['provider']}, {metadata['precision']}) at http://{host}:{port}", flush=True)
         return runner, {**metadata, "classes": classes}
 
     app = create_app(load, name, settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=settings.timeout_s)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                timeout_graceful_shutdown=settings.timeout_s)
 
 
 __all__ = ["ServeSettings", "choose_artifact", "create_app", "open_artifact", "serve"]

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,11 +26,16 @@ class _Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class DynamicBatcher:
-    """Gathers requests into batches for ``predict`` (run in a worker thread, one batch at a time).
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
 
-    The first request of a batch waits at most ``max_delay_ms`` for others; a request whose caller gave up
-    (its future was cancelled, e.g. by a timeout) is dropped before it reaches the backend.
+
+class DynamicBatcher:
+    """Gathers requests into batches for ``predict``, run in worker threads, ``instances`` batches at a time.
+
+    A batch is gathered once an instance is free; its first request waits at most ``max_delay_ms`` for others.
+    A request whose caller gave up (a timeout, a cancellation) is dropped before it reaches the backend.
 
     Args:
         predict: maps float32 images (N, C, H, W) to logits (N, K).
@@ -37,14 +43,17 @@ class DynamicBatcher:
         max_delay_ms: how long the first request of a batch waits for others.
         max_queue: images waiting at most; more are refused with :class:`QueueFullError`.
         observe: optional callback ``(batch_size, queue_seconds_list, compute_seconds)`` for metrics.
+        instances: batches computed concurrently (``predict`` must be thread-safe when above 1).
     """
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64,
-                 max_delay_ms: float = 2.0, max_queue: int = 1024, observe: Callable | None = None):
-        if max_batch < 1 or max_delay_ms < 0 or max_queue < max_batch:
-            raise InvalidArgumentError(f"need max_batch >= 1, max_delay_ms >= 0, max_queue >= max_batch; got "
-                                       f"{max_batch}, {max_delay_ms}, {max_queue}")
+                 max_delay_ms: float = 2.0, max_queue: int = 1024, observe: Callable | None = None,
+                 instances: int = 1):
+        if max_batch < 1 or max_delay_ms < 0 or max_queue < max_batch or instances < 1:
+            raise InvalidArgumentError(f"need max_batch >= 1, max_delay_ms >= 0, max_queue >= max_batch, instances "
+                                       f">= 1; got {max_batch}, {max_delay_ms}, {max_queue}, {instances}")
         self.predict, self.max_batch, self.max_delay = predict, max_batch, max_delay_ms / 1000
+        self.instances = instances
         self.max_queue, self.observe = max_queue, observe
         self.queue: deque[_Pending] = deque()
         self.waiting = 0  # images queued, not yet in a batch
@@ -79,7 +88,14 @@ class DynamicBatcher:
 
     async def submit(self, images: np.ndarray, timeout: float | None = None) -> np.ndarray:
         """The logits of ``images``; ``asyncio.TimeoutError`` after ``timeout`` seconds (then dropped)."""
-        return await asyncio.wait_for(self.submit_nowait(images), timeout)
+        future = self.submit_nowait(images)
+        if timeout is None:
+            return await future
+        expiry = asyncio.get_running_loop().call_later(timeout, _expire, future)  # no task per request
+        try:
+            return await future
+        finally:
+            expiry.cancel()
 
     def _answered(self, _: asyncio.Future) -> None:
         self.in_flight -= 1
@@ -114,26 +130,38 @@ class DynamicBatcher:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = await self._gather()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            try:
-                images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])
-                logits = await loop.run_in_executor(None, self.predict, images)
-            except Exception as err:  # the backend failed: every request of the batch gets the error
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(err)
-                continue
-            finished = time.perf_counter()
-            if self.observe:
-                self.observe(len(images), [started - p.enqueued for p in batch], finished - started)
-            offset = 0
+        free = asyncio.Semaphore(self.instances)
+        executor = ThreadPoolExecutor(self.instances, thread_name_prefix="ddzoo-batch")
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                await free.acquire()
+                batch = await self._gather()
+                if not batch:
+                    free.release()
+                    continue
+                task = asyncio.get_running_loop().create_task(self._compute(batch, executor))
+                running.add(task)
+                task.add_done_callback(lambda done: (running.discard(done), free.release()))
+        finally:
+            executor.shutdown(wait=False)
+
+    async def _compute(self, batch: list[_Pending], executor: ThreadPoolExecutor) -> None:
+        started = time.perf_counter()
+        try:
+            images = batch[0].images if len(batch) == 1 else np.concatenate([p.images for p in batch])
+            logits = await asyncio.get_running_loop().run_in_executor(executor, self.predict, images)
+        except Exception as err:  # the backend failed: every request of the batch gets the error
             for pending in batch:
-                n = len(pending.images)
                 if not pending.future.done():
-                    pending.future.set_result(logits[offset : offset + n])
-                offset += n
+                    pending.future.set_exception(err)
+            return
+        finished = time.perf_counter()
+        if self.observe:
+            self.observe(len(images), [started - p.enqueued for p in batch], finished - started)
+        offset = 0
+        for pending in batch:
+            n = len(pending.images)
+            if not pending.future.done():
+                pending.future.set_result(logits[offset : offset + n])
+            offset += n

@@ -11,11 +11,12 @@ import json
 import math
 
 import numpy as np
+import orjson
 
 from ddzoo.errors import ZooError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-DTYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64}
+DTYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}  # v2 tensors are little-endian
 
 
 class BadRequestError(ZooError, ValueError):
@@ -32,7 +33,7 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
     if not 0 < json_size <= len(body):
         raise BadRequestError(f"{HEADER_LENGTH} {json_size} does not fit a body of {len(body)} bytes")
     try:
-        request = json.loads(body[:json_size])
+        request = _loads(body[:json_size])
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BadRequestError(f"the request is not valid JSON: {err}") from err
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
@@ -58,13 +59,13 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
         raise BadRequestError("input 'parameters' must be an object")
     binary_size = parameters.get("binary_data_size")
     if binary_size is not None:
-        if not isinstance(binary_size, int) or binary_size != count * np.dtype(dtype).itemsize:
+        if not isinstance(binary_size, int) or binary_size != count * dtype.itemsize:
             raise BadRequestError(f"binary_data_size {binary_size} does not match shape {shape} of "
-                                  f"{tensor['datatype']} ({count * np.dtype(dtype).itemsize} bytes)")
+                                  f"{tensor['datatype']} ({count * dtype.itemsize} bytes)")
         raw = body[json_size : json_size + binary_size]
         if len(raw) != binary_size:
             raise BadRequestError(f"the body holds {len(raw)} of the {binary_size} announced tensor bytes")
-        images = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+        images = np.frombuffer(raw, dtype=dtype)
     else:
         data = tensor.get("data")
         if data is None:
@@ -79,6 +80,13 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
     if not np.isfinite(images).all():
         raise BadRequestError("the input contains NaN or Inf; send finite pixels in [0, 1]")
     return request, images
+
+
+def _loads(text: bytes):
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # the standard library also reads the NaN and Infinity some clients send
+        return json.loads(text)
 
 
 def wants_binary(request: dict, output_name: str) -> bool:
@@ -104,7 +112,7 @@ def infer_response(request: dict, model_name: str, output_name: str, logits: np.
         response["id"] = request["id"]
     if wants_binary(request, output_name):
         entry["parameters"] = {"binary_data_size": logits.nbytes}
-        header = json.dumps(response).encode()
+        header = orjson.dumps(response)
         return header + logits.tobytes(), {HEADER_LENGTH: str(len(header)), "Content-Type": "application/octet-stream"}
     entry["data"] = logits.reshape(-1).tolist()
-    return json.dumps(response).encode(), {"Content-Type": "application/json"}
+    return orjson.dumps(response), {"Content-Type": "application/json"}

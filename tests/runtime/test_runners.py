@@ -20,6 +20,14 @@ def test_torch_and_ort_runners_agree(lenet_package, mnist_test):
         assert (ort_runner.predict(x) - torch_runner.predict(x)).abs().max().item() < 1e-4
 
 
+def test_spin_wait_off_reaches_the_session_and_keeps_the_logits(lenet_package, mnist_test):
+    x, _ = mnist_test.tensors(limit=20)
+    with open_runner(lenet_package) as spinning, open_runner(lenet_package, spin_wait=False) as resting:
+        entry = "session.intra_op.allow_spinning"
+        assert resting.session.get_session_options().get_session_config_entry(entry) == "0"
+        assert torch.equal(spinning.predict(x), resting.predict(x))
+
+
 @pytest.mark.parametrize("name, precision", [("model.fp16.onnx", "fp16"), ("model.int8.onnx", "int8")])
 def test_precision_variants_take_float32_pixels(lenet_package, mnist_test, name, precision):
     x, _ = mnist_test.tensors(limit=10)

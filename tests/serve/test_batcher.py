@@ -20,8 +20,10 @@ class Backend:
         self.release = threading.Event()
         self.release.set()
         self.fail = False
+        self.entered = 0  # calls that have started, held or not
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.entered += 1
         self.release.wait(10)
         self.batches.append(images[:, 0, 0, 0].tolist())
         if self.fail:
@@ -118,6 +120,24 @@ def test_a_timed_out_request_never_reaches_the_backend():
 
     _, backend = run(scenario, max_batch=8, max_delay_ms=1)
     assert backend.batches == [[0], [2]]
+
+
+@pytest.mark.parametrize("instances", [1, 2])
+def test_instances_bound_the_batches_computed_at_once(instances):
+    async def scenario(batcher, backend):
+        backend.release.clear()
+        first = batcher.submit_nowait(images(0))
+        await asyncio.sleep(0.05)  # the first batch is in the backend, held there
+        second = batcher.submit_nowait(images(1))
+        await asyncio.sleep(0.05)
+        entered = backend.entered
+        backend.release.set()
+        return entered, await first, await second
+
+    (entered, first, second), _ = run(scenario, max_batch=8, max_delay_ms=1, instances=instances)
+    assert entered == instances
+    np.testing.assert_array_equal(first, [[0, 0]])
+    np.testing.assert_array_equal(second, [[1, 2]])
 
 
 def test_stop_finishes_queued_requests():

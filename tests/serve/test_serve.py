@@ -64,17 +64,18 @@ class Server:
         self.thread.join(timeout=30)
 
 
-def _loader(package, delay_s: float = 0.0):
+def _loader(package, delay_s: float = 0.0, fail: bool = False):
     def load():
         runner, metadata = open_artifact(package, "model.onnx")
-        if delay_s:
-            predict = runner._predict
+        predict = runner._predict
 
-            def slow(x):
-                time.sleep(delay_s)
-                return predict(x)
+        def slow_or_failing(x):
+            time.sleep(delay_s)
+            if fail:
+                raise RuntimeError("device lost")
+            return predict(x)
 
-            runner._predict = slow
+        runner._predict = slow_or_failing
         return runner, {**metadata, "classes": 10}
     return load
 
@@ -150,6 +151,28 @@ GOOD = {"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [0
 def test_bad_input_is_a_clear_4xx(server, path, body, status, message):
     response = requests.post(server.url + path, data=json.dumps(body, allow_nan=True), timeout=10)
     assert response.status_code == status and message in response.json()["error"]
+
+
+def test_versioned_path_wrong_method_and_unknown_model_are_counted(server):
+    before = requests.get(f"{server.url}/metrics").text
+    body = {"inputs": [GOOD]}
+    assert requests.post(f"{server.url}/v2/models/{NAME}/versions/1/infer", json=body, timeout=10).status_code == 200
+    response = requests.get(f"{server.url}/v2/models/{NAME}/infer", timeout=10)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert requests.post(f"{server.url}/v2/models/nope/infer", json=body, timeout=10).status_code == 404
+    after = requests.get(f"{server.url}/metrics").text
+    counted = 'ddzoo_requests_total{code="404",model="lenet-test"}'
+    assert _metric(after, "ddzoo_request_failures_total") - _metric(before, "ddzoo_request_failures_total") == 1
+    assert counted in after and float(after.split(counted)[1].split()[0]) >= 1
+
+
+def test_backend_failure_is_a_500_naming_it_and_the_server_keeps_serving(verified_package):
+    with Server(_loader(verified_package[0], fail=True), ServeSettings(max_batch=4, max_delay_ms=1)) as broken:
+        response = requests.post(f"{broken.url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}, timeout=10)
+        assert response.status_code == 500 and response.json()["error"] == "inference failed: device lost"
+        metrics = requests.get(f"{broken.url}/metrics").text
+        assert 'reason="backend error"' in metrics
+        assert requests.get(f"{broken.url}/v2/health/ready").status_code == 200
 
 
 def test_oversized_payload_is_413(verified_package):
