@@ -6,8 +6,11 @@ The server runs as its own process (``zoo serve``, served with ``--allow-unverif
 here). The load comes from ``wrk`` (Debian package ``wrk``), a compiled load generator whose connections each
 keep one binary-tensor request in flight, as a tritonclient ``infer`` call does; without wrk, Python threads
 with keep-alive connections send the same request (slower: they share the GIL and the two cores with the
-server). Targets: the service reaches >= 90 % of direct throughput on the same batch-1 requests at its best
-setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16 (best settings of each).
+server). Each service row is ``--seconds`` 1-s slices of load, each slice right after 1 s of direct batch 1
+(this machine's speed drifts by tens of percent within minutes, so every row is compared with its own
+neighbouring direct runs). Targets: the service reaches >= 90 % of direct throughput on the same batch-1
+requests at its best setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16
+(the best setting of each).
 
     python bench/serve.py PACKAGE [PACKAGE ...] [--seconds 5] [--client wrk|python] [--json OUT]
 """
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -154,6 +158,19 @@ def start_server(package: Path, port: int, max_batch: int, instances: int) -> su
     raise RuntimeError("server did not start")
 
 
+def paired(runner, images: np.ndarray, load, slices: int) -> dict:
+    """The service under ``load(seconds)`` in 1-s slices, each right after 1 s of direct batch 1: this machine's
+    speed drifts by tens of percent within minutes, so the ratio is taken per pair (median over pairs)."""
+    pairs = [(direct(runner, images, 1, 1.0)["images_per_s"], load(1.0)) for _ in range(slices)]
+    rows = [row for _, row in pairs]
+    return {"images_per_s": float(np.median([row["images_per_s"] for row in rows])),
+            "p50_ms": float(np.median([row["p50_ms"] for row in rows])),
+            "p99_ms": float(np.median([row["p99_ms"] for row in rows])),
+            "requests": sum(row["requests"] for row in rows), "errors": sum(row.get("errors", 0) for row in rows),
+            "direct_batch1_beside": float(np.median([d for d, _ in pairs])),
+            "over_direct_batch1_beside": float(np.median([row["images_per_s"] / d for d, row in pairs]))}
+
+
 def bench_package(package: Path, seconds: float, client: str) -> dict:
     config = read_config(package)
     x, _ = load_split(config["dataset"], "test").tensors(limit=1024)
@@ -169,18 +186,16 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
             url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
             server = start_server(package, port, max_batch, instances)
             try:
-                # direct batch 1 again beside each setting (the server idle): this machine's speed drifts
-                beside = direct(runner, images, 1, seconds)["images_per_s"]
                 for concurrency in (1, 16, 64):
                     key = f"max_batch {max_batch}, instances {instances}, concurrency {concurrency}"
-                    row = (load_wrk(url, bodies[0], concurrency, seconds) if client == "wrk"
-                           else load_python(url, bodies, concurrency, seconds))
-                    report["service"][key] = {**row, "direct_batch1_beside": beside}
+                    load = (partial(load_wrk, url, bodies[0], concurrency) if client == "wrk"
+                            else partial(load_python, url, bodies, concurrency))
+                    report["service"][key] = paired(runner, images, load, slices=max(1, round(seconds)))
             finally:
                 server.terminate()
                 server.wait(timeout=60)
     service = {key: row["images_per_s"] for key, row in report["service"].items()}
-    best = max(service, key=service.get)
+    best = max(report["service"], key=lambda key: report["service"][key]["over_direct_batch1_beside"])
 
     def best_at_16(batching: bool) -> float:
         return max(v for k, v in service.items() if k.endswith("concurrency 16") and batching != k.startswith(
@@ -188,7 +203,7 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
 
     report["ratios"] = {
         "best_service_setting": best,
-        "best_service_over_direct_batch1_beside": service[best] / report["service"][best]["direct_batch1_beside"],
+        "best_service_over_direct_batch1_beside": report["service"][best]["over_direct_batch1_beside"],
         "best_service_over_direct_batch1": service[best] / report["direct"]["batch 1"]["images_per_s"],
         "best_service_over_direct_batch64": service[best] / report["direct"]["batch 64"]["images_per_s"],
         "batching_gain_at_concurrency_16": best_at_16(batching=True) / best_at_16(batching=False),
@@ -208,11 +223,13 @@ def main() -> None:
     reports = [bench_package(package, args.seconds, args.client) for package in args.packages]
     for report in reports:
         print(f"\n{report['model']} on {report['dataset']} ({report['package']}), client {report['client']}")
-        print(f"{'setting':58s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'direct b1 beside':>16s}")
+        print(f"{'setting':58s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'direct b1':>10s} "
+              f"{'ratio':>6s}")
         for group in ("direct", "service"):
             for key, row in report[group].items():
                 print(f"{group + ' ' + key:58s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} "
-                      f"{row['p99_ms']:8.2f} {row.get('errors', 0):7d} {row.get('direct_batch1_beside', 0):16.0f}")
+                      f"{row['p99_ms']:8.2f} {row.get('errors', 0):7d} {row.get('direct_batch1_beside', 0):10.0f} "
+                      f"{row.get('over_direct_batch1_beside', 0):6.2f}")
         print(json.dumps(report["ratios"], indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpus": os.cpu_count(), "reports": reports}, indent=2))

@@ -1,4 +1,5 @@
-"""``zoo serve``: a KServe v2 / Triton-protocol HTTP service over one verified artifact (Starlette + uvicorn).
+"""``zoo serve``: a KServe v2 / Triton-protocol HTTP service over one verified artifact on uvicorn: the infer
+route is a plain ASGI function (the hot path), every other route a Starlette app.
 
 Lifecycle: the app answers ``/v2/health/live`` at once and ``/v2/health/ready`` with 503 until the runner is
 loaded; requests go through the :class:`~ddzoo.serve.batcher.DynamicBatcher`; on shutdown uvicorn stops
@@ -105,12 +106,19 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             await batcher.stop()
             runner.close()
 
-    def model_or_404(request: Request) -> JSONResponse | None:
-        if request.path_params["model"] != name:
-            return _error(404, f"unknown model {request.path_params['model']!r}; this server serves {name!r}")
+    def unavailable(model: str) -> tuple[int, str, dict, str] | None:
+        """Why ``model`` cannot be answered now: (status, message, headers, failure reason); None if it can."""
+        if model != name:
+            return 404, f"unknown model {model!r}; this server serves {name!r}", {}, "unknown model"
         if state["runner"] is None:
-            return _error(503, "the model is loading; retry shortly", {"Retry-After": "1"})
+            return 503, "the model is loading; retry shortly", {"Retry-After": "1"}, "loading"
         return None
+
+    def model_or_404(request: Request) -> JSONResponse | None:
+        if (problem := unavailable(request.path_params["model"])) is None:
+            return None
+        status, message, headers, _ = problem
+        return _error(status, message, headers)
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -161,11 +169,10 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
 
     async def answer_infer(model: str, scope: dict, receive):
         """``(status, body bytes or error dict, headers, failure reason)``, or None if the client left."""
-        if model != name:
-            return 404, {"error": f"unknown model {model!r}; this server serves {name!r}"}, {}, "unknown model"
+        if (problem := unavailable(model)) is not None:
+            status, message, headers, reason = problem
+            return status, {"error": message}, headers, reason
         runner, batcher = state["runner"], state["batcher"]
-        if runner is None:
-            return 503, {"error": "the model is loading; retry shortly"}, {"Retry-After": "1"}, "loading"
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
         too_large = 413, {"error": f"the body exceeds the limit of {settings.max_body_bytes} bytes"}, {}, \
