@@ -168,6 +168,7 @@ def export(
     name: Annotated[str | None, typer.Option(help="triton: model name (default: the package's).")] = None,
     max_batch: Annotated[int, typer.Option(help="triton: max_batch_size.")] = 64,
     max_delay_us: Annotated[int, typer.Option(help="triton: dynamic batching queue delay.")] = 2000,
+    instances: Annotated[int, typer.Option(help="triton: model instances (instance_group count).")] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Export a checkpoint to ONNX fp32 / fp16 / INT8 (Q/DQ) and TensorRT engines, with parity records;
@@ -179,7 +180,7 @@ def export(
             raise InvalidArgumentError("usage: zoo export triton PACKAGE_OR_NAME OUT_DIR [--artifact FILE]")
         package, model_name = resolve_package(source[1], name)
         folder = export_triton(package, source[2], name=model_name, artifact=artifact, max_batch=max_batch,
-                               max_delay_us=max_delay_us)
+                               max_delay_us=max_delay_us, instances=instances)
         _emit({"repository": str(folder.parent), "model": model_name, "path": str(folder)}, as_json,
               lambda r: typer.echo(f"wrote Triton model {r['model']} in {r['path']}"))
         return

@@ -268,13 +268,15 @@ def test_triton_repository_config_parses(verified_package, tmp_path):
     from ddzoo.cli import main
 
     assert main(["export", "triton", str(verified_package[0]), str(tmp_path / "repo"), "--name", NAME,
-                 "--max-batch", "32"]) == 0
+                 "--max-batch", "32", "--instances", "2"]) == 0
     config = text_format.Parse((tmp_path / "repo" / NAME / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert config.name == NAME and config.platform == "onnxruntime_onnx" and config.max_batch_size == 32
     assert config.input[0].name == "input" and list(config.input[0].dims) == [1, 28, 28]
     assert config.input[0].data_type == model_config_pb2.TYPE_FP32
     assert config.output[0].name == "logits" and list(config.output[0].dims) == [10]
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    (group,) = config.instance_group
+    assert group.count == 2 and group.kind == model_config_pb2.ModelInstanceGroup.KIND_AUTO
     served = tmp_path / "repo" / NAME / "1" / "model.onnx"
     assert served.read_bytes() == (verified_package[0] / "model.onnx").read_bytes()
 
