@@ -12,6 +12,10 @@ neighbouring direct runs). Targets: the service reaches >= 90 % of direct throug
 requests at its best setting; dynamic batching gives >= 3x the throughput of no batching at concurrency 16
 (the best setting of each).
 
+Two anchors explain the first target: the HTTP floor (the same requests answered by a bare uvicorn app with
+no model, concurrency 64: no service on this stack can beat it) and, per row, the server's main-thread CPU
+per request (from /proc, Linux only).
+
     python bench/serve.py PACKAGE [PACKAGE ...] [--seconds 5] [--client wrk|python] [--json OUT]
 """
 
@@ -139,12 +143,25 @@ def load_python(url: str, bodies: list[tuple[bytes, str]], concurrency: int, sec
     return result
 
 
-def start_server(package: Path, port: int, max_batch: int, instances: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "ddzoo.cli", "serve", str(package), "--name", "bench",
-                                "--port", str(port), "--max-batch", str(max_batch), "--max-delay-ms", "2",
-                                "--max-queue", "4096", "--instances", str(instances), "--allow-unverified"],
-                               stdout=subprocess.DEVNULL,
-                               env=os.environ.copy())
+async def fixed_answer_app(scope, receive, send) -> None:
+    """The HTTP floor: plain ASGI that reads the request and answers a fixed small JSON body, no model."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def start_server(package: Path | None, port: int, max_batch: int = 1, instances: int = 1) -> subprocess.Popen:
+    """``zoo serve`` on ``package``, or (``package`` None) uvicorn serving :func:`fixed_answer_app`."""
+    command = (["-m", "ddzoo.cli", "serve", str(package), "--name", "bench", "--port", str(port), "--max-batch",
+                str(max_batch), "--max-delay-ms", "2", "--max-queue", "4096", "--instances", str(instances),
+                "--allow-unverified"] if package else
+               ["-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "serve:fixed_answer_app", "--port",
+                str(port), "--log-level", "warning", "--no-access-log", "--no-proxy-headers"])
+    process = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, env=os.environ.copy())
     for _ in range(600):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -158,17 +175,40 @@ def start_server(package: Path, port: int, max_batch: int, instances: int) -> su
     raise RuntimeError("server did not start")
 
 
-def paired(runner, images: np.ndarray, load, slices: int) -> dict:
+def thread_cpu(pid: int) -> np.ndarray:
+    """CPU seconds so far of process ``pid``: [main thread, all other threads] (Linux /proc; zeros elsewhere)."""
+    used = np.zeros(2)
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()  # utime and stime are fields 14 and 15 of stat
+            used[0 if tid == str(pid) else 1] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        pass
+    return used
+
+
+def server_cpu(pid: int, load, seconds: float) -> tuple[dict, np.ndarray]:
+    """``load(seconds)``'s result and the server's [main, other threads] CPU ms per request meanwhile."""
+    before = thread_cpu(pid)
+    row = load(seconds)
+    return row, (thread_cpu(pid) - before) * 1000 / max(row["requests"], 1)
+
+
+def paired(runner, images: np.ndarray, load, slices: int, pid: int) -> dict:
     """The service under ``load(seconds)`` in 1-s slices, each right after 1 s of direct batch 1: this machine's
     speed drifts by tens of percent within minutes, so the ratio is taken per pair (median over pairs)."""
-    pairs = [(direct(runner, images, 1, 1.0)["images_per_s"], load(1.0)) for _ in range(slices)]
-    rows = [row for _, row in pairs]
-    return {"images_per_s": float(np.median([row["images_per_s"] for row in rows])),
+    pairs = [(direct(runner, images, 1, 1.0)["images_per_s"], server_cpu(pid, load, 1.0)) for _ in range(slices)]
+    rows = [row for _, (row, _) in pairs]
+    cpu = np.median([used for _, (_, used) in pairs], axis=0)
+    return {"server_main_thread_cpu_ms_per_request": float(cpu[0]),
+            "server_other_threads_cpu_ms_per_request": float(cpu[1]),
+            "images_per_s": float(np.median([row["images_per_s"] for row in rows])),
             "p50_ms": float(np.median([row["p50_ms"] for row in rows])),
             "p99_ms": float(np.median([row["p99_ms"] for row in rows])),
             "requests": sum(row["requests"] for row in rows), "errors": sum(row.get("errors", 0) for row in rows),
             "direct_batch1_beside": float(np.median([d for d, _ in pairs])),
-            "over_direct_batch1_beside": float(np.median([row["images_per_s"] / d for d, row in pairs]))}
+            "over_direct_batch1_beside": float(np.median([row["images_per_s"] / d for d, (row, _) in pairs]))}
 
 
 def bench_package(package: Path, seconds: float, client: str) -> dict:
@@ -181,6 +221,17 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
     with open_runner(package / "model.onnx", providers=["CPUExecutionProvider"]) as runner:
         for batch in (1, 16, 64):
             report["direct"][f"batch {batch}"] = direct(runner, images, batch, seconds)
+        port = free_port()
+        floor = start_server(None, port)
+        try:  # the same requests answered by a bare uvicorn app: the most any service on this stack can do
+            load = (partial(load_wrk, f"http://127.0.0.1:{port}/", bodies[0], 64) if client == "wrk"
+                    else partial(load_python, f"http://127.0.0.1:{port}/", bodies, 64))
+            row, cpu = server_cpu(floor.pid, load, seconds)
+            report["http_floor"] = {**row, "server_main_thread_cpu_ms_per_request": float(cpu[0]),
+                                    "direct_batch1_beside": direct(runner, images, 1, seconds)["images_per_s"]}
+        finally:
+            floor.terminate()
+            floor.wait(timeout=60)
         for max_batch, instances in SERVICE_SETTINGS:
             port = free_port()
             url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
@@ -190,7 +241,7 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
                     key = f"max_batch {max_batch}, instances {instances}, concurrency {concurrency}"
                     load = (partial(load_wrk, url, bodies[0], concurrency) if client == "wrk"
                             else partial(load_python, url, bodies, concurrency))
-                    report["service"][key] = paired(runner, images, load, slices=max(1, round(seconds)))
+                    report["service"][key] = paired(runner, images, load, max(1, round(seconds)), server.pid)
             finally:
                 server.terminate()
                 server.wait(timeout=60)
@@ -206,6 +257,8 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
         "best_service_over_direct_batch1_beside": report["service"][best]["over_direct_batch1_beside"],
         "best_service_over_direct_batch1": service[best] / report["direct"]["batch 1"]["images_per_s"],
         "best_service_over_direct_batch64": service[best] / report["direct"]["batch 64"]["images_per_s"],
+        "http_floor_over_direct_batch1_beside": report["http_floor"]["images_per_s"]
+        / report["http_floor"]["direct_batch1_beside"],
         "batching_gain_at_concurrency_16": best_at_16(batching=True) / best_at_16(batching=False),
         "direct_batch64_over_batch1": report["direct"]["batch 64"]["images_per_s"]
         / report["direct"]["batch 1"]["images_per_s"],
@@ -224,12 +277,15 @@ def main() -> None:
     for report in reports:
         print(f"\n{report['model']} on {report['dataset']} ({report['package']}), client {report['client']}")
         print(f"{'setting':58s} {'img/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} {'direct b1':>10s} "
-              f"{'ratio':>6s}")
-        for group in ("direct", "service"):
-            for key, row in report[group].items():
-                print(f"{group + ' ' + key:58s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} "
-                      f"{row['p99_ms']:8.2f} {row.get('errors', 0):7d} {row.get('direct_batch1_beside', 0):10.0f} "
-                      f"{row.get('over_direct_batch1_beside', 0):6.2f}")
+              f"{'ratio':>6s} {'main ms/req':>11s}")
+        rows = [("direct " + key, row) for key, row in report["direct"].items()]
+        rows += [("HTTP floor (bare uvicorn), concurrency 64", report["http_floor"])]
+        rows += [("service " + key, row) for key, row in report["service"].items()]
+        for name, row in rows:
+            main_ms = row.get("server_main_thread_cpu_ms_per_request", 0)
+            print(f"{name:58s} {row['images_per_s']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+                  f"{row.get('errors', 0):7d} {row.get('direct_batch1_beside', 0):10.0f} "
+                  f"{row.get('over_direct_batch1_beside', 0):6.2f} {main_ms:11.3f}")
         print(json.dumps(report["ratios"], indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpus": os.cpu_count(), "reports": reports}, indent=2))
