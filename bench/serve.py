@@ -22,6 +22,7 @@ per request (from /proc, Linux only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -154,25 +155,44 @@ async def fixed_answer_app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"{}"})
 
 
-def start_server(package: Path | None, port: int, max_batch: int = 1, instances: int = 1) -> subprocess.Popen:
-    """``zoo serve`` on ``package``, or (``package`` None) uvicorn serving :func:`fixed_answer_app`."""
-    command = (["-m", "ddzoo.cli", "serve", str(package), "--name", "bench", "--port", str(port), "--max-batch",
-                str(max_batch), "--max-delay-ms", "2", "--max-queue", "4096", "--instances", str(instances),
-                "--allow-unverified"] if package else
-               ["-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "serve:fixed_answer_app", "--port",
-                str(port), "--log-level", "warning", "--no-access-log", "--no-proxy-headers"])
-    process = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, env=os.environ.copy())
-    for _ in range(600):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/v2/health/ready")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+@contextlib.contextmanager
+def launch(args: list[str], port: int):
+    """``python ARGS`` as a server process, yielded once it answers on ``port``; terminated on exit."""
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        for _ in range(600):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/v2/health/ready")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def start_server(package: Path, port: int, max_batch: int, instances: int):
+    return launch(["-m", "ddzoo.cli", "serve", str(package), "--name", "bench", "--port", str(port), "--max-batch",
+                   str(max_batch), "--max-delay-ms", "2", "--max-queue", "4096", "--instances", str(instances),
+                   "--allow-unverified"], port)
+
+
+def start_floor(port: int):
+    """uvicorn serving :func:`fixed_answer_app`."""
+    return launch(["-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "serve:fixed_answer_app", "--port",
+                   str(port), "--log-level", "warning", "--no-access-log", "--no-proxy-headers"], port)
+
+
+def loader(client: str, url: str, bodies: list[tuple[bytes, str]], concurrency: int):
+    """``load(seconds)`` from the chosen client: wrk repeats the first body, Python threads cycle through all."""
+    return (partial(load_wrk, url, bodies[0], concurrency) if client == "wrk"
+            else partial(load_python, url, bodies, concurrency))
 
 
 def thread_cpu(pid: int) -> np.ndarray:
@@ -222,29 +242,18 @@ def bench_package(package: Path, seconds: float, client: str) -> dict:
         for batch in (1, 16, 64):
             report["direct"][f"batch {batch}"] = direct(runner, images, batch, seconds)
         port = free_port()
-        floor = start_server(None, port)
-        try:  # the same requests answered by a bare uvicorn app: the most any service on this stack can do
-            load = (partial(load_wrk, f"http://127.0.0.1:{port}/", bodies[0], 64) if client == "wrk"
-                    else partial(load_python, f"http://127.0.0.1:{port}/", bodies, 64))
-            row, cpu = server_cpu(floor.pid, load, seconds)
+        with start_floor(port) as floor:  # the same requests answered by a bare uvicorn app: the stack's best
+            row, cpu = server_cpu(floor.pid, loader(client, f"http://127.0.0.1:{port}/", bodies, 64), seconds)
             report["http_floor"] = {**row, "server_main_thread_cpu_ms_per_request": float(cpu[0]),
                                     "direct_batch1_beside": direct(runner, images, 1, seconds)["images_per_s"]}
-        finally:
-            floor.terminate()
-            floor.wait(timeout=60)
         for max_batch, instances in SERVICE_SETTINGS:
             port = free_port()
             url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
-            server = start_server(package, port, max_batch, instances)
-            try:
+            with start_server(package, port, max_batch, instances) as server:
                 for concurrency in (1, 16, 64):
                     key = f"max_batch {max_batch}, instances {instances}, concurrency {concurrency}"
-                    load = (partial(load_wrk, url, bodies[0], concurrency) if client == "wrk"
-                            else partial(load_python, url, bodies, concurrency))
-                    report["service"][key] = paired(runner, images, load, max(1, round(seconds)), server.pid)
-            finally:
-                server.terminate()
-                server.wait(timeout=60)
+                    report["service"][key] = paired(runner, images, loader(client, url, bodies, concurrency),
+                                                    max(1, round(seconds)), server.pid)
     service = {key: row["images_per_s"] for key, row in report["service"].items()}
     best = max(report["service"], key=lambda key: report["service"][key]["over_direct_batch1_beside"])
 

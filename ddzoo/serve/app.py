@@ -71,6 +71,11 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def _failure(status: int, message: str, reason: str, headers: dict | None = None) -> tuple[int, bytes, dict, str]:
+    """An infer answer for a failed request: (status, JSON body, headers, failure reason for the metrics)."""
+    return status, orjson.dumps({"error": message}), {**(headers or {}), "Content-Type": "application/json"}, reason
+
+
 def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
     """The ASGI app serving model ``name``; ``load()`` returns ``(runner, metadata)`` (called at startup)."""
     metrics = Metrics()
@@ -106,18 +111,18 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             await batcher.stop()
             runner.close()
 
-    def unavailable(model: str) -> tuple[int, str, dict, str] | None:
-        """Why ``model`` cannot be answered now: (status, message, headers, failure reason); None if it can."""
+    def unavailable(model: str) -> tuple[int, str, str, dict] | None:
+        """Why ``model`` cannot be answered now: (status, message, failure reason, headers); None if it can."""
         if model != name:
-            return 404, f"unknown model {model!r}; this server serves {name!r}", {}, "unknown model"
+            return 404, f"unknown model {model!r}; this server serves {name!r}", "unknown model", {}
         if state["runner"] is None:
-            return 503, "the model is loading; retry shortly", {"Retry-After": "1"}, "loading"
+            return 503, "the model is loading; retry shortly", "loading", {"Retry-After": "1"}
         return None
 
     def model_or_404(request: Request) -> JSONResponse | None:
         if (problem := unavailable(request.path_params["model"])) is None:
             return None
-        status, message, headers, _ = problem
+        status, message, _, headers = problem
         return _error(status, message, headers)
 
     async def live(request: Request) -> Response:
@@ -150,12 +155,10 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
         try:
             answer = await answer_infer(model, scope, receive)
         except Exception as err:  # the backend failed: the client gets a 500 naming the error
-            answer = 500, {"error": f"inference failed: {err}"}, {}, "backend error"
+            answer = _failure(500, f"inference failed: {err}", "backend error")
         if answer is None:  # the client went away before sending its whole request
             return
         status, content, headers, reason = answer
-        if isinstance(content, dict):
-            content, headers = orjson.dumps(content), {**headers, "Content-Type": "application/json"}
         raw_headers = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
         raw_headers.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -168,15 +171,13 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
         latency.observe(time.perf_counter() - started)
 
     async def answer_infer(model: str, scope: dict, receive):
-        """``(status, body bytes or error dict, headers, failure reason)``, or None if the client left."""
+        """``(status, body, headers, failure reason)``, or None if the client left."""
         if (problem := unavailable(model)) is not None:
-            status, message, headers, reason = problem
-            return status, {"error": message}, headers, reason
+            return _failure(*problem)
         runner, batcher = state["runner"], state["batcher"]
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
-        too_large = 413, {"error": f"the body exceeds the limit of {settings.max_body_bytes} bytes"}, {}, \
-            "payload too large"
+        too_large = _failure(413, f"the body exceeds the limit of {settings.max_body_bytes} bytes", "payload too large")
         if declared.isdigit() and int(declared) > settings.max_body_bytes:
             return too_large
         body = bytearray()
@@ -198,12 +199,12 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             content, response_headers = infer_response(parsed, name, spec.output_name, logits)
             return 200, content, response_headers, None
         except (BadRequestError, InvalidArgumentError) as err:
-            return 400, {"error": str(err)}, {}, "bad request"
+            return _failure(400, str(err), "bad request")
         except QueueFullError as err:
-            return 503, {"error": f"{err}; retry later"}, {"Retry-After": "1"}, "queue full"
+            return _failure(503, f"{err}; retry later", "queue full", {"Retry-After": "1"})
         except asyncio.TimeoutError:
-            return 503, {"error": f"no answer within {settings.timeout_s} s; retry later"}, {"Retry-After": "1"}, \
-                "timeout"
+            return _failure(503, f"no answer within {settings.timeout_s} s; retry later", "timeout",
+                            {"Retry-After": "1"})
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
