@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from ddzoo import __version__
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.serve.batcher import DynamicBatcher, QueueFullError
+from ddzoo.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from ddzoo.serve.protocol import HEADER_LENGTH, BadRequestError, infer_response, parse_infer_request
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/infer")
@@ -42,7 +42,8 @@ class ServeSettings:
     max_body_bytes: int = 64 << 20
     instances: int = 1
 
-    def __post_init__(self):
+    def __post_init__(self):  # refused here, before the server starts, not at model load
+        check_batching(self.max_batch, self.max_delay_ms, self.max_queue, self.instances)
         if self.timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidArgumentError("timeout must be > 0 s and the body limit at least 1024 bytes")
 

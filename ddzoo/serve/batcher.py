@@ -26,6 +26,13 @@ class _Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+def check_batching(max_batch: int, max_delay_ms: float, max_queue: int, instances: int) -> None:
+    """Refuse batching settings the batcher cannot work with (:class:`InvalidArgumentError`)."""
+    if max_batch < 1 or max_delay_ms < 0 or max_queue < max_batch or instances < 1:
+        raise InvalidArgumentError(f"need --max-batch >= 1, --max-delay-ms >= 0, --max-queue >= --max-batch and "
+                                   f"--instances >= 1; got {max_batch}, {max_delay_ms}, {max_queue}, {instances}")
+
+
 def _expire(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
@@ -49,9 +56,7 @@ class DynamicBatcher:
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64,
                  max_delay_ms: float = 2.0, max_queue: int = 1024, observe: Callable | None = None,
                  instances: int = 1):
-        if max_batch < 1 or max_delay_ms < 0 or max_queue < max_batch or instances < 1:
-            raise InvalidArgumentError(f"need max_batch >= 1, max_delay_ms >= 0, max_queue >= max_batch, instances "
-                                       f">= 1; got {max_batch}, {max_delay_ms}, {max_queue}, {instances}")
+        check_batching(max_batch, max_delay_ms, max_queue, instances)
         self.predict, self.max_batch, self.max_delay = predict, max_batch, max_delay_ms / 1000
         self.instances = instances
         self.max_queue, self.observe = max_queue, observe

@@ -314,3 +314,12 @@ def test_zoo_serve_cli_serves_and_shuts_down_gracefully(verified_package):
         assert "serving lenet-test" in banner and "onnxruntime (CPUExecutionProvider, fp32)" in banner
     finally:
         process.kill()
+
+
+@pytest.mark.parametrize("option, value", [("--instances", "0"), ("--max-batch", "0"), ("--max-queue", "8")])
+def test_zoo_serve_refuses_bad_batching_settings_before_serving(verified_package, capsys, option, value):
+    from ddzoo.cli import main
+
+    assert main(["serve", str(verified_package[0]), "--port", str(_free_port()), option, value]) != 0
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"{option} >= " in error and "Traceback" not in error
