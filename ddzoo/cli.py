@@ -84,6 +84,8 @@ def train(
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     seed: int = 0,
+    warmup_epochs: Annotated[float, typer.Option(help="Linear lr warm-up before the cosine decay (reference).")] = 0.0,
+    label_smoothing: Annotated[float, typer.Option(help="Cross-entropy label smoothing (reference).")] = 0.0,
     lam: Annotated[float, typer.Option("--lambda", help="Regulariser weight λ.")] = 15.0,
     c: Annotated[float, typer.Option(help="Penalty exp(-c·ρ) on correct samples.")] = 25.0,
     d: Annotated[float, typer.Option(help="Penalty exp(d·ρ) on misclassified samples.")] = 5.0,
@@ -111,7 +113,8 @@ def train(
     common.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     run = {"device": device, "resume": resume, "stop_after_epochs": stop_after_epochs, "train_limit": train_limit}
     if recipe == "reference":
-        folder = train_reference(model, dataset, out, ReferenceRecipe(**common), **run)
+        folder = train_reference(model, dataset, out, ReferenceRecipe(warmup_epochs=warmup_epochs,
+                                                                        label_smoothing=label_smoothing, **common), **run)
     elif recipe == "deep-defense":
         if init is None:
             raise InvalidArgumentError("--recipe deep-defense fine-tunes a reference model: pass --init CHECKPOINT")

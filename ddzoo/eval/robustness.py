@@ -68,6 +68,16 @@ def summarize(norms: torch.Tensor, x_norms: torch.Tensor, fooled: torch.Tensor, 
             "fooled": fooled.float().mean().item(), "mean_iterations": iterations.float().mean().item()}
 
 
+def deepfool_rho(model: Classifier, x: torch.Tensor, *, space: str, max_iter: int, settings: EvalSettings,
+                 device: torch.device) -> dict[str, float]:
+    """:func:`summarize` of unconstrained DeepFool on ``x`` in ``space``: ``pixel`` ([0,1]) or ``normalized``."""
+    target, inputs = (model, x) if space == "pixel" else (model.net, model.normalize(x.to(model.normalize.mean.device)))
+    inputs = inputs.detach().cpu()
+    norms, fooled, steps = deepfool_norms(attack_copy(target).to(device), inputs, max_iter=max_iter,
+                                          settings=settings, device=device)
+    return summarize(norms, l2_norms(inputs), fooled, steps)
+
+
 def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, eps: float, *,
                   settings: EvalSettings, device: torch.device,
                   judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:

@@ -9,8 +9,9 @@ from ddzoo.models.registry import (
     create_model,
     get_model_spec,
     list_models,
+    memory_format_for,
     register_model,
 )
 
 __all__ = ["Classifier", "ModelSpec", "Normalize", "count_parameters", "create_model", "get_model_spec",
-           "list_models", "register_model"]
+           "list_models", "memory_format_for", "register_model"]

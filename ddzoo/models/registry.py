@@ -25,6 +25,8 @@ class ModelSpec:
         datasets: datasets it was designed for (any dataset with ``input_shape`` works).
         num_params: parameter count for 10 classes, checked against the real model by the tests.
         reference: the paper that defines it.
+        channels_last: trains faster on CPUs with ``torch.channels_last`` weights and inputs (measured per
+            architecture by ``bench/train_step.py``; single-channel and tiny models gain nothing).
     """
 
     name: str
@@ -33,6 +35,7 @@ class ModelSpec:
     datasets: tuple[str, ...]
     num_params: int
     reference: str
+    channels_last: bool = False
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -114,6 +117,12 @@ def create_model(name: str, dataset: str, *, seed: int | None = None) -> Classif
     if seed is not None:
         torch.manual_seed(seed)
     return Classifier(name, spec.build(info.num_classes), info.mean, info.std)
+
+
+def memory_format_for(arch: str, device: torch.device) -> torch.memory_format:
+    """The layout to train ``arch`` in on ``device``: channels-last where its spec measured a gain on CPUs."""
+    fast = get_model_spec(arch).channels_last and device.type == "cpu"
+    return torch.channels_last if fast else torch.contiguous_format
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -68,4 +68,5 @@ def resnet20(num_classes: int = 10) -> nn.Module:
 
 
 register_model(ModelSpec("resnet20", resnet20, (3, 32, 32), ("cifar10",), 269_722,
-                         "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016"))
+                         "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016",
+                         channels_last=True))

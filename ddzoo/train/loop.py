@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ddzoo.data import Split
 from ddzoo.device import show_progress
 from ddzoo.errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
-from ddzoo.models import Classifier
+from ddzoo.models import Classifier, memory_format_for
 from ddzoo.models.inference import accuracy
 from ddzoo.train.checkpoint import CONFIG, save_checkpoint, save_tensors
 from ddzoo.train.distributed import DistContext, all_reduce_mean
@@ -102,10 +102,20 @@ def _refuse_divergence(value: float, progress: dict[str, Any], out: Path) -> Non
             f"Lower --lr (or the regulariser's --lam / --d) and start again with another --out")
 
 
+def _holdout_accuracy(model: nn.Module, holdout: Split, device: torch.device) -> float:
+    """Accuracy on held-out training images in eval mode; every module's train/eval flag is restored."""
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        return round(accuracy(model.eval(), *holdout.tensors(), device=device), 4)
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
 def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, recipe: dict[str, Any],
         lr_at: Callable[[int, int], float], test: Split, config: dict[str, Any], device: torch.device,
         ctx: DistContext | None = None, resume: bool = False, stop_after_epochs: int | None = None,
-        on_model: Callable[[nn.Module], nn.Module] | None = None) -> Path | None:
+        on_model: Callable[[nn.Module], nn.Module] | None = None, holdout: Split | None = None) -> Path | None:
     """Train ``model`` with SGD (momentum, weight decay) on ``objective`` and write a checkpoint to ``out``.
 
     Args:
@@ -122,6 +132,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
         resume: continue from ``out``'s training state.
         stop_after_epochs: stop after this many epochs of this call (the run can be resumed).
         on_model: wraps the model for the forward pass (DistributedDataParallel).
+        holdout: held-out training images whose accuracy after every epoch is recorded (``holdout_curve`` in
+            the saved progress and the checkpoint's metrics): a learning curve that never touches the test set.
 
     Returns:
         ``out`` when training is complete, None when stopped early.
@@ -140,6 +152,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
     progress = {"epoch": 0, "step": 0, "seconds": 0.0, "recipe": recipe}
     if resume and (out / STATE).exists():
         progress = load_training_state(out, model, optimizer, generator, recipe)
+    layout = memory_format_for(model.arch, device)
+    model.to(memory_format=layout)  # weights in the layout the forward pass is fastest in; saved contiguous
     wrapped = on_model(model) if on_model else model
     global_batch = recipe["batch_size"]
     steps_per_epoch = math.ceil(len(train) / global_batch)
@@ -158,7 +172,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
             lr = lr_at(progress["step"], total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, stats = objective(wrapped, model, x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+            x = x.to(device, non_blocking=True).contiguous(memory_format=layout)
+            loss, stats = objective(wrapped, model, x, y.to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             _refuse_divergence(all_reduce_mean(loss.item(), ctx, device), progress, out)  # same verdict on every rank
@@ -169,6 +184,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
         _refuse_divergence(float(sum(p.detach().sum() for p in parameters)), progress, out)
         progress["epoch"] += 1
         progress["seconds"] += time.perf_counter() - started
+        if holdout is not None and ctx.is_main:
+            progress.setdefault("holdout_curve", []).append(_holdout_accuracy(model, holdout, device))
         epochs_run += 1
         if ctx.is_main:
             save_training_state(out, model, optimizer, generator, progress)
@@ -177,6 +194,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
         metrics = {"test_accuracy": accuracy(model.eval(), *test.tensors(), device=device),
                    "train_seconds": round(progress["seconds"], 1), "device": str(device),
                    "world_size": ctx.world_size}
+        if "holdout_curve" in progress:
+            metrics["holdout_curve"] = progress["holdout_curve"]
         save_checkpoint(out, model, {**config, "seed": recipe["seed"], "metrics": metrics})
     ctx.barrier()
     return out
@@ -186,14 +205,19 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
                  recipe: dict[str, Any], lr_at: Callable[[int, int], float], config: dict[str, Any],
                  device: torch.device, resume: bool = False, stop_after_epochs: int | None = None,
                  train_limit: int | None = None) -> Path | None:
-    """Load the data, join the torchrun job if there is one, wrap the model in DDP and :func:`fit`."""
+    """Load the data, join the torchrun job if there is one, wrap the model in DDP and :func:`fit`.
+
+    With ``train_limit``, the training images past it are held out and scored after every epoch.
+    """
     from ddzoo.data import load_split
     from ddzoo.train.distributed import init_distributed, shutdown_distributed
 
     ctx = init_distributed(device)
     try:
         train = load_split(dataset, "train")
-        if train_limit:
+        holdout = None
+        if train_limit and train_limit < len(train):  # the images left out are scored after every epoch
+            holdout = Split(train.info, train.name, train.images[train_limit:], train.labels[train_limit:])
             train = Split(train.info, train.name, train.images[:train_limit], train.labels[:train_limit])
 
         def ddp(module: nn.Module) -> nn.Module:
@@ -204,6 +228,7 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
 
         return fit(model, train, objective, out=Path(out), recipe=recipe, lr_at=lr_at,
                    test=load_split(dataset, "test"), config=config, device=device, ctx=ctx, resume=resume,
-                   stop_after_epochs=stop_after_epochs, on_model=ddp if ctx.enabled else None)
+                   stop_after_epochs=stop_after_epochs, on_model=ddp if ctx.enabled else None,
+                   holdout=holdout)
     finally:
         shutdown_distributed(ctx)

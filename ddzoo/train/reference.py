@@ -1,4 +1,4 @@
-"""Reference (vanilla) training: cross-entropy, SGD with momentum, cosine learning-rate decay.
+"""Reference (vanilla) training: cross-entropy, SGD with momentum, linear warm-up then cosine decay.
 
 The reference model is what Deep Defense fine-tunes and what ε_ref is measured on.
 """
@@ -14,23 +14,39 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddzoo.device import pick_device
+from ddzoo.errors import InvalidArgumentError
 from ddzoo.models import Classifier, create_model
 from ddzoo.train.loop import SGDRecipe, run_training
 
 
 @dataclass(frozen=True)
 class ReferenceRecipe(SGDRecipe):
-    """Hyperparameters of reference training: SGD with cosine learning-rate decay to 0."""
+    """Hyperparameters of reference training.
+
+    The learning rate rises linearly from 0 over ``warmup_epochs`` (Goyal et al. 2017), then follows a cosine
+    decay to 0 (Loshchilov & Hutter 2017). ``label_smoothing`` is passed to the cross-entropy (0: none).
+    """
+
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.warmup_epochs < self.epochs or not 0 <= self.label_smoothing < 1:
+            raise InvalidArgumentError("--warmup-epochs must be in [0, epochs) and --label-smoothing in [0, 1)")
 
     def lr_at(self, step: int, total: int) -> float:
-        return self.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+        warmup = total * self.warmup_epochs / self.epochs
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
-
-def cross_entropy_objective(wrapped: nn.Module, model: Classifier, x: torch.Tensor, y: torch.Tensor
-                            ) -> tuple[torch.Tensor, dict[str, float]]:
-    logits = wrapped(x)
-    loss = F.cross_entropy(logits, y)
-    return loss, {"loss": loss.item(), "acc": (logits.argmax(1) == y).float().mean().item()}
+    def objective(self, wrapped: nn.Module, model: Classifier, x: torch.Tensor, y: torch.Tensor
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy (with the recipe's label smoothing) and the batch's accuracy."""
+        logits = wrapped(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        return loss, {"loss": loss.item(), "acc": (logits.argmax(1) == y).float().mean().item()}
 
 
 def train_reference(arch: str, dataset: str, out: Path | str, recipe: ReferenceRecipe = ReferenceRecipe(), *,
@@ -55,6 +71,6 @@ def train_reference(arch: str, dataset: str, out: Path | str, recipe: ReferenceR
     dev = pick_device(device)
     model = create_model(arch, dataset, seed=recipe.seed).to(dev).train()
     settings = {**asdict(recipe), "train_limit": train_limit}
-    return run_training(model, dataset, out, cross_entropy_objective, recipe=settings, lr_at=recipe.lr_at,
+    return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
                         config={"dataset": dataset, "recipe": {"name": "reference", **settings}}, device=dev,
                         resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit)
