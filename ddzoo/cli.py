@@ -113,8 +113,8 @@ def train(
     common.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     run = {"device": device, "resume": resume, "stop_after_epochs": stop_after_epochs, "train_limit": train_limit}
     if recipe == "reference":
-        folder = train_reference(model, dataset, out, ReferenceRecipe(warmup_epochs=warmup_epochs,
-                                                                        label_smoothing=label_smoothing, **common), **run)
+        settings = ReferenceRecipe(warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
+        folder = train_reference(model, dataset, out, settings, **run)
     elif recipe == "deep-defense":
         if init is None:
             raise InvalidArgumentError("--recipe deep-defense fine-tunes a reference model: pass --init CHECKPOINT")

@@ -96,8 +96,28 @@ def deep_defense_loss(wrapped: nn.Module, model: Classifier, x: torch.Tensor, y:
                   "acc": (logits.argmax(1) == y).float().mean().item(), **stats}
 
 
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm with its statistics and affine parameters fixed, computed as ``x * scale + shift``.
+
+    The same function as an eval-mode ``BatchNorm2d`` (and the same state-dict keys), but the double
+    backward of Deep Defense goes through two elementwise ops instead of batch norm's generic
+    backward-of-backward (a fifth of a ResNet-20 Deep Defense step on the CPU).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
+        return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+
+
 def freeze_batch_norm(model: nn.Module) -> nn.Module:
-    """Put every batch-norm layer in eval mode and stop training its affine parameters."""
+    """Freeze every batch-norm layer: eval mode, affine parameters not trained, 2-d ones as FrozenBatchNorm2d."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is nn.BatchNorm2d and child.affine and child.track_running_stats:
+                frozen = FrozenBatchNorm2d(child.num_features, child.eps).to(child.weight.device)
+                frozen.load_state_dict(child.state_dict())
+                setattr(parent, name, frozen)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()

@@ -110,11 +110,22 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(lenet, mnist_test):
 
 
 def test_batch_norm_is_frozen():
+    """Frozen batch norm: the eval-mode function and state-dict keys, no training of its statistics or affine."""
     from ddzoo.models import create_model
+    from ddzoo.train.deep_defense import FrozenBatchNorm2d
 
-    model = freeze_batch_norm(create_model("resnet20", "cifar10").train())
+    reference = create_model("resnet20", "cifar10", seed=0)
+    for module in reference.modules():  # non-trivial statistics, as after training
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1), module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 2)
+    model = copy.deepcopy(reference)
+    freeze_batch_norm(model.train())
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and all(not m.training and not m.weight.requires_grad for m in bns)
+    assert bns and all(isinstance(m, FrozenBatchNorm2d) for m in bns)
+    assert all(not m.training and not m.weight.requires_grad for m in bns)
+    assert model.state_dict().keys() == reference.state_dict().keys()
+    x = torch.rand(8, 3, 32, 32)
     before = [m.running_mean.clone() for m in bns]
-    model(torch.rand(8, 3, 32, 32))
+    torch.testing.assert_close(model(x), reference.eval()(x), rtol=1e-5, atol=1e-5)
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns, strict=True))

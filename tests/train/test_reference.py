@@ -13,9 +13,9 @@ from ddzoo.cli import main
 from ddzoo.data import Split, load_split
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.models import create_model, memory_format_for
-from ddzoo.train.loop import fit
 from ddzoo.models.inference import accuracy
 from ddzoo.train import ReferenceRecipe, load_checkpoint, read_config, train_reference
+from ddzoo.train.loop import fit
 
 
 def test_checkpoint_records_everything(lenet_checkpoint):
@@ -70,9 +70,10 @@ def test_warmup_then_cosine_schedule():
     total = 1000  # 100 steps an epoch: warm-up is the first 200
     lrs = [recipe.lr_at(step, total) for step in range(total)]
     assert lrs[0] == pytest.approx(0.1 / 200) and lrs[99] == pytest.approx(0.05)
-    assert all(a < b for a, b in zip(lrs[:200], lrs[1:200]))  # rises linearly ...
+    assert all(a < b for a, b in zip(lrs[:199], lrs[1:200], strict=True))  # rises linearly ...
     assert lrs[200] == pytest.approx(0.1) and max(lrs) == pytest.approx(0.1)  # ... to the peak ...
-    assert lrs[600] == pytest.approx(0.05) and all(a >= b for a, b in zip(lrs[200:], lrs[201:]))  # ... then cosine
+    assert lrs[600] == pytest.approx(0.05)  # ... then cosine
+    assert all(a >= b for a, b in zip(lrs[200:-1], lrs[201:], strict=True))
     assert lrs[-1] < 1e-5
     assert ReferenceRecipe(epochs=4, lr=0.1).lr_at(0, 400) == 0.1  # no warm-up: cosine from the first step
     for bad in ({"warmup_epochs": 10}, {"warmup_epochs": -1}, {"label_smoothing": 1.0}):
@@ -93,7 +94,8 @@ def test_channels_last_training_saves_plain_weights_and_records_a_holdout_curve(
     assert memory_format_for("resnet20", torch.device("cpu")) == torch.channels_last
     assert memory_format_for("lenet", torch.device("cpu")) == torch.contiguous_format
     train = load_split("cifar10", "test")
-    train, holdout = (Split(train.info, "test", train.images[a:b], train.labels[a:b]) for a, b in ((0, 256), (256, 512)))
+    train, holdout = (Split(train.info, "test", train.images[a:b], train.labels[a:b])
+                      for a, b in ((0, 256), (256, 512)))
     model = create_model("resnet20", "cifar10", seed=0)
     recipe = ReferenceRecipe(epochs=2, lr=0.05, batch_size=64)
     out = fit(model, train, recipe.objective, out=tmp_path / "r", recipe=asdict(recipe), lr_at=recipe.lr_at,
