@@ -205,7 +205,7 @@ def export(
 
 @app.command("verify")
 def verify(
-    package: Annotated[Path, typer.Argument(help="Model package folder (from 'zoo export').")],
+    package: Annotated[str, typer.Argument(help="Model package folder (from 'zoo export'), or a model name.")],
     artifact: Annotated[list[str] | None, typer.Option(
         help="Artifact inside the package (repeatable; default: every ONNX file and engine).")] = None,
     limit: Annotated[int | None, typer.Option(help="Verify on the first N test images only.")] = None,
@@ -214,24 +214,40 @@ def verify(
     max_accuracy_drop: Annotated[float, typer.Option(help="Gate: largest accuracy drop (fraction).")] = 0.005,
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Verify a copy written here (the way to keep a record for a pulled or bundled model).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """DeepFool against each exported artifact itself; records verification.json and applies the gate."""
+    """DeepFool against each exported artifact itself; records verification.json and applies the gate.
+
+    A pulled or bundled model is read-only: its records are printed, not written, unless --out gives a copy.
+    """
+    from ddzoo.fileio import building_dir, copy_files
     from ddzoo.verify import (
         CHECKPOINT_ARTIFACT,
         Gate,
         VerificationFailedError,
         VerifySettings,
+        package_artifacts,
         summary_row,
         verify_package,
     )
+    from ddzoo.zoo import is_read_only
+    from ddzoo.zoo.manifest import package_files
 
-    result = verify_package(package, artifacts=artifact, plot=plot,
+    folder, _ = resolve_package(package)
+    if out is not None:
+        with building_dir(out) as staging:
+            copy_files(folder, staging, package_files(folder))
+        folder = out
+    write = not is_read_only(folder)
+    result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio))
-    names = [CHECKPOINT_ARTIFACT, *(artifact or [n for n in result["records"] if n != CHECKPOINT_ARTIFACT])]
+    names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
     records = {n: result["records"][n] for n in names}
-    _emit(records, as_json, lambda r: print_table([summary_row(rec) for rec in r.values()], f"{package}"))
+    note = "" if write else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
+    _emit(records, as_json, lambda r: print_table([summary_row(rec) for rec in r.values()], f"{folder}{note}"))
     failed = [n for n, rec in records.items() if not rec["gate"]["passed"]]
     if failed:
         reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
@@ -307,6 +323,9 @@ def resolve_package(name_or_path: str, name: str | None = None) -> tuple[Path, s
     path = Path(name_or_path)
     if path.is_dir():
         return path, name or path.resolve().name
+    if "/" in name_or_path.partition("@")[0] or path.suffix:
+        raise InvalidArgumentError(f"no package folder {name_or_path}; pass a folder made by 'zoo export' "
+                                   "or a model name from 'zoo list'")
     from ddzoo.names import parse_reference
     from ddzoo.zoo import pull as pull_package
 

@@ -28,6 +28,33 @@ def validate_revision(revision: str) -> str:
     return revision
 
 
+_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
+_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|sha256-[0-9a-f]{40})$")
+
+
+def validate_package_path(path: str) -> str:
+    """A file name from a package's manifest or a hub listing, checked before it is joined onto a folder.
+
+    Allowed: a top-level file (``model.onnx``) or an engine ``engines/<version>/<sm..>/<file>``; each part
+    letters, digits, ``.``, ``_``, ``-`` (no ``..``, no leading dot), ``/`` as the only separator.
+    """
+    parts = path.split("/") if isinstance(path, str) else []
+    shaped = len(parts) == 1 or (len(parts) == 4 and parts[0] == "engines")
+    if not shaped or not all(_PART.match(p) and ".." not in p for p in parts):
+        raise InvalidArgumentError(
+            f"unsafe file name {path!r} in the package: only top-level files and engines/<version>/<sm>/<file> "
+            "made of letters, digits, '.', '_', '-' are allowed; the package was refused, nothing was written")
+    return path
+
+
+def validate_commit(commit: str, where: str) -> str:
+    """A content id a hub returned (git sha or ``sha256-`` id), checked before it names a cache folder."""
+    if not isinstance(commit, str) or not _COMMIT.match(commit):
+        raise InvalidArgumentError(f"{where} answered an invalid commit id {str(commit)[:80]!r}; "
+                                   "the hub is misconfigured or hostile, nothing was written")
+    return commit
+
+
 def validate_repo_id(repo_id: str) -> tuple[str, str]:
     """``ORG/NAME`` → (org, name), both validated."""
     parts = repo_id.split("/")

@@ -26,6 +26,7 @@ from ddzoo.models import Classifier, create_model
 FORMAT = "ddzoo-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def package_versions() -> dict[str, str]:
@@ -63,10 +64,14 @@ def read_config(folder: Path | str) -> dict[str, Any]:
     path = Path(folder) / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{folder}: no {CONFIG}; pass a checkpoint folder made by 'zoo train'")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: over the {MAX_CONFIG_BYTES}-byte limit of a config; re-create the checkpoint")
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err}); re-create the checkpoint") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: not a {FORMAT} config (not a JSON object); re-create the checkpoint")
     missing = [key for key in ("format", "arch", "dataset") if key not in config]
     if missing or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} config (missing {missing or 'format'})")

@@ -190,7 +190,7 @@ def resolve_eps_ref(config: dict, model: torch.nn.Module, x: torch.Tensor, y: to
 
 def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                    settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
-                   plot: Path | str | None = None) -> dict:
+                   plot: Path | str | None = None, write: bool = True) -> dict:
     """Verify artifacts of ``package`` and update its ``verification.json``.
 
     Args:
@@ -199,18 +199,23 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         settings: attack settings; ``settings.limit`` verifies on the first N test images.
         gate: the pass/fail thresholds.
         plot: if given, write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
+        write: update the package's ``verification.json`` (False: only return the records, e.g. for a
+            read-only cache snapshot).
 
     Returns:
-        the updated contents of ``verification.json``.
+        the updated contents of ``verification.json``; records of artifacts the package no longer holds
+        are dropped.
     """
     package = Path(package)
     config = read_config(package)
     names = artifacts or package_artifacts(package)
-    missing = [n for n in names if not (package / n).is_file()]
+    missing = [n for n in names if n not in package_artifacts(package)]
     if missing:
         raise InvalidArgumentError(f"{package}: no artifact {missing}; choose from {package_artifacts(package)}")
     x, y = load_split(config["dataset"], "test").tensors(limit=settings.limit)
     verification = read_verification(package)
+    present = {CHECKPOINT_ARTIFACT, *package_artifacts(package)}
+    verification["records"] = {k: v for k, v in verification["records"].items() if k in present}
     with open_runner(package, backend="torch", device="cpu") as checkpoint:
         model = checkpoint.model
         for p in model.parameters():
@@ -235,7 +240,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             record["gate"] = gate.judge(record, baseline)
             record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             verification["records"][name] = record
-    write_json(package / VERIFICATION, verification)
+    if write:
+        write_json(package / VERIFICATION, verification)
     if plot:
         from ddzoo.verify.plot import plot_verification
 

@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from ddzoo import __version__, constants
-from ddzoo.errors import InvalidArgumentError, ZooError
+from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError, ZooError
 from ddzoo.fileio import atomic_write_bytes, copy_files, replace_dir
-from ddzoo.names import parse_reference, validate_name, validate_repo_id, validate_revision
+from ddzoo.names import parse_reference, validate_commit, validate_name, validate_repo_id, validate_revision
 from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, hub_for
 from ddzoo.zoo.manifest import MANIFEST, check_files, read_manifest, write_manifest
 
@@ -45,6 +45,12 @@ def _ref(name: str, revision: str) -> Path:
     return models_dir() / name / "refs" / revision
 
 
+def is_read_only(folder: Path) -> bool:
+    """Whether ``folder`` is a cache snapshot or a bundled package: only ``zoo pull`` may change those."""
+    folder = Path(folder).resolve()
+    return any(folder.is_relative_to(root.resolve()) for root in (models_dir(), BUNDLED_HUB))
+
+
 def needed_files(manifest: dict, formats: list[str] | None) -> list[str]:
     """The manifest's files a pull of ``formats`` needs (metadata always; engines with ``trt``).
     ``None``: every torch and ONNX artifact the package has."""
@@ -65,18 +71,44 @@ def needed_files(manifest: dict, formats: list[str] | None) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def _cached(name: str, revision: str, formats: list[str] | None) -> Path | None:
+def _snapshot_of(name: str, revision: str) -> Path | None:
+    """The cache folder ``revision`` names (through its ref for a branch), or None."""
     ref = _ref(name, revision)
-    commit = ref.read_text().strip() if ref.is_file() else revision
-    folder = _snapshot(name, commit)
-    if not (folder / MANIFEST).is_file():
+    commit = ref.read_text().strip()[:200] if ref.is_file() else revision
+    try:
+        return _snapshot(name, validate_commit(commit, f"the cache ref {ref}"))
+    except InvalidArgumentError:
+        return None  # a branch without a ref yet, or a damaged ref: nothing cached under this name
+
+
+def _cached(name: str, revision: str, formats: list[str] | None, damaged: list[str] | None = None) -> Path | None:
+    """The cached snapshot holding ``formats`` of ``name@revision``, checked against its manifest, or None.
+
+    A snapshot that fails the check is discarded (it can only be fetched again) and the reason appended to
+    ``damaged`` (without ``damaged``, it is left alone and an error raised); a snapshot lacking some of the wanted files is kept and None returned (the pull adds them).
+    """
+    folder = _snapshot_of(name, revision)
+    if folder is None or not folder.is_dir():
         return None
-    manifest = read_manifest(folder)
-    files = needed_files(manifest, formats)
-    if not all((folder / f).is_file() for f in files):
-        return None
-    check_files(folder, manifest, files)
-    return folder
+    try:
+        manifest = read_manifest(folder)
+    except (CheckpointError, InvalidArgumentError) as err:
+        reason = str(err)
+    else:
+        files = needed_files(manifest, formats)  # a format the package lacks is the caller's error
+        if not all((folder / f).is_file() for f in files):
+            return None
+        try:
+            check_files(folder, manifest, files)
+            return folder
+        except (CheckpointError, ChecksumError) as err:
+            reason = str(err)
+    if damaged is None:  # only a pull may change the cache
+        raise CheckpointError(f"the cached snapshot {folder} is damaged ({reason}); "
+                              f"run 'zoo pull {name}@{revision}' to fetch it again")
+    shutil.rmtree(folder, ignore_errors=True)
+    damaged.append(f"the cached snapshot {folder.name} was damaged and has been discarded ({reason})")
+    return None
 
 
 def _is_content_id(revision: str) -> bool:
@@ -154,13 +186,13 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
     name, revision = parse_reference(reference)
     formats = formats or None
     offline = constants.OFFLINE if offline is None else offline
-    cached = _cached(name, revision, formats)
+    tried: list[str] = []
+    cached = _cached(name, revision, formats, damaged=tried)
     if cached is not None and (offline or _is_content_id(revision)):
         return cached  # a branch name is re-resolved online: it may have moved
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
     _clean_stale_temporaries(root)
-    tried = []
     for hub in configured_hubs(offline, hubs):
         try:
             resolved = hub.resolve(name, revision)
@@ -171,7 +203,8 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
             tried.append(f"{hub.label}: not there")
             continue
         commit, listing = resolved
-        known = _cached(name, commit, formats)
+        validate_commit(commit, hub.label)
+        known = _cached(name, commit, formats, damaged=tried)
         if known is not None:
             _write_ref(name, revision, commit)
             return known
@@ -195,8 +228,8 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
         return cached  # no hub answered: the cached copy of this revision is the best there is
     where = "; ".join(tried)
     hint = " (offline: only the cache, local directory hubs and the bundled hub were searched)" if offline else ""
-    raise ModelNotFoundError(f"model {name}@{revision} not found{hint}: {where}; "
-                             "see 'zoo list' for the models available here")
+    fix = f"run 'zoo pull {reference}' with the network on" if offline else "see 'zoo list' for the models here"
+    raise ModelNotFoundError(f"model {name}@{revision} not found{hint}: {where}; {fix}")
 
 
 def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str = "hf",
@@ -257,15 +290,36 @@ def summary(folder: Path) -> dict:
             "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"]}
 
 
+def _integrity(folder: Path) -> str:
+    """``ok``, or ``damaged: <reason>`` when a file no longer matches the snapshot's manifest."""
+    try:
+        manifest = read_manifest(folder)
+        check_files(folder, manifest, [f for f in manifest["files"] if (folder / f).is_file()])
+    except (ZooError, OSError) as err:
+        return f"damaged: {err}"
+    return "ok"
+
+
+def _row(name: str, revision: str, where: str, folder: Path) -> dict:
+    """One listing row; a package that cannot be read is reported, not fatal."""
+    row = {"name": name, "revision": revision, "where": where}
+    status = _integrity(folder)
+    try:
+        facts = summary(folder)
+    except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
+        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None}
+        status = status if status != "ok" else f"unreadable: {err}"
+    return {**row, **facts, "status": status}
+
+
 def list_models() -> list[dict]:
-    """Bundled and cached models with their robustness metrics (no network)."""
+    """Bundled and cached models with their robustness metrics (no network); damaged entries are marked."""
     rows = []
     for folder in sorted(p for p in BUNDLED_HUB.glob("*/main") if (p / MANIFEST).is_file()):
-        rows.append({"name": folder.parent.name, "revision": "main", "where": "bundled", **summary(folder)})
+        rows.append(_row(folder.parent.name, "main", "bundled", folder))
     for snapshots in sorted(models_dir().glob("*/snapshots")):
-        for folder in sorted(p for p in snapshots.iterdir() if (p / "config.json").is_file()):
-            rows.append({"name": snapshots.parent.name, "revision": folder.name, "where": "cache",
-                         **summary(folder)})
+        for folder in sorted(p for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            rows.append(_row(snapshots.parent.name, folder.name, "cache", folder))
     return rows
 
 
@@ -290,4 +344,4 @@ def info(reference: str) -> dict:
             "verification": verification_status(folder)}
 
 
-__all__ = ["ModelNotFoundError", "info", "list_models", "publish", "pull", "validate_name"]
+__all__ = ["ModelNotFoundError", "info", "is_read_only", "list_models", "publish", "pull", "validate_name"]
