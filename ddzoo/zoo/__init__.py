@@ -85,7 +85,8 @@ def _cached(name: str, revision: str, formats: list[str] | None, damaged: list[s
     """The cached snapshot holding ``formats`` of ``name@revision``, checked against its manifest, or None.
 
     A snapshot that fails the check is discarded (it can only be fetched again) and the reason appended to
-    ``damaged`` (without ``damaged``, it is left alone and an error raised); a snapshot lacking some of the wanted files is kept and None returned (the pull adds them).
+    ``damaged`` (without ``damaged``, it is left alone and an error raised); a snapshot lacking some of the
+    wanted files is kept and None returned (the pull adds them).
     """
     folder = _snapshot_of(name, revision)
     if folder is None or not folder.is_dir():

@@ -18,7 +18,7 @@ from ddzoo.names import validate_commit, validate_package_path
 from ddzoo.verify import read_verification
 from ddzoo.zoo import ModelNotFoundError, list_models, publish, pull
 from ddzoo.zoo.manifest import MANIFEST, read_manifest
-from tests.zoo.test_zoo import ORG, hub, package  # noqa: F401  (fixtures)
+from tests.zoo.conftest import ORG
 
 
 @pytest.mark.parametrize("name", ["model.onnx", "config.json", "README.md", "model.int8.onnx",
@@ -64,7 +64,7 @@ def _escaped(hub_copy: Path, name: str = "escaped.plan") -> list[Path]:
 
 @pytest.mark.parametrize("entry", ["engines/../../../../escaped.plan", "engines/10/sm90/../../../../escaped.plan",
                                    "../escaped.plan"])
-def test_path_traversal_in_a_manifest_is_refused_before_any_write(package, tmp_path, entry, capsys):  # noqa: F811
+def test_path_traversal_in_a_manifest_is_refused_before_any_write(package, tmp_path, entry, capsys):
     entry = entry.replace("escaped", f"escaped-{secrets.token_hex(4)}")
     root = _hostile_directory_hub(package, tmp_path / "hub" / "a" / "b" / "c", "evil", entry, b"owned")
     code = main(["pull", "evil", "--format", "trt", "--hub", str(root), "--offline"])
@@ -74,7 +74,7 @@ def test_path_traversal_in_a_manifest_is_refused_before_any_write(package, tmp_p
     assert not (constants.ZOO_HOME / "models" / "evil" / "snapshots").exists()
 
 
-def test_path_traversal_through_the_hugging_face_api_is_refused(hub, package, capsys):  # noqa: F811
+def test_path_traversal_through_the_hugging_face_api_is_refused(hub, package, capsys):
     publish(package, f"{ORG}/evil-hf")
     repo = hub.repos[f"{ORG}/evil-hf"]
     commit, files = repo.files_at("main")
@@ -86,7 +86,7 @@ def test_path_traversal_through_the_hugging_face_api_is_refused(hub, package, ca
     assert _escaped(Path("/nonexistent")) == []
 
 
-def test_a_hub_answering_a_bad_commit_id_is_refused(hub, package, capsys):  # noqa: F811
+def test_a_hub_answering_a_bad_commit_id_is_refused(hub, package, capsys):
     publish(package, f"{ORG}/evil-commit")
     repo = hub.repos[f"{ORG}/evil-commit"]
     commit = repo.branches["main"]
@@ -97,7 +97,7 @@ def test_a_hub_answering_a_bad_commit_id_is_refused(hub, package, capsys):  # no
     assert not (constants.ZOO_HOME / "tmp-evil").exists()
 
 
-def test_an_oversized_or_malformed_manifest_is_refused(package, tmp_path):  # noqa: F811
+def test_an_oversized_or_malformed_manifest_is_refused(package, tmp_path):
     (package / MANIFEST).write_bytes(b" " * (2 << 20))
     with pytest.raises(CheckpointError, match="limit"):
         read_manifest(package)
@@ -109,7 +109,7 @@ def test_an_oversized_or_malformed_manifest_is_refused(package, tmp_path):  # no
             read_manifest(package)
 
 
-def test_publish_refuses_symlinks(package, tmp_path):  # noqa: F811
+def test_publish_refuses_symlinks(package, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("private key")
     (package / "notes.txt").symlink_to(secret)
@@ -118,7 +118,7 @@ def test_publish_refuses_symlinks(package, tmp_path):  # noqa: F811
     assert not list((tmp_path / "hub").rglob("notes.txt")) if (tmp_path / "hub").exists() else True
 
 
-def test_a_damaged_snapshot_is_discarded_and_fetched_again(package, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_a_damaged_snapshot_is_discarded_and_fetched_again(package, tmp_path, monkeypatch, capsys):
     hub_dir = tmp_path / "hub"
     publish(package, f"{ORG}/lenet-damaged", hub=str(hub_dir))
     folder = pull("lenet-damaged", hubs=[str(hub_dir)], offline=True)
@@ -134,7 +134,7 @@ def test_a_damaged_snapshot_is_discarded_and_fetched_again(package, tmp_path, mo
         pull("lenet-damaged", hubs=[str(hub_dir)], offline=True)
 
 
-def test_one_bad_package_does_not_break_the_listing(package, tmp_path, capsys):  # noqa: F811
+def test_one_bad_package_does_not_break_the_listing(package, tmp_path, capsys):
     hub_dir = tmp_path / "hub"
     publish(package, f"{ORG}/lenet-good", hub=str(hub_dir))
     pull("lenet-good", hubs=[str(hub_dir)], offline=True)
@@ -147,7 +147,7 @@ def test_one_bad_package_does_not_break_the_listing(package, tmp_path, capsys): 
     assert main(["list"]) == 0 and "lenet-good" in capsys.readouterr().out
 
 
-def test_verify_of_a_pulled_package_judges_only_its_artifacts_and_leaves_the_cache_alone(package, tmp_path):  # noqa: F811
+def test_verify_of_a_pulled_package_judges_only_its_artifacts_and_leaves_the_cache_alone(package, tmp_path):
     hub_dir = tmp_path / "hub"
     (package / "model.fp16.onnx").unlink()  # a record of an artifact that is not published stays in the file
     assert "model.fp16.onnx" in read_verification(package)["records"]

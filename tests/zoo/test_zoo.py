@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,33 +19,7 @@ from ddzoo.errors import ChecksumError, InvalidArgumentError
 from ddzoo.verify import VerificationFailedError
 from ddzoo.zoo import ModelNotFoundError, info, list_models, publish, pull
 from ddzoo.zoo.manifest import read_manifest
-from tests.zoo.hub_server import HubServer
-
-ORG = "testorg"
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    with HubServer() as server:
-        monkeypatch.setattr(constants, "HF_ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HF_ORG", ORG)
-        monkeypatch.setattr(constants, "LOCAL_HUBS", [])
-        monkeypatch.setattr(constants, "OFFLINE", False)
-        yield server
-
-
-@pytest.fixture
-def package(verified_package, tmp_path):
-    """The verified package with only the artifacts that passed the gate (the 1-epoch LeNet's INT8 may not)."""
-    from ddzoo.verify import verification_status
-
-    folder = tmp_path / "lenet-mnist-test"
-    shutil.copytree(verified_package[0], folder)
-    for name, status in verification_status(folder).items():
-        if status != "pass":
-            (folder / name).unlink()
-    assert (folder / "model.onnx").is_file() and (folder / "model.fp16.onnx").is_file()
-    return folder
+from tests.zoo.conftest import ORG
 
 
 def _snapshots(name: str) -> list[Path]:
