@@ -26,7 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q '.[bench]' && $(PY) -m pip install -q --no-deps torchattacks==3.5.1
-	$(PY) bench/deepfool.py && $(PY) bench/deep_defense_step.py && $(PY) bench/verify.py
+	$(PY) bench/deepfool.py && $(PY) bench/train_step.py && $(PY) bench/verify.py
 
 lint: $(STAMP)
 	$(PY) -m pip install -q ruff && $(VENV)/bin/ruff check ddzoo tests bench
