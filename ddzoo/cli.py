@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -351,6 +352,9 @@ def serve(
                                 ] = False,
 ) -> None:
     """Serve a verified artifact over HTTP with the KServe v2 / Triton protocol (tritonclient works)."""
+    from ddzoo.serve import require_serve_extra
+
+    require_serve_extra()
     from ddzoo.serve.app import ServeSettings
     from ddzoo.serve.app import serve as run_server
 
@@ -399,6 +403,16 @@ def main(argv: list[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except ZooError as err:
         print(f"zoo: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - a bug or an unforeseen failure: still one line, no traceback
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"zoo: internal error: {type(err).__name__}: {first[:300]}; run again with ZOO_DEBUG=1 for the "
+              "traceback and report it", file=sys.stderr)
         return 1
     return 0
 

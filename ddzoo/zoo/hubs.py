@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError, ZooError
 from ddzoo.fileio import building_dir, copy_files, sha256_file
+from ddzoo.names import validate_package_path
 from ddzoo.zoo.card import import_hub
 from ddzoo.zoo.manifest import MANIFEST, package_files
 
@@ -57,38 +58,46 @@ class HuggingFaceHub:
     def _api(self):
         return import_hub().HfApi(endpoint=self.endpoint, token=self.token)
 
+    def _unavailable(self, err: Exception, doing: str) -> HubUnavailableError:
+        """Any failure inside the client (transport errors of its HTTP library included: huggingface_hub 2.x
+        raises httpx errors that are neither OSError nor HfHubHTTPError) as one line naming the hub."""
+        first = (str(err).splitlines() or [""])[0][:300]
+        return HubUnavailableError(f"{self.label}: {doing}: {type(err).__name__}: {first}; check the network "
+                                   "and HF_ENDPOINT, or pull with --offline")
+
     def resolve(self, name: str, revision: str) -> tuple[str, list[str]] | None:
         import_hub()
         from huggingface_hub import errors
 
         try:
             info = self._api().model_info(f"{self.org}/{name}", revision=revision, files_metadata=False)
+            return info.sha, [s.rfilename for s in info.siblings or []]
         except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError):
             return None
-        except (errors.HfHubHTTPError, OSError) as err:
-            raise HubUnavailableError(f"{self.label}: {type(err).__name__}: {str(err).splitlines()[0]}") from err
-        return info.sha, [s.rfilename for s in info.siblings or []]
+        except Exception as err:  # noqa: BLE001 - see _unavailable
+            raise self._unavailable(err, "resolving the model") from err
 
     def fetch(self, name: str, revision: str, commit: str, files: list[str], dest: Path) -> None:
         hub = import_hub()
-        from huggingface_hub.errors import HfHubHTTPError
-
         for file in files:
             try:
-                hub.hf_hub_download(f"{self.org}/{name}", file, revision=commit, local_dir=dest,
-                                    endpoint=self.endpoint, token=self.token)
-            except (HfHubHTTPError, OSError) as err:
-                raise HubUnavailableError(f"{self.label}: downloading {file}: {str(err).splitlines()[0]}") from err
+                hub.hf_hub_download(f"{self.org}/{name}", validate_package_path(file), revision=commit,
+                                    local_dir=dest, endpoint=self.endpoint, token=self.token)
+            except Exception as err:  # noqa: BLE001 - see _unavailable
+                raise self._unavailable(err, f"downloading {file}") from err
         shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
 
     def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         api = self._api()
         repo_id = f"{self.org}/{name}"
-        api.create_repo(repo_id, exist_ok=True)
-        if revision != "main":
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(package), revision=revision,
-                                 commit_message=message, allow_patterns=files)
+        try:
+            api.create_repo(repo_id, exist_ok=True)
+            if revision != "main":
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            info = api.upload_folder(repo_id=repo_id, folder_path=str(package), revision=revision,
+                                     commit_message=message, allow_patterns=files)
+        except Exception as err:  # noqa: BLE001 - see _unavailable
+            raise self._unavailable(err, f"publishing {repo_id}") from err
         return {"hub": self.label, "url": f"{self.endpoint}/{repo_id}", "commit": info.oid}
 
 
