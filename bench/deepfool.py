@@ -29,7 +29,8 @@ from ddzoo.attacks import attack_copy, deepfool
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.attacks.prepare import folded_copy
 from ddzoo.data import load_split
-from ddzoo.train import ReferenceRecipe, load_checkpoint, train_reference
+from ddzoo.package import load_checkpoint
+from ddzoo.train import ReferenceRecipe, train_reference
 
 STEPS, OVERSHOOT, CANDIDATES = 50, 0.02, 10
 RUNS = Path("runs/bench")

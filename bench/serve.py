@@ -40,8 +40,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ddzoo.data import load_split
+from ddzoo.package import read_config
 from ddzoo.runtime import open_runner
-from ddzoo.train.checkpoint import read_config
 
 WRK_SCRIPT = """
 local f = assert(io.open(os.getenv("ZOO_BENCH_BODY"), "rb"))

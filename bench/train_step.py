@@ -28,7 +28,8 @@ from torch import nn
 
 from ddzoo.data import load_split
 from ddzoo.models import memory_format_for
-from ddzoo.train import DeepDefenseRecipe, ReferenceRecipe, load_checkpoint, train_reference
+from ddzoo.package import load_checkpoint
+from ddzoo.train import DeepDefenseRecipe, ReferenceRecipe, train_reference
 from ddzoo.train.deep_defense import deep_defense_regularizer, freeze_batch_norm
 
 RUNS = Path("runs/bench")

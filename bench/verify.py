@@ -21,9 +21,10 @@ from ddzoo.attacks import attack_copy, deepfool
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.data import load_split
 from ddzoo.export import export_package
+from ddzoo.package import load_checkpoint
 from ddzoo.runtime import open_runner
-from ddzoo.train import ReferenceRecipe, load_checkpoint
-from ddzoo.verify.attack import artifact_deepfool
+from ddzoo.train import ReferenceRecipe
+from ddzoo.verification.attack import artifact_deepfool
 
 STEPS, CANDIDATES, BATCH = 50, 10, 500
 

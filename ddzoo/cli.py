@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ddzoo.errors import InvalidArgumentError, ZooError
+from ddzoo.package import ONNX
 
 app = typer.Typer(help="ddzoo: adversarially robust classifiers, verified as deployed.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -59,10 +60,10 @@ def data_check(name: Annotated[str, typer.Argument(help="Dataset name.")], as_js
 @models_app.command("list")
 def models_list(as_json: JsonOption = False) -> None:
     """List registered architectures."""
-    from ddzoo.models import get_model_spec, list_models
+    from ddzoo.models import get_model_spec, list_architectures
 
     rows = []
-    for name in list_models():
+    for name in list_architectures():
         spec = get_model_spec(name)
         rows.append({"name": name, "input_shape": list(spec.input_shape), "datasets": list(spec.datasets),
                      "num_params": spec.num_params, "reference": spec.reference})
@@ -102,13 +103,8 @@ def train(
 ) -> None:
     """Train a reference model, or fine-tune one with Deep Defense; writes model.safetensors + config.json."""
     from ddzoo.errors import InvalidArgumentError, UnknownNameError
-    from ddzoo.train import (
-        DeepDefenseRecipe,
-        ReferenceRecipe,
-        finetune_deep_defense,
-        read_config,
-        train_reference,
-    )
+    from ddzoo.package import read_config
+    from ddzoo.train import DeepDefenseRecipe, ReferenceRecipe, finetune_deep_defense, train_reference
 
     common = {"momentum": momentum, "weight_decay": weight_decay, "seed": seed}
     common.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
@@ -168,7 +164,7 @@ def export(
     parity_limit: Annotated[int | None, typer.Option(help="Parity on the first N test images (default: all).")
                             ] = None,
     artifact: Annotated[str, typer.Option(help="triton: the artifact to serve (ONNX file or engine).")
-                        ] = "model.onnx",
+                        ] = ONNX,
     name: Annotated[str | None, typer.Option(help="triton: model name (default: the package's).")] = None,
     max_batch: Annotated[int, typer.Option(help="triton: max_batch_size.")] = 64,
     max_delay_us: Annotated[int, typer.Option(help="triton: dynamic batching queue delay.")] = 2000,
@@ -224,17 +220,16 @@ def verify(
     A pulled or bundled model is read-only: its records are printed, not written, unless --out gives a copy.
     """
     from ddzoo.fileio import building_dir, copy_files
-    from ddzoo.verify import (
+    from ddzoo.package import package_artifacts, package_files
+    from ddzoo.verification import (
         CHECKPOINT_ARTIFACT,
         Gate,
         VerificationFailedError,
         VerifySettings,
-        package_artifacts,
         summary_row,
         verify_package,
     )
     from ddzoo.zoo import is_read_only
-    from ddzoo.zoo.manifest import package_files
 
     folder, _ = resolve_package(package)
     if out is not None:

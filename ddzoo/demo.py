@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ddzoo import constants
 from ddzoo.cli import main
+from ddzoo.package import ONNX
 
 
 def zoo(*argv: str, allowed: tuple[int, ...] = (0,)) -> int:
@@ -42,7 +43,7 @@ def run_demo(workdir: Path) -> int:
 
     pulled = pull("lenet-mnist-dd", hubs=[hub], offline=True)
     x, y = load_split("mnist", "test").tensors(limit=12)
-    with open_runner(pulled / "model.onnx") as runner:
+    with open_runner(pulled / ONNX) as runner:
         predicted = runner.predict(x).argmax(1)
     print(f"\nclassified 12 real MNIST test images with {runner.backend} ({runner.provider}) from {pulled}:")
     print(f"  labels:    {y.tolist()}\n  predicted: {predicted.tolist()}")
@@ -50,7 +51,7 @@ def run_demo(workdir: Path) -> int:
     import json
 
     from ddzoo.cli import print_table
-    from ddzoo.verify import summary_row
+    from ddzoo.verification import summary_row
 
     records = json.loads((pulled / "verification.json").read_text())["records"]
     print_table([summary_row(r) for r in records.values()], "verification of the pulled package")

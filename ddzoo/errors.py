@@ -63,3 +63,23 @@ class MissingDependencyError(ZooError, ImportError):
     def __init__(self, package: str, feature: str, extra: str | None = None):
         how = f"pip install 'ddzoo[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the optional package {package!r}; install it with: {how}")
+
+
+class VerificationFailedError(ZooError, RuntimeError):
+    """An artifact failed the robustness gate (or has no valid record)."""
+
+
+class ModelNotFoundError(ZooError, LookupError):
+    """No hub holds the requested model (or revision)."""
+
+
+class HubUnavailableError(ZooError, ConnectionError):
+    """A hub could not be reached (network down, server error)."""
+
+
+class BadRequestError(ZooError, ValueError):
+    """A malformed inference request (answered with HTTP 400)."""
+
+
+class QueueFullError(ZooError, RuntimeError):
+    """The service's queue is full (answered with HTTP 503 and Retry-After)."""

@@ -16,7 +16,7 @@ import torch
 from ddzoo.data import load_split
 from ddzoo.eval.robustness import EvalSettings, deepfool_rho
 from ddzoo.models.inference import accuracy
-from ddzoo.train.checkpoint import load_checkpoint
+from ddzoo.package import load_checkpoint
 
 
 def holdout_metrics(checkpoint: str, start: int, count: int) -> dict:

@@ -52,7 +52,7 @@ def lenet_checkpoint(data_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def lenet(lenet_checkpoint):
-    from ddzoo.train import load_checkpoint
+    from ddzoo.package import load_checkpoint
 
     model, _ = load_checkpoint(lenet_checkpoint)
     return model
@@ -73,7 +73,7 @@ def verified_package(lenet_package, tmp_path_factory):
     """A copy of ``lenet_package`` verified on 200 test images: (folder, verification.json contents)."""
     import shutil
 
-    from ddzoo.verify import VerifySettings, verify_package
+    from ddzoo.verification import VerifySettings, verify_package
 
     package = tmp_path_factory.mktemp("verified") / "lenet-mnist-test"
     shutil.copytree(lenet_package, package)

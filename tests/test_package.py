@@ -9,7 +9,7 @@ from ddzoo.cli import main
 
 def test_import_does_not_load_optional_backends():
     code = ("import sys, ddzoo, ddzoo.data, ddzoo.models, ddzoo.attacks, ddzoo.train, ddzoo.eval.checkpoint, "
-            "ddzoo.runtime, ddzoo.export, ddzoo.verify, ddzoo.cli; "
+            "ddzoo.runtime, ddzoo.export, ddzoo.verification, ddzoo.cli; "
             "print([m for m in ('onnxruntime', 'tensorrt', 'onnx') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

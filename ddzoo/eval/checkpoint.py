@@ -12,7 +12,7 @@ from ddzoo.device import pick_device
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.eval.robustness import LINF_ATTACKS, EvalSettings, evaluate_robustness, find_eps_ref
 from ddzoo.fileio import write_json
-from ddzoo.train.checkpoint import CONFIG, load_checkpoint, read_config
+from ddzoo.package import CONFIG, load_checkpoint, read_config
 
 
 def reference_of(checkpoint: Path, config: dict) -> Path:

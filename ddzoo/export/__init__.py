@@ -16,13 +16,19 @@ from ddzoo.eval.checkpoint import reference_of
 from ddzoo.export.onnx_export import OPSET, export_onnx
 from ddzoo.export.parity import parity_record
 from ddzoo.fileio import building_dir, sha256_file, write_json
+from ddzoo.package import (
+    EXPORT_RECORD,
+    ONNX_FILES,
+    WEIGHTS,
+    load_checkpoint,
+    package_versions,
+    read_config,
+    write_config,
+)
 from ddzoo.runtime import open_runner
-from ddzoo.train.checkpoint import CONFIG, WEIGHTS, load_checkpoint, package_versions, read_config
 
 FORMATS = ("onnx", "fp16", "int8", "trt-fp32", "trt-fp16", "trt-int8")
 DEFAULT_FORMATS = ("onnx", "fp16", "int8")
-ONNX_FILES = {"onnx": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
-EXPORT_RECORD = "export.json"
 
 
 def reference_eps(checkpoint: Path, config: dict) -> dict:
@@ -84,12 +90,12 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
         raise InvalidArgumentError(f"--out {out} is the checkpoint itself; choose a new package folder")
     with building_dir(out) as build:
         shutil.copyfile(checkpoint / WEIGHTS, build / WEIGHTS)
-        write_json(build / CONFIG, {**config, **reference_eps(checkpoint, config)})
+        write_config(build, {**config, **reference_eps(checkpoint, config)})
         metadata = {"ddzoo.arch": config["arch"], "ddzoo.dataset": config["dataset"],
                     "ddzoo.classes": ",".join(config["classes"]), "ddzoo.input_range": "0,1",
                     "ddzoo.recipe": config.get("recipe", {}).get("name", "reference")}
         artifacts: dict[str, dict] = {}
-        fp32 = export_onnx(model, tuple(config["input_shape"]), build / ONNX_FILES["onnx"], metadata)
+        fp32 = export_onnx(model, tuple(config["input_shape"]), build / ONNX_FILES["fp32"], metadata)
         if "onnx" in wanted:
             artifacts[fp32.name] = {"format": "onnx", "precision": "fp32", "opset": OPSET}
         if "fp16" in wanted:

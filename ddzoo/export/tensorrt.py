@@ -15,14 +15,10 @@ import torch
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.fileio import atomic_write_bytes, write_json
+from ddzoo.package import ONNX_FILES, engine_dir, engine_name
 from ddzoo.runtime.trt import import_tensorrt
 
-ENGINE_SOURCES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
-
-
-def engine_dir(package: Path, trt_version: str, capability: tuple[int, int]) -> Path:
-    """Where engines for this TensorRT version and GPU live inside a package."""
-    return package / "engines" / trt_version / f"sm{capability[0]}{capability[1]}"
+ENGINE_SOURCES = ONNX_FILES
 
 
 def build_engine(package: Path, precision: str, *, max_batch: int = 256, opt_batch: int = 64,
@@ -57,7 +53,7 @@ def build_engine(package: Path, precision: str, *, max_batch: int = 256, opt_bat
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise InvalidArgumentError(f"{source}: TensorRT failed to build a {precision} engine (see its log above)")
-    plan = folder / f"model.{precision}.plan"
+    plan = folder / engine_name(precision)
     atomic_write_bytes(plan, bytes(serialized))
     atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
     metadata = {"engine": str(plan.relative_to(package)), "source": source.name, "precision": precision,

@@ -11,7 +11,7 @@ from ddzoo.errors import InvalidArgumentError
 from ddzoo.export.onnx_export import INPUT_NAME, OUTPUT_NAME
 from ddzoo.fileio import building_dir
 from ddzoo.names import validate_name
-from ddzoo.train.checkpoint import read_config
+from ddzoo.package import ONNX, read_config
 
 PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), ".plan": ("tensorrt_plan", "model.plan")}
 
@@ -28,7 +28,7 @@ def model_config(name: str, platform: str, input_name: str, image_shape: list[in
             f'version_policy: {{ latest: {{ num_versions: 1 }} }}\n')
 
 
-def export_triton(package: Path | str, out: Path | str, *, name: str, artifact: str = "model.onnx",
+def export_triton(package: Path | str, out: Path | str, *, name: str, artifact: str = ONNX,
                   max_batch: int = 64, max_delay_us: int = 2000, instances: int = 1) -> Path:
     """Write (atomically) the Triton repository entry ``out/name`` for ``artifact`` of ``package``;
     ``instances`` model instances run batches at once (per GPU, or on the CPU)."""

@@ -8,10 +8,10 @@ from ddzoo.models.registry import (
     count_parameters,
     create_model,
     get_model_spec,
-    list_models,
+    list_architectures,
     memory_format_for,
     register_model,
 )
 
 __all__ = ["Classifier", "ModelSpec", "Normalize", "count_parameters", "create_model", "get_model_spec",
-           "list_models", "memory_format_for", "register_model"]
+           "list_architectures", "memory_format_for", "register_model"]

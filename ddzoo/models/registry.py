@@ -49,8 +49,8 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def list_models() -> list[str]:
-    """Registered architecture names, sorted."""
+def list_architectures() -> list[str]:
+    """Registered architecture names, sorted (the published models are :func:`ddzoo.list_models`)."""
     return sorted(_REGISTRY)
 
 
@@ -59,7 +59,7 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownNameError("model", name, list_models()) from None
+        raise UnknownNameError("model", name, list_architectures()) from None
 
 
 class Normalize(nn.Module):
@@ -95,7 +95,7 @@ def create_model(name: str, dataset: str, *, seed: int | None = None) -> Classif
     """Build architecture ``name`` for ``dataset`` (its classes, shape and normalisation).
 
     Args:
-        name: a registered architecture (see :func:`list_models`).
+        name: a registered architecture (see :func:`list_architectures`).
         dataset: a dataset name (see :func:`ddzoo.data.list_datasets`).
         seed: if given, the weights are initialised from this seed.
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError
+from ddzoo.package import ONNX, WEIGHTS, engine_dir, engine_name
 from ddzoo.runtime.base import InputSpec, Runner
 
 BACKENDS = ("auto", "torch", "ort", "trt")
-WEIGHTS_FILE = "model.safetensors"
 
 
 def check_backend(backend: str) -> str:
@@ -41,7 +41,7 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
     if not path.exists():
         raise InvalidArgumentError(f"{path}: no such artifact; pass a package folder, .safetensors, .onnx or .plan")
     if path.is_dir():
-        path = path / (WEIGHTS_FILE if backend == "torch" else "model.onnx")
+        path = path / (WEIGHTS if backend == "torch" else ONNX)
     kind = {".safetensors": "torch", ".onnx": "ort", ".plan": "trt"}.get(path.suffix)
     if kind is None or backend not in ("auto", kind):
         raise InvalidArgumentError(f"{path}: backend {backend!r} cannot run a {path.suffix or 'suffix-less'} file; "
@@ -59,4 +59,20 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
     return TrtRunner(path)
 
 
-__all__ = ["BACKENDS", "InputSpec", "Runner", "check_backend", "open_runner"]
+def local_engine(package: Path | str) -> Path | None:
+    """The package's TensorRT engine for this machine's TensorRT version and GPU (fp16, then int8, then fp32),
+    or None when TensorRT, a GPU or such an engine is missing."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("tensorrt") is None or not torch.cuda.is_available():
+        return None
+    import tensorrt
+
+    folder = engine_dir(Path(package), tensorrt.__version__, torch.cuda.get_device_capability())
+    return next((folder / engine_name(p) for p in ("fp16", "int8", "fp32") if (folder / engine_name(p)).is_file()),
+                None)
+
+
+__all__ = ["BACKENDS", "InputSpec", "Runner", "check_backend", "local_engine", "open_runner"]

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ddzoo.errors import InvalidArgumentError
-
-
-def precision_of(path: Path) -> str:
-    """The precision an artifact's name declares: ``model.fp16.onnx`` → fp16, ``model.int8.plan`` → int8,
-    else fp32."""
-    return next((p for p in ("fp16", "int8") if f".{p}." in path.name), "fp32")
 
 
 @dataclass(frozen=True)

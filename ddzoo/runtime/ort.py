@@ -9,7 +9,8 @@ import torch
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.optional import require
-from ddzoo.runtime.base import InputSpec, Runner, precision_of
+from ddzoo.package import precision_of
+from ddzoo.runtime.base import InputSpec, Runner
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ddzoo.device import pick_device
+from ddzoo.package import load_checkpoint
 from ddzoo.runtime.base import InputSpec, Runner
 
 
@@ -17,8 +18,6 @@ class TorchRunner(Runner):
     precision = "fp32"
 
     def __init__(self, folder: Path | str, device: str | None = None, batch_size: int = 1000):
-        from ddzoo.train.checkpoint import load_checkpoint
-
         self.device = pick_device(device)
         self.model, self.config = load_checkpoint(folder, self.device)
         self.provider = str(self.device)

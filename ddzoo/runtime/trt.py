@@ -13,7 +13,8 @@ import torch
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.optional import require
-from ddzoo.runtime.base import InputSpec, Runner, precision_of
+from ddzoo.package import precision_of
+from ddzoo.runtime.base import InputSpec, Runner
 
 
 def import_tensorrt():

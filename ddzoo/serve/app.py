@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from ddzoo import __version__
 from ddzoo.errors import InvalidArgumentError
+from ddzoo.package import ONNX, WEIGHTS, read_config, read_verification
 from ddzoo.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from ddzoo.serve.protocol import HEADER_LENGTH, BadRequestError, infer_response, parse_infer_request
 
@@ -238,20 +239,21 @@ def choose_artifact(package: Path, *, artifact: str | None = None, backend: str 
     """The artifact to serve: ``artifact`` if given, else a TensorRT engine for this GPU (auto, trt), else
     ``model.onnx`` (onnxruntime takes CUDA when it has it, else the CPU); refuses one without a passing
     verification for its bytes unless ``allow_unverified``."""
-    from ddzoo.runtime import check_backend
-    from ddzoo.verify import CHECKPOINT_ARTIFACT, require_passing
+    from ddzoo.runtime import check_backend, local_engine
+    from ddzoo.verification import require_passing
 
     check_backend(backend)
 
     if artifact is None:
-        artifact = {"torch": CHECKPOINT_ARTIFACT, "ort": "model.onnx"}.get(backend)
+        artifact = {"torch": WEIGHTS, "ort": ONNX}.get(backend)
     if artifact is None and backend in ("auto", "trt"):
-        artifact = _local_engine(package)
+        engine = local_engine(package)
+        artifact = None if engine is None else engine.relative_to(package).as_posix()
         if artifact is None:
             if backend == "trt":
                 raise InvalidArgumentError(f"{package} has no TensorRT engine for this GPU and TensorRT version; "
                                            "build one with 'zoo export --formats trt-fp16' or use --backend ort")
-            artifact = "model.onnx"
+            artifact = ONNX
     if not allow_unverified:
         require_passing(package, [artifact])
     return artifact
@@ -260,7 +262,7 @@ def choose_artifact(package: Path, *, artifact: str | None = None, backend: str 
 def open_artifact(package: Path, artifact: str, *, spin_wait: bool = True):
     """``(runner, metadata)`` for a served artifact; the metadata carries its verification record."""
     from ddzoo.runtime import open_runner
-    from ddzoo.verify import headline, read_verification
+    from ddzoo.verification import headline
 
     runner = open_runner(package / artifact, spin_wait=spin_wait)
     record = read_verification(package)["records"].get(artifact, {})
@@ -270,29 +272,10 @@ def open_artifact(package: Path, artifact: str, *, spin_wait: bool = True):
     return runner, metadata
 
 
-def _local_engine(package: Path) -> str | None:
-    import importlib.util
-
-    import torch
-
-    if importlib.util.find_spec("tensorrt") is None or not torch.cuda.is_available():
-        return None
-    import tensorrt
-
-    major, minor = torch.cuda.get_device_capability()
-    folder = package / "engines" / tensorrt.__version__ / f"sm{major}{minor}"
-    for precision in ("fp16", "int8", "fp32"):
-        if (folder / f"model.{precision}.plan").is_file():
-            return str((folder / f"model.{precision}.plan").relative_to(package))
-    return None
-
-
 def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000, artifact: str | None = None,
           backend: str = "auto", allow_unverified: bool = False, settings: ServeSettings = ServeSettings()) -> None:
     """Run the service until interrupted (graceful: in-flight requests finish)."""
     import uvicorn
-
-    from ddzoo.train.checkpoint import read_config
 
     classes = len(read_config(package)["classes"])
 

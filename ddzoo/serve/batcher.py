@@ -12,11 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ddzoo.errors import InvalidArgumentError, ZooError
-
-
-class QueueFullError(ZooError, RuntimeError):
-    """The batcher's queue is full; retry later."""
+from ddzoo.errors import InvalidArgumentError, QueueFullError
 
 
 @dataclass

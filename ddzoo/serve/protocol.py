@@ -13,14 +13,10 @@ import math
 import numpy as np
 import orjson
 
-from ddzoo.errors import ZooError
+from ddzoo.errors import BadRequestError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DTYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}  # v2 tensors are little-endian
-
-
-class BadRequestError(ZooError, ValueError):
-    """A request the server cannot accept (answered with HTTP 400 and this message)."""
 
 
 def parse_infer_request(body: bytes, header_length: str | None, input_name: str,

@@ -22,7 +22,7 @@ from ddzoo.attacks import deepfool
 from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.models import Classifier
-from ddzoo.train.checkpoint import load_checkpoint
+from ddzoo.package import load_checkpoint
 from ddzoo.train.loop import SGDRecipe, run_training
 
 SPACES = ("normalized", "pixel")

@@ -27,7 +27,7 @@ from ddzoo.device import show_progress
 from ddzoo.errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
 from ddzoo.models import Classifier, memory_format_for
 from ddzoo.models.inference import accuracy
-from ddzoo.train.checkpoint import CONFIG, save_checkpoint, save_tensors
+from ddzoo.package import CONFIG, save_checkpoint, save_tensors
 from ddzoo.train.distributed import DistContext, all_reduce_mean
 
 STATE = "training_state.safetensors"

@@ -17,20 +17,32 @@ import tempfile
 from pathlib import Path
 
 from ddzoo import __version__, constants
-from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError, ZooError
+from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError, ModelNotFoundError, ZooError
 from ddzoo.fileio import atomic_write_bytes, copy_files, replace_dir
 from ddzoo.names import parse_reference, validate_commit, validate_name, validate_repo_id, validate_revision
+from ddzoo.package import (
+    CARD,
+    CONFIG,
+    ENGINES,
+    EXPORT_RECORD,
+    MANIFEST,
+    ONNX,
+    ONNX_FILES,
+    VERIFICATION,
+    WEIGHTS,
+    check_files,
+    read_config,
+    read_manifest,
+    read_verification,
+    verification_status,
+    write_manifest,
+)
 from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, hub_for
-from ddzoo.zoo.manifest import MANIFEST, check_files, read_manifest, write_manifest
 
-FORMAT_FILES = {"torch": ["model.safetensors"], "onnx": ["model.onnx"], "fp16": ["model.fp16.onnx"],
-                "int8": ["model.int8.onnx"], "trt": ["model.onnx", "model.fp16.onnx", "model.int8.onnx"]}
+FORMAT_FILES = {"torch": [WEIGHTS], "onnx": [ONNX], "fp16": [ONNX_FILES["fp16"]], "int8": [ONNX_FILES["int8"]],
+                "trt": list(ONNX_FILES.values())}
 DEFAULT_FORMATS = ("torch", "onnx", "fp16", "int8")
-METADATA_FILES = ["config.json", "verification.json", "README.md", "export.json"]
-
-
-class ModelNotFoundError(ZooError, LookupError):
-    """No hub holds the requested model (or revision)."""
+METADATA_FILES = [CONFIG, VERIFICATION, CARD, EXPORT_RECORD]
 
 
 def models_dir() -> Path:
@@ -64,7 +76,7 @@ def needed_files(manifest: dict, formats: list[str] | None) -> list[str]:
     for fmt in formats:
         files = [f for f in FORMAT_FILES[fmt] if f in listed]
         if fmt == "trt":
-            files += [f for f in listed if f.startswith("engines/")]
+            files += [f for f in listed if f.startswith(f"{ENGINES}/")]
         if not files:
             raise InvalidArgumentError(f"this package has no {fmt} artifact; it has: {', '.join(sorted(listed))}")
         wanted += files
@@ -240,15 +252,8 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     Refuses artifacts without a passing verification record for their current bytes, unless
     ``allow_unverified`` (the card then names them) or ``skip_unverified`` (they are left out of the upload).
     """
-    from ddzoo.train.checkpoint import read_config
-    from ddzoo.verify import (
-        CHECKPOINT_ARTIFACT,
-        VerificationFailedError,
-        headline,
-        read_verification,
-        verification_status,
-    )
-    from ddzoo.zoo.card import CARD, make_card
+    from ddzoo.verification import CHECKPOINT_ARTIFACT, VerificationFailedError, headline
+    from ddzoo.zoo.card import make_card
 
     org, name = validate_repo_id(repo)
     validate_revision(revision)
@@ -270,7 +275,7 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     card = make_card(package, name, config, {**verification, "records": current}, unverified)
     atomic_write_bytes(package / CARD, card.encode())
     files = [*write_manifest(package, exclude=left_out)["files"], MANIFEST]
-    onnx = headline(current.get("model.onnx"))
+    onnx = headline(current.get(ONNX))
     metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['rho2']:.4f}"
                if onnx["rho2"] is not None else "unverified")
     message = (f"{name}: {config['arch']} on {config['dataset']} ({config.get('recipe', {}).get('name')}), "
@@ -282,11 +287,10 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
 
 def summary(folder: Path) -> dict:
     """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂."""
-    from ddzoo.train.checkpoint import read_config
-    from ddzoo.verify import headline, read_verification
+    from ddzoo.verification import headline
 
     config = read_config(folder)
-    onnx = headline(read_verification(folder)["records"].get("model.onnx"))
+    onnx = headline(read_verification(folder)["records"].get(ONNX))
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
             "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"]}
 
@@ -326,8 +330,7 @@ def list_models() -> list[dict]:
 
 def info(reference: str) -> dict:
     """Card summary, artifacts and verification status of a cached or bundled model (no network)."""
-    from ddzoo.verify import verification_status
-    from ddzoo.zoo.card import CARD, import_hub
+    from ddzoo.zoo.hubs import import_hub
 
     name, revision = parse_reference(reference)
     folder = _cached(name, revision, ["onnx"])

@@ -9,16 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.data import get_dataset_info
-from ddzoo.optional import require
-from ddzoo.verify import HEADLINE_ITERATIONS, headline, summary_row
+from ddzoo.verification import HEADLINE_ITERATIONS, headline, summary_row
+from ddzoo.zoo.hubs import import_hub
 
-CARD = "README.md"
 LICENSE = "apache-2.0"
-
-
-def import_hub():
-    """huggingface_hub (the ``hub`` extra)."""
-    return require("huggingface_hub", "model cards and the Hugging Face Hub", extra="hub")
 
 
 def eval_results(config: dict, verification: dict) -> list:

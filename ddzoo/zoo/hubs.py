@@ -10,17 +10,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ddzoo.errors import InvalidArgumentError, ZooError
+from ddzoo.errors import HubUnavailableError, InvalidArgumentError
 from ddzoo.fileio import building_dir, copy_files, sha256_file
 from ddzoo.names import validate_package_path
-from ddzoo.zoo.card import import_hub
-from ddzoo.zoo.manifest import MANIFEST, package_files
+from ddzoo.optional import require
+from ddzoo.package import MANIFEST, package_files
 
 BUNDLED_HUB = Path(__file__).resolve().parents[1] / "hub"
 
 
-class HubUnavailableError(ZooError, ConnectionError):
-    """A hub could not be reached (network down, server error)."""
+def import_hub():
+    """huggingface_hub (the ``hub`` extra)."""
+    return require("huggingface_hub", "model cards and the Hugging Face Hub", extra="hub")
 
 
 class DirectoryHub:

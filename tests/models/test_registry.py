@@ -11,17 +11,17 @@ from ddzoo.models import (
     count_parameters,
     create_model,
     get_model_spec,
-    list_models,
+    list_architectures,
     register_model,
 )
 from ddzoo.models.paper import lenet
 
 
 def test_registry_holds_the_paper_models():
-    assert list_models() == ["convnet", "lenet", "mlp", "resnet20"]
+    assert list_architectures() == ["convnet", "lenet", "mlp", "resnet20"]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_architectures())
 def test_entry_builds_runs_and_matches_metadata(name):
     spec = get_model_spec(name)
     for dataset in spec.datasets:

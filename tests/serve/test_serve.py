@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.serve.app import ServeSettings, choose_artifact, create_app, open_artifact
-from ddzoo.verify import VerificationFailedError
+from ddzoo.verification import VerificationFailedError
 
 NAME = "lenet-test"
 

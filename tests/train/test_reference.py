@@ -14,7 +14,8 @@ from ddzoo.data import Split, load_split
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.models import create_model, memory_format_for
 from ddzoo.models.inference import accuracy
-from ddzoo.train import ReferenceRecipe, load_checkpoint, read_config, train_reference
+from ddzoo.package import load_checkpoint, read_config
+from ddzoo.train import ReferenceRecipe, train_reference
 from ddzoo.train.loop import fit
 
 

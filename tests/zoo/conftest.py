@@ -25,7 +25,7 @@ def hub(monkeypatch):
 @pytest.fixture
 def package(verified_package, tmp_path):
     """The verified package with only the artifacts that passed the gate (the 1-epoch LeNet's INT8 may not)."""
-    from ddzoo.verify import verification_status
+    from ddzoo.package import verification_status
 
     folder = tmp_path / "lenet-mnist-test"
     shutil.copytree(verified_package[0], folder)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ddzoo.cli import main
-from ddzoo.verify import verification_status
+from ddzoo.package import read_manifest, verification_status
 from ddzoo.zoo import list_models, pull
 from ddzoo.zoo.hubs import BUNDLED_HUB
-from ddzoo.zoo.manifest import read_manifest
 
 BUNDLED = sorted(p.parent.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))
 

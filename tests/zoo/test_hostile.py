@@ -15,9 +15,8 @@ from ddzoo.cli import main
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.fileio import sha256_file
 from ddzoo.names import validate_commit, validate_package_path
-from ddzoo.verify import read_verification
+from ddzoo.package import MANIFEST, read_manifest, read_verification
 from ddzoo.zoo import ModelNotFoundError, list_models, publish, pull
-from ddzoo.zoo.manifest import MANIFEST, read_manifest
 from tests.zoo.conftest import ORG
 
 

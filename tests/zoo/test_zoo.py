@@ -16,9 +16,9 @@ import pytest
 
 from ddzoo import constants
 from ddzoo.errors import ChecksumError, InvalidArgumentError
-from ddzoo.verify import VerificationFailedError
+from ddzoo.package import read_manifest
+from ddzoo.verification import VerificationFailedError
 from ddzoo.zoo import ModelNotFoundError, info, list_models, publish, pull
-from ddzoo.zoo.manifest import read_manifest
 from tests.zoo.conftest import ORG
 
 

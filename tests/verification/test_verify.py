@@ -10,14 +10,10 @@ import pytest
 import torch
 
 from ddzoo.cli import main
+from ddzoo.package import verification_status
 from ddzoo.runtime import open_runner
-from ddzoo.verify import (
-    CHECKPOINT_ARTIFACT,
-    VerificationFailedError,
-    require_passing,
-    verification_status,
-)
-from ddzoo.verify.attack import artifact_deepfool
+from ddzoo.verification import CHECKPOINT_ARTIFACT, VerificationFailedError, require_passing
+from ddzoo.verification.attack import artifact_deepfool
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """``zoo verify``: robustness measured on the exact bytes that will be deployed.
 
 For every artifact of a model package, DeepFool runs with the artifact in the loop (see
-:mod:`ddzoo.verify.attack`); the checkpoint is attacked by the very same procedure, so the ratio of the two
+:mod:`ddzoo.verification.attack`); the checkpoint is attacked by the very same procedure, so the ratio of the two
 ρ₂ isolates what export and quantisation did to robustness. Each record in ``verification.json`` is tied to
 the artifact's sha256 and stops counting once the bytes change; a gate (accuracy drop, ρ₂ ratio) decides
 pass or fail, and ``zoo publish`` refuses artifacts without a passing record for their current bytes.
@@ -10,7 +10,6 @@ pass or fail, and ``zoo publish`` refuses artifacts without a passing record for
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.data import load_split
-from ddzoo.errors import CheckpointError, InvalidArgumentError, ZooError
+from ddzoo.errors import InvalidArgumentError, VerificationFailedError
 from ddzoo.eval.robustness import (
     EPS_FACTORS,
     LINF_ATTACKS,
@@ -29,19 +28,21 @@ from ddzoo.eval.robustness import (
     linf_accuracy,
     summarize,
 )
-from ddzoo.fileio import sha256_file, write_json
+from ddzoo.fileio import sha256_file
 from ddzoo.models.inference import predict
+from ddzoo.package import (
+    WEIGHTS,
+    package_artifacts,
+    package_versions,
+    read_config,
+    read_verification,
+    verification_status,
+    write_verification,
+)
 from ddzoo.runtime import Runner, open_runner
-from ddzoo.train.checkpoint import WEIGHTS, package_versions, read_config
-from ddzoo.verify.attack import ArtifactAttack, artifact_deepfool, finite_difference_deepfool
+from ddzoo.verification.attack import ArtifactAttack, artifact_deepfool, finite_difference_deepfool
 
-VERIFICATION = "verification.json"
-FORMAT = "ddzoo-verification/1"
 CHECKPOINT_ARTIFACT = WEIGHTS
-
-
-class VerificationFailedError(ZooError, RuntimeError):
-    """An artifact failed the robustness gate (or has no valid record)."""
 
 
 @dataclass(frozen=True)
@@ -76,43 +77,6 @@ class VerifySettings(EvalSettings):
 
     def record(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
-
-
-def package_artifacts(package: Path) -> list[str]:
-    """The deployable files of a package: its ONNX files and the engines this machine could run."""
-    found = sorted(p.name for p in package.glob("*.onnx"))
-    found += sorted(str(p.relative_to(package)) for p in package.glob("engines/*/*/*.plan"))
-    return found
-
-
-def read_verification(package: Path) -> dict:
-    path = package / VERIFICATION
-    if not path.is_file():
-        return {"format": FORMAT, "records": {}}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); delete it and run 'zoo verify' again") from err
-    if data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file; delete it and run 'zoo verify' again")
-    return data
-
-
-def verification_status(package: Path | str) -> dict[str, str]:
-    """Per artifact: ``pass``, ``fail``, ``stale`` (bytes changed since verification) or ``unverified``."""
-    package = Path(package)
-    records = read_verification(package)["records"]
-    status = {}
-    present = [CHECKPOINT_ARTIFACT] if (package / CHECKPOINT_ARTIFACT).is_file() else []
-    for name in [*present, *package_artifacts(package)]:
-        record = records.get(name)
-        if record is None:
-            status[name] = "unverified"
-        elif sha256_file(package / name) != record["sha256"]:
-            status[name] = "stale"
-        else:
-            status[name] = "pass" if record["gate"]["passed"] else "fail"
-    return status
 
 
 def _attack(model: torch.nn.Module, runner: Runner, x: torch.Tensor, settings: VerifySettings, max_iter: int,
@@ -241,9 +205,9 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             verification["records"][name] = record
     if write:
-        write_json(package / VERIFICATION, verification)
+        write_verification(package, verification)
     if plot:
-        from ddzoo.verify.plot import plot_verification
+        from ddzoo.verification.plot import plot_verification
 
         plot_verification(verification, rhos, Path(plot))
     return verification

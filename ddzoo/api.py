@@ -1,0 +1,135 @@
+"""The one-call Python API: ``ddzoo.load``, ``ddzoo.list_models`` and ``ddzoo.verify``.
+
+Example:
+    >>> import ddzoo
+    >>> model = ddzoo.load("lenet-mnist-dd")                  # nn.Module, eval mode, takes [0, 1] pixels
+    >>> runner = ddzoo.load("lenet-mnist-dd", format="int8")  # a Runner on the INT8 ONNX artifact
+    >>> logits = runner.predict(images)                       # float32 NCHW in [0, 1] -> (N, 10)
+    >>> result = ddzoo.verify("lenet-mnist-dd", limit=200)    # raises VerificationFailedError on a failed gate
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from ddzoo.errors import InvalidArgumentError, VerificationFailedError
+from ddzoo.names import parse_reference
+from ddzoo.package import artifact_for, load_checkpoint, package_artifacts
+from ddzoo.runtime import Runner, local_engine, open_runner
+
+FORMATS = ("torch", "onnx", "fp16", "int8", "trt")
+
+
+def _folder(name_or_path: str | Path, format: str | None, offline: bool | None) -> Path:
+    """A package folder given as a path, or a model pulled by name (cache first; ``format`` None: all
+    artifacts but engines)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    from ddzoo.zoo import pull
+
+    parse_reference(str(name_or_path))  # a clear error for a name that is neither a folder nor valid
+    return pull(str(name_or_path), formats=[format] if format else None, offline=offline)
+
+
+def load(name_or_path: str | Path, *, format: str = "torch", device: str | None = None,
+         offline: bool | None = None) -> nn.Module | Runner:
+    """Load a zoo model in one call, pulling it first if needed.
+
+    Args:
+        name_or_path: a published model (``NAME[@REVISION]``, e.g. ``lenet-mnist-dd``) or a package folder.
+        format: ``torch`` (the checkpoint as an ``nn.Module``), ``onnx`` / ``fp16`` / ``int8`` (a Runner on
+            that ONNX artifact, onnxruntime), or ``trt`` (a Runner on this machine's TensorRT engine).
+        device: torch device for ``torch`` (default CPU).
+        offline: never touch the network (default: ``ZOO_OFFLINE``).
+
+    Returns:
+        ``torch``: an ``nn.Module`` in eval mode taking float32 NCHW pixels in [0, 1] (normalisation inside).
+        Otherwise a :class:`~ddzoo.runtime.Runner` (a context manager; ``predict(x) -> logits``).
+
+    Raises:
+        InvalidArgumentError: unknown format, or the package lacks it. ModelNotFoundError: no hub holds it.
+
+    Example:
+        >>> model = ddzoo.load("lenet-mnist-dd")
+        >>> model(torch.rand(1, 1, 28, 28)).argmax(1)
+    """
+    if format not in FORMATS:
+        raise InvalidArgumentError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
+    folder = _folder(name_or_path, format, offline)
+    if format == "torch":
+        model, _ = load_checkpoint(folder, device or "cpu")
+        return model
+    if format == "trt":
+        engine = local_engine(folder)
+        if engine is None:
+            raise InvalidArgumentError(f"{folder} has no TensorRT engine for this machine (needs the tensorrt "
+                                       "package, a GPU and a matching engine: 'zoo export --formats trt-fp16')")
+        return open_runner(engine)
+    return open_runner(artifact_for(folder, "fp32" if format == "onnx" else format))
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """A model the zoo can load here without the network (bundled with ddzoo or in the cache)."""
+
+    name: str
+    revision: str
+    where: str  # "bundled" | "cache"
+    arch: str | None
+    dataset: str | None
+    recipe: str | None
+    accuracy: float | None  # of model.onnx, from its verification record
+    rho2: float | None  # DeepFool ρ₂ (50 iterations, [0,1] pixels) of model.onnx
+    status: str  # "ok", or why the entry is damaged or unreadable
+
+
+def list_models() -> list[PublishedModel]:
+    """The published models available here (bundled and cached), with their verified accuracy and ρ₂.
+
+    The architectures are :func:`ddzoo.models.list_architectures`.
+    """
+    from ddzoo.zoo import list_models as zoo_list
+
+    return [PublishedModel(**row) for row in zoo_list()]
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What :func:`verify` measured: the records per artifact and the gate's verdict."""
+
+    package: Path
+    passed: bool
+    records: dict = field(repr=False)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+
+
+def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_drop: float = 0.005,
+           min_rho_ratio: float = 0.95, crosscheck: int = 16, raise_on_failure: bool = True,
+           offline: bool | None = None) -> VerificationResult:
+    """Verify every artifact of a package (DeepFool against the artifact itself) and apply the gate.
+
+    A pulled or bundled model is read-only: its records are returned, not written. Raises
+    :class:`~ddzoo.errors.VerificationFailedError` on a failed gate unless ``raise_on_failure`` is False.
+    """
+    from ddzoo.verification import CHECKPOINT_ARTIFACT, Gate, VerifySettings, verify_package
+    from ddzoo.zoo import is_read_only
+
+    folder = _folder(name_or_path, None, offline)
+    result = verify_package(folder, settings=VerifySettings(limit=limit, crosscheck=crosscheck),
+                            gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio),
+                            write=not is_read_only(folder))
+    names = [CHECKPOINT_ARTIFACT, *package_artifacts(folder)]
+    records = {n: result["records"][n] for n in names}
+    failures = {n: r["gate"]["reasons"] for n, r in records.items() if not r["gate"]["passed"]}
+    outcome = VerificationResult(folder, not failures, records, failures)
+    if failures and raise_on_failure:
+        detail = "; ".join(f"{n}: {', '.join(reasons)}" for n, reasons in failures.items())
+        raise VerificationFailedError(f"gate failed for {detail}")
+    return outcome
+
+
+__all__ = ["FORMATS", "PublishedModel", "VerificationResult", "list_models", "load", "verify"]

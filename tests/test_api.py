@@ -1,0 +1,75 @@
+"""The one-call Python API on the bundled models: load (torch and ONNX agree and reproduce the card),
+list_models (typed), verify (typed result; a failed gate raises)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ddzoo
+from ddzoo.data import load_split
+from ddzoo.errors import InvalidArgumentError, ModelNotFoundError, VerificationFailedError
+from ddzoo.package import package_artifacts, read_config, read_verification
+from ddzoo.zoo import pull
+from ddzoo.zoo.hubs import BUNDLED_HUB
+
+BUNDLED = sorted(p.parent.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_loaded_models_reproduce_their_card(name, data_dir):
+    """torch module and every ONNX artifact reach the accuracy their verification record (the card) states on
+    the images it names, and the torch module agrees with the fp32 ONNX runner."""
+    folder = pull(name, offline=True)
+    records = read_verification(folder)["records"]
+    images = records["model.onnx"]["images"]
+    x, y = load_split(read_config(folder)["dataset"], "test").tensors(limit=images)
+    model = ddzoo.load(name, offline=True)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    with torch.no_grad():
+        torch_logits = model(x)
+    assert (torch_logits.argmax(1) == y).float().mean().item() == pytest.approx(
+        records["model.safetensors"]["clean_accuracy"], abs=1 / images)
+    for artifact in package_artifacts(folder):
+        fmt = {"model.onnx": "onnx", "model.fp16.onnx": "fp16", "model.int8.onnx": "int8"}[artifact]
+        with ddzoo.load(name, format=fmt, offline=True) as runner:
+            logits = runner.predict(x)
+        assert runner.precision == ("fp32" if fmt == "onnx" else fmt)
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+        assert accuracy == pytest.approx(records[artifact]["clean_accuracy"], abs=1 / images), artifact
+        if fmt == "onnx":
+            assert (logits - torch_logits).abs().max().item() < 1e-3
+            assert (logits.argmax(1) == torch_logits.argmax(1)).all()
+
+
+def test_load_refuses_unknown_formats_and_models():
+    with pytest.raises(InvalidArgumentError, match="unknown format 'tflite'"):
+        ddzoo.load("lenet-mnist-dd", format="tflite")
+    with pytest.raises(InvalidArgumentError, match="no int8 artifact"):
+        ddzoo.load("lenet-mnist-dd", format="int8", offline=True)  # its INT8 failed the gate: not published
+    with pytest.raises(ModelNotFoundError):
+        ddzoo.load("no-such-model", offline=True)
+    with pytest.raises(InvalidArgumentError, match="TensorRT"):
+        ddzoo.load("lenet-mnist-dd", format="trt", offline=True)
+
+
+def test_list_models_is_typed():
+    models = {m.name: m for m in ddzoo.list_models()}
+    assert set(BUNDLED) <= set(models)
+    dd = models["lenet-mnist-dd"]
+    assert isinstance(dd, ddzoo.PublishedModel) and dd.where == "bundled" and dd.status == "ok"
+    assert dd.arch == "lenet" and dd.recipe == "deep-defense" and 0.98 < dd.accuracy <= 1
+    assert dd.rho2 > models["lenet-mnist-ref"].rho2 * 1.4  # the zoo's claim, as its cards state it
+
+
+def test_verify_returns_a_typed_result_and_raises_on_a_failed_gate(data_dir):
+    result = ddzoo.verify("lenet-mnist-dd", limit=40, crosscheck=0, max_accuracy_drop=1.0, min_rho_ratio=0.0,
+                          offline=True)
+    assert isinstance(result, ddzoo.VerificationResult) and result.passed and result.failures == {}
+    assert set(result.records) == {"model.safetensors", "model.onnx", "model.fp16.onnx"}
+    assert result.records["model.onnx"]["images"] == 40
+    with pytest.raises(VerificationFailedError, match="rho2 ratio"):
+        ddzoo.verify("lenet-mnist-dd", limit=40, crosscheck=0, min_rho_ratio=1.5, offline=True)
+    failed = ddzoo.verify("lenet-mnist-dd", limit=40, crosscheck=0, min_rho_ratio=1.5, raise_on_failure=False,
+                          offline=True)
+    assert not failed.passed and set(failed.failures) == {"model.onnx", "model.fp16.onnx"}
