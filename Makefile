@@ -28,8 +28,12 @@ bench: $(STAMP)
 	$(PY) -m pip install -q '.[bench]' && $(PY) -m pip install -q --no-deps torchattacks==3.5.1
 	$(PY) bench/deepfool.py && $(PY) bench/train_step.py && $(PY) bench/verify.py
 
+# ruff everywhere; pyright on the TensorRT code against PyPI's tensorrt-stubs (kept out of the venv: see
+# [tool.pyright] in pyproject.toml), since TensorRT itself cannot be installed here.
 lint: $(STAMP)
-	$(PY) -m pip install -q ruff && $(VENV)/bin/ruff check ddzoo tests bench
+	$(PY) -m pip install -q ruff pyright && $(VENV)/bin/ruff check ddzoo tests bench scripts
+	$(PY) -m pip install -q --no-deps --upgrade --target .lint/stubs tensorrt-stubs==10.13.0.35.1
+	$(VENV)/bin/pyright
 
 clean:
 	rm -rf $(VENV) build *.egg-info

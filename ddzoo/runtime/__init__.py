@@ -62,11 +62,11 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
 def local_engine(package: Path | str) -> Path | None:
     """The package's TensorRT engine for this machine's TensorRT version and GPU (fp16, then int8, then fp32),
     or None when TensorRT, a GPU or such an engine is missing."""
-    import importlib.util
-
     import torch
 
-    if importlib.util.find_spec("tensorrt") is None or not torch.cuda.is_available():
+    from ddzoo.runtime.trt import tensorrt_installed
+
+    if not tensorrt_installed() or not torch.cuda.is_available():
         return None
     import tensorrt
 

@@ -11,15 +11,25 @@ from pathlib import Path
 
 import torch
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, MissingDependencyError
 from ddzoo.optional import require
 from ddzoo.package import precision_of
 from ddzoo.runtime.base import InputSpec, Runner
 
 
+def tensorrt_installed() -> bool:
+    """Whether the real ``tensorrt`` package is importable (type stubs alone make an empty namespace)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tensorrt")
+    return spec is not None and spec.origin is not None
+
+
 def import_tensorrt():
     """The ``tensorrt`` module, or a :class:`MissingDependencyError` naming what to install."""
     tensorrt = require("tensorrt", "TensorRT engines (build, run)", extra="tensorrt")
+    if getattr(tensorrt, "__version__", None) is None:  # e.g. only tensorrt-stubs: an empty namespace package
+        raise MissingDependencyError("tensorrt", "TensorRT engines (build, run)", extra="tensorrt")
     if not torch.cuda.is_available():
         raise InvalidArgumentError("TensorRT needs a CUDA GPU and none is visible; use --backend ort instead")
     return tensorrt
@@ -40,7 +50,10 @@ class TrtRunner(Runner):
         if self.engine is None:
             raise InvalidArgumentError(f"{self.path}: TensorRT {trt.__version__} cannot load this engine; "
                                        "rebuild it here with 'zoo export --formats trt'")
-        self.context = self.engine.create_execution_context()
+        context = self.engine.create_execution_context()
+        if context is None:
+            raise InvalidArgumentError(f"{self.path}: TensorRT could not create an execution context (GPU memory?)")
+        self.context = context
         self._turn = threading.Lock()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -72,5 +85,6 @@ class TrtRunner(Runner):
         return out.cpu()
 
     def close(self) -> None:
-        self.context = None
-        self.engine = None
+        for name in ("context", "engine"):  # the context first, then the engine it belongs to
+            if hasattr(self, name):
+                delattr(self, name)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
 from ddzoo.errors import InvalidArgumentError, MissingDependencyError
 from ddzoo.runtime import open_runner
+from ddzoo.runtime.trt import tensorrt_installed
 
 
 def test_torch_and_ort_runners_agree(lenet_package, mnist_test):
@@ -61,9 +60,25 @@ def test_unavailable_provider_is_refused(lenet_package):
         open_runner(lenet_package / "model.onnx", providers=["NoSuchExecutionProvider"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+@pytest.mark.skipif(tensorrt_installed(), reason="tensorrt is installed here")
 def test_tensorrt_missing_names_the_package(tmp_path):
     plan = tmp_path / "model.fp16.plan"
     plan.write_bytes(b"not an engine")
     with pytest.raises(MissingDependencyError, match="pip install 'ddzoo\\[tensorrt\\]'"):
         open_runner(plan)
+
+
+def test_type_stubs_alone_do_not_count_as_tensorrt(tmp_path, monkeypatch):
+    """PyPI's tensorrt-stubs installs a bare tensorrt/ folder: importable as an empty namespace package."""
+    import sys
+
+    from ddzoo.runtime.trt import import_tensorrt
+
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.pyi").write_text("class Builder: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    assert not tensorrt_installed()
+    with pytest.raises(MissingDependencyError, match="tensorrt"):
+        import_tensorrt()
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
