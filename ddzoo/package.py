@@ -16,6 +16,7 @@ elsewhere are hostile: JSON files are size-bounded before parsing and their shap
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ EXPORT_RECORD = "export.json"
 VERIFICATION = "verification.json"
 MANIFEST = "manifest.json"
 CARD = "README.md"
+EPS_REF = "eps_ref.json"  # beside a reference checkpoint: its ε_ref, found once by `zoo eval`
 ENGINES = "engines"
 PRECISIONS = tuple(ONNX_FILES)
 
@@ -199,6 +201,28 @@ def load_checkpoint(folder: Path | str, device: str | torch.device = "cpu") -> t
     except (RuntimeError, OSError, ValueError, SafetensorError) as err:
         raise CheckpointError(f"{weights}: cannot load weights into {config['arch']} ({err})") from err
     return model.to(device).eval(), config
+
+
+def read_eps_ref(folder: Path | str) -> dict[str, Any] | None:
+    """A checkpoint's stored ε_ref record (``eps_ref.json``, or the ``eps_ref`` field of its config), or None."""
+    path = Path(folder) / EPS_REF
+    if path.is_file():
+        stored = read_json(path, "eps_ref record", f"delete {path} and run 'zoo eval' again")
+    else:
+        stored = read_model_config(folder).eps_ref
+    if not isinstance(stored, dict) or not all(isinstance(stored.get(a), (int, float)) for a in ("fgs", "bim")):
+        return None
+    return stored
+
+
+def write_eps_ref(folder: Path | str, record: dict[str, Any]) -> bool:
+    """Store ``record`` as the checkpoint's ``eps_ref.json`` (never touching its config); False if the folder is
+    not writable."""
+    path = Path(folder) / EPS_REF
+    if not os.access(Path(folder), os.W_OK):
+        return False
+    write_json(path, record)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------- artifacts

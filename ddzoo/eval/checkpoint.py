@@ -11,8 +11,7 @@ from ddzoo.data import get_dataset_info, load_split
 from ddzoo.device import pick_device
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.eval.robustness import LINF_ATTACKS, EvalSettings, evaluate_robustness, find_eps_ref
-from ddzoo.fileio import write_json
-from ddzoo.package import CONFIG, load_checkpoint, read_config
+from ddzoo.package import load_checkpoint, read_eps_ref, write_eps_ref
 
 
 def reference_of(checkpoint: Path, config: dict) -> Path:
@@ -27,18 +26,17 @@ def reference_of(checkpoint: Path, config: dict) -> Path:
 
 def ensure_eps_ref(reference: Path, x: torch.Tensor, y: torch.Tensor, *, settings: EvalSettings,
                    device: torch.device) -> dict[str, float]:
-    """ε_ref of the reference checkpoint: read from its config, or found by bisection and stored there."""
-    config = read_config(reference)
-    stored = config.get("eps_ref", {})
-    if all(attack in stored for attack in LINF_ATTACKS):
+    """ε_ref of the reference checkpoint: read from its ``eps_ref.json`` (or its config), or found by bisection
+    and stored in ``eps_ref.json`` beside it — the checkpoint's own files are never edited."""
+    stored = read_eps_ref(reference)
+    if stored is not None:
         return {attack: float(stored[attack]) for attack in LINF_ATTACKS}
     model, _ = load_checkpoint(reference, device)
     frozen = attack_copy(model)
     eps_ref = {attack: find_eps_ref(frozen, x, y, attack, settings=settings, device=device)
                for attack in LINF_ATTACKS}
-    config["eps_ref"] = {**eps_ref, "samples": len(x), "split": "test",
-                         "definition": "eps (l-inf, [0,1] pixels) at which this model's accuracy is 50 %"}
-    write_json(reference / CONFIG, config)
+    write_eps_ref(reference, {**eps_ref, "samples": len(x), "split": "test",
+                              "definition": "eps (l-inf, [0,1] pixels) at which this model's accuracy is 50 %"})
     return eps_ref
 
 

@@ -22,7 +22,7 @@ from ddzoo.package import (
     WEIGHTS,
     load_checkpoint,
     package_versions,
-    read_config,
+    read_eps_ref,
     write_config,
 )
 from ddzoo.runtime import open_runner
@@ -36,7 +36,7 @@ def reference_eps(checkpoint: Path, config: dict) -> dict:
     if "eps_ref" in config:
         return {}
     try:
-        stored = read_config(reference_of(checkpoint, config)).get("eps_ref")
+        stored = read_eps_ref(reference_of(checkpoint, config))
     except CheckpointError:
         return {}
     return {"eps_ref": stored} if stored else {}

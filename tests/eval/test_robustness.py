@@ -37,6 +37,7 @@ def test_normalised_space_equals_attacking_the_body(lenet, mnist_test):
 
 
 def test_zoo_eval_json_and_stored_eps_ref(lenet_checkpoint, capsys):
+    config_before = (lenet_checkpoint / "config.json").read_bytes()
     assert main(["eval", str(lenet_checkpoint), "--dataset", "mnist", "--limit", "300", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["samples"] == 300 and metrics["clean_accuracy"] > 0.9
@@ -46,16 +47,17 @@ def test_zoo_eval_json_and_stored_eps_ref(lenet_checkpoint, capsys):
             assert 0.02 < stats["rho2"] < 1 and 0 <= stats["fooled"] <= 1
     # More iterations can only finish more samples.
     assert metrics["deepfool"]["pixel"]["50"]["fooled"] >= metrics["deepfool"]["pixel"]["5"]["fooled"]
-    stored = json.loads((lenet_checkpoint / "config.json").read_text())["eps_ref"]
+    stored = json.loads((lenet_checkpoint / "eps_ref.json").read_text())  # beside the checkpoint, not in it
     assert metrics["eps_ref"] == {"fgs": stored["fgs"], "bim": stored["bim"]}
     assert metrics["fgs"]["eps"] == pytest.approx([f * stored["fgs"] for f in (0.2, 0.5, 1.0)])
     fgs_acc = metrics["fgs"]["accuracy"]
     assert fgs_acc[0] >= fgs_acc[1] >= fgs_acc[2] and fgs_acc[2] == pytest.approx(0.5, abs=0.0051)
     box = metrics["deepfool"]["box_constrained"]
     assert box["max_iter"] == 50 and box["rho2_fooled"] >= metrics["deepfool"]["pixel"]["50"]["rho2"] * 0.9
-    # A second run reuses the stored ε_ref.
+    # A second run reuses the stored ε_ref; the checkpoint's config is never edited.
     assert main(["eval", str(lenet_checkpoint), "--limit", "100", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["eps_ref"] == metrics["eps_ref"]
+    assert (lenet_checkpoint / "config.json").read_bytes() == config_before
 
 
 def test_eval_refuses_a_dataset_of_another_shape(lenet_checkpoint, capsys):
