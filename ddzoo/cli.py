@@ -342,11 +342,15 @@ def serve(
     max_queue: Annotated[int, typer.Option(help="Images waiting at most; beyond, 503 + Retry-After.")] = 1024,
     instances: Annotated[int, typer.Option(help="Batches computed at once.")] = 1,
     timeout: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 30.0,
-    max_body_mb: Annotated[float, typer.Option(help="Largest request body (MiB).")] = 64.0,
+    max_body_mb: Annotated[float | None, typer.Option(
+        help="Largest request body (MiB); default: --max-batch images of this model as JSON.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        help="Require 'Authorization: Bearer KEY' on every route but health (default: ZOO_API_KEY).")] = None,
     allow_unverified: Annotated[bool, typer.Option(help="Serve an artifact without a passing verification.")
                                 ] = False,
 ) -> None:
     """Serve a verified artifact over HTTP with the KServe v2 / Triton protocol (tritonclient works)."""
+    from ddzoo import constants
     from ddzoo.serve import require_serve_extra
 
     require_serve_extra()
@@ -355,7 +359,8 @@ def serve(
 
     package, model_name = resolve_package(model, name)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
-                             instances=instances, timeout_s=timeout, max_body_bytes=int(max_body_mb * (1 << 20)))
+                             instances=instances, timeout_s=timeout, api_key=api_key or constants.API_KEY,
+                             max_body_bytes=None if max_body_mb is None else int(max_body_mb * (1 << 20)))
     run_server(package, model_name, host=host, port=port, artifact=artifact, backend=backend,
                allow_unverified=allow_unverified, settings=settings)
 

@@ -5,6 +5,7 @@
 - ``ZOO_DEBIAN_DATASETS``: where Debian's ``dataset-*`` packages put their files.
 - ``ZOO_OFFLINE``: never touch the network (downloads raise instead).
 - ``HF_ENDPOINT``: the Hugging Face Hub (or a compatible server); ``ZOO_HF_ORG``: the zoo's organisation there.
+- ``ZOO_API_KEY``: the key ``zoo serve`` requires (``Authorization: Bearer <key>``) unless ``--api-key`` is given.
 - ``ZOO_HUBS``: local directory hubs, separated by ``os.pathsep``, searched after the Hugging Face Hub.
 """
 
@@ -35,3 +36,4 @@ DOWNLOAD_TIMEOUT_S: float = float(os.environ.get("ZOO_DOWNLOAD_TIMEOUT", "60"))
 HF_ENDPOINT: str = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 HF_ORG: str = os.environ.get("ZOO_HF_ORG") or "ddzoo"
 LOCAL_HUBS: list[Path] = [Path(p).expanduser() for p in os.environ.get("ZOO_HUBS", "").split(os.pathsep) if p.strip()]
+API_KEY: str | None = os.environ.get("ZOO_API_KEY", "").strip() or None

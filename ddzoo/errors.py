@@ -83,3 +83,7 @@ class BadRequestError(ZooError, ValueError):
 
 class QueueFullError(ZooError, RuntimeError):
     """The service's queue is full (answered with HTTP 503 and Retry-After)."""
+
+
+class ModelLoadError(ZooError, RuntimeError):
+    """A served artifact could not be loaded (the service stops)."""

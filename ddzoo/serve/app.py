@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import math
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +26,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ddzoo import __version__
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, ModelLoadError
 from ddzoo.package import ONNX, WEIGHTS, read_config, read_verification
 from ddzoo.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from ddzoo.serve.protocol import HEADER_LENGTH, BadRequestError, infer_response, parse_infer_request
 
-INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/infer")
+INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+VERSION = "1"  # the one version a package is served as
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # answered without the API key (load balancers probe them)
+PARSE_IN_THREAD_BYTES = 256 << 10  # bigger bodies are parsed off the event loop, so health checks stay prompt
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan", "torch": "pytorch_libtorch"}
 
 
@@ -40,13 +46,24 @@ class ServeSettings:
     max_delay_ms: float = 2.0
     max_queue: int = 1024
     timeout_s: float = 30.0
-    max_body_bytes: int = 64 << 20
+    max_body_bytes: int | None = None  # default: what --max-batch images of this model can take (body_limit)
     instances: int = 1
+    api_key: str | None = None
 
     def __post_init__(self):  # refused here, before the server starts, not at model load
         check_batching(self.max_batch, self.max_delay_ms, self.max_queue, self.instances)
-        if self.timeout_s <= 0 or self.max_body_bytes < 1024:
+        if self.timeout_s <= 0 or (self.max_body_bytes is not None and self.max_body_bytes < 1024):
             raise InvalidArgumentError("timeout must be > 0 s and the body limit at least 1024 bytes")
+        if self.api_key is not None and len(self.api_key) < 16:
+            raise InvalidArgumentError("the API key must be at least 16 characters; generate one with "
+                                       "'python -c \"import secrets; print(secrets.token_urlsafe(32))\"'")
+
+    def body_limit(self, image_shape: tuple[int, ...]) -> int:
+        """The largest body accepted: ``--max-body-mb`` if given, else ``max_batch`` images as JSON (32 bytes
+        a value, generous for any float's text) plus 64 KiB — so parsing cost is bounded before it starts."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_batch * math.prod(image_shape) * 32 + (64 << 10)
 
 
 class Metrics:
@@ -78,10 +95,18 @@ def _failure(status: int, message: str, reason: str, headers: dict | None = None
     return status, orjson.dumps({"error": message}), {**(headers or {}), "Content-Type": "application/json"}, reason
 
 
-def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
-    """The ASGI app serving model ``name``; ``load()`` returns ``(runner, metadata)`` (called at startup)."""
+def _log(message: str) -> None:
+    print(f"zoo serve: {message}", file=sys.stderr, flush=True)
+
+
+def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_load_failure=None):
+    """The ASGI app serving model ``name``; ``load()`` returns ``(runner, metadata)`` (called at startup).
+
+    If ``load`` fails, the failure is logged at once, ``/v2/health/ready`` answers 503 with it, and
+    ``on_load_failure(message)`` is called (``zoo serve`` stops the server and exits 1).
+    """
     metrics = Metrics()
-    state: dict = {"runner": None, "metadata": {}, "batcher": None}
+    state: dict = {"runner": None, "metadata": {}, "batcher": None, "error": None, "body_limit": None}
     batch_size, compute, queue = (metrics.batch.labels(name), metrics.compute.labels(name),
                                   metrics.queue.labels(name))
     latency = metrics.latency.labels(name)
@@ -94,7 +119,16 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             queue.observe(wait)
 
     async def load_model() -> None:
-        runner, metadata = await asyncio.get_running_loop().run_in_executor(None, load)
+        try:
+            runner, metadata = await asyncio.get_running_loop().run_in_executor(None, load)
+        except Exception as err:  # noqa: BLE001 - any loader failure is reported the same way
+            first = (str(err).splitlines() or [""])[0][:300]
+            state["error"] = f"cannot load the model: {type(err).__name__}: {first}"
+            _log(state["error"])
+            if on_load_failure is not None:
+                on_load_failure(state["error"])
+            return
+        state["body_limit"] = settings.body_limit(runner.input_spec.shape)
         batcher = DynamicBatcher(lambda x: runner.predict(x).numpy(), max_batch=settings.max_batch,
                                  max_delay_ms=settings.max_delay_ms, max_queue=settings.max_queue, observe=observe,
                                  instances=settings.instances)
@@ -110,19 +144,25 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             await loading
             runner, batcher = state["runner"], state["batcher"]
             state["runner"] = None
-            await batcher.stop()
-            runner.close()
+            if batcher is not None:
+                await batcher.stop()
+                runner.close()
 
-    def unavailable(model: str) -> tuple[int, str, str, dict] | None:
+    def unavailable(model: str, version: str | None = None) -> tuple[int, str, str, dict] | None:
         """Why ``model`` cannot be answered now: (status, message, failure reason, headers); None if it can."""
         if model != name:
             return 404, f"unknown model {model!r}; this server serves {name!r}", "unknown model", {}
+        if version not in (None, VERSION):
+            return 404, f"unknown version {version[:20]!r} of {name!r}; it is served as version {VERSION}", \
+                "unknown model", {}
+        if state["error"] is not None:
+            return 503, "the model failed to load; see the server log", "load failed", {}
         if state["runner"] is None:
             return 503, "the model is loading; retry shortly", "loading", {"Retry-After": "1"}
         return None
 
     def model_or_404(request: Request) -> JSONResponse | None:
-        if (problem := unavailable(request.path_params["model"])) is None:
+        if (problem := unavailable(request.path_params["model"], request.path_params.get("version"))) is None:
             return None
         status, message, _, headers = problem
         return _error(status, message, headers)
@@ -131,7 +171,8 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
         return JSONResponse({"live": True})
 
     async def ready(request: Request) -> Response:
-        return JSONResponse({"ready": state["runner"] is not None}, status_code=200 if state["runner"] else 503)
+        body = {"ready": state["runner"] is not None, **({"error": state["error"]} if state["error"] else {})}
+        return JSONResponse(body, status_code=200 if state["runner"] else 503)
 
     async def server_metadata(request: Request) -> Response:
         return JSONResponse({"name": "ddzoo", "version": __version__, "extensions": ["binary_tensor_data"]})
@@ -146,18 +187,32 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             "outputs": [{"name": spec.output_name, "datatype": "FP32", "shape": [-1, state["metadata"]["classes"]]}],
             "parameters": state["metadata"]})
 
+    async def model_config(request: Request) -> Response:
+        """The model configuration as Triton answers it (what tritonclient's get_model_config reads)."""
+        if (missing := model_or_404(request)) is not None:
+            return missing
+        spec = state["runner"].input_spec
+        return JSONResponse({
+            "name": name, "platform": PLATFORMS[state["runner"].backend], "max_batch_size": settings.max_batch,
+            "input": [{"name": spec.name, "data_type": "TYPE_FP32", "dims": list(spec.shape)}],
+            "output": [{"name": spec.output_name, "data_type": "TYPE_FP32", "dims": [state["metadata"]["classes"]]}],
+            "dynamic_batching": {"max_queue_delay_microseconds": int(settings.max_delay_ms * 1000)},
+            "instance_group": [{"count": settings.instances, "kind": "KIND_AUTO"}]})
+
     async def model_ready(request: Request) -> Response:
         if (missing := model_or_404(request)) is not None:
             return missing
         return JSONResponse({"name": name, "ready": True})
 
-    async def infer(model: str, scope: dict, receive, send) -> None:
+    async def infer(model: str, version: str | None, scope: dict, receive, send) -> None:
         """POST .../infer as plain ASGI: the hot path skips Starlette's routing, request and response layers."""
         started = time.perf_counter()
         try:
-            answer = await answer_infer(model, scope, receive)
-        except Exception as err:  # the backend failed: the client gets a 500 naming the error
-            answer = _failure(500, f"inference failed: {err}", "backend error")
+            answer = await answer_infer(model, version, scope, receive)
+        except Exception as err:  # noqa: BLE001 - the backend failed: logged here, the client gets no internals
+            _log(f"inference failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}")
+            answer = _failure(500, "inference failed in the backend; the server log has the details",
+                              "backend error")
         if answer is None:  # the client went away before sending its whole request
             return
         status, content, headers, reason = answer
@@ -172,15 +227,16 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             metrics.failures.labels(name, reason).inc()
         latency.observe(time.perf_counter() - started)
 
-    async def answer_infer(model: str, scope: dict, receive):
+    async def answer_infer(model: str, version: str | None, scope: dict, receive):
         """``(status, body, headers, failure reason)``, or None if the client left."""
-        if (problem := unavailable(model)) is not None:
+        if (problem := unavailable(model, version)) is not None:
             return _failure(*problem)
-        runner, batcher = state["runner"], state["batcher"]
+        runner, batcher, limit = state["runner"], state["batcher"], state["body_limit"]
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
-        too_large = _failure(413, f"the body exceeds the limit of {settings.max_body_bytes} bytes", "payload too large")
-        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+        too_large = _failure(413, f"the body exceeds the limit of {limit} bytes ({settings.max_batch} images as "
+                                  "JSON); send the binary tensor extension or fewer images", "payload too large")
+        if declared.isdigit() and int(declared) > limit:
             return too_large
         body = bytearray()
         while True:
@@ -188,15 +244,19 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
             if message["type"] == "http.disconnect":
                 return None
             body += message.get("body", b"")
-            if len(body) > settings.max_body_bytes:
+            if len(body) > limit:
                 return too_large
             if not message.get("more_body", False):
                 break
         spec = runner.input_spec
         header_length = headers.get(HEADER_LENGTH.lower().encode())
+        header_text = None if header_length is None else header_length.decode("latin-1")
         try:
-            parsed, images = parse_infer_request(bytes(body), None if header_length is None else
-                                                 header_length.decode("latin-1"), spec.name, spec.shape)
+            if len(body) > PARSE_IN_THREAD_BYTES:  # keep the event loop (health, metrics) responsive
+                parsed, images = await asyncio.get_running_loop().run_in_executor(
+                    None, parse_infer_request, bytes(body), header_text, spec.name, spec.shape)
+            else:
+                parsed, images = parse_infer_request(bytes(body), header_text, spec.name, spec.shape)
             logits = await batcher.submit(images, settings.timeout_s)
             content, response_headers = infer_response(parsed, name, spec.output_name, logits)
             return 200, content, response_headers, None
@@ -216,11 +276,27 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
         Route("/v2/models/{model}", model_metadata), Route("/v2/models/{model}/versions/{version}", model_metadata),
         Route("/v2/models/{model}/ready", model_ready),
         Route("/v2/models/{model}/versions/{version}/ready", model_ready),
+        Route("/v2/models/{model}/config", model_config),
+        Route("/v2/models/{model}/versions/{version}/config", model_config),
         Route("/metrics", prometheus),
     ]
     cold_paths = Starlette(routes=routes, lifespan=lifespan)
 
+    expected_key = None if settings.api_key is None else f"Bearer {settings.api_key}".encode()
+
+    async def refuse(send, status: int, message: str, headers: list) -> None:
+        body = orjson.dumps({"error": message})
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": body})
+
     async def app(scope: dict, receive, send) -> None:
+        if scope["type"] == "http" and expected_key is not None and scope["path"] not in OPEN_PATHS:
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, expected_key):
+                await refuse(send, 401, "missing or wrong API key; send the header 'Authorization: Bearer <key>'",
+                             [(b"www-authenticate", b"Bearer")])
+                return
         match = INFER_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
         if match is None:
             await cold_paths(scope, receive, send)
@@ -229,7 +305,7 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings()):
                         "headers": [(b"allow", b"POST"), (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
         else:
-            await infer(match[1], scope, receive, send)
+            await infer(match[1], match[2], scope, receive, send)
 
     return app
 
@@ -272,14 +348,49 @@ def open_artifact(package: Path, artifact: str, *, spin_wait: bool = True):
     return runner, metadata
 
 
+class _Server:
+    """uvicorn's server, exiting normally after a clean drain on SIGTERM/SIGINT (uvicorn re-raises the signal,
+    which makes the exit status 143)."""
+
+    @staticmethod
+    def make(config):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):
+                with super().capture_signals():
+                    yield
+                    self._captured_signals.clear()  # drained: nothing to re-raise
+
+        return Server(config)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000, artifact: str | None = None,
           backend: str = "auto", allow_unverified: bool = False, settings: ServeSettings = ServeSettings()) -> None:
-    """Run the service until interrupted (graceful: in-flight requests finish)."""
+    """Run the service until interrupted (graceful: in-flight requests finish).
+
+    Raises:
+        ModelLoadError: the artifact could not be loaded (the server stops at once).
+    """
     import uvicorn
 
     classes = len(read_config(package)["classes"])
-
     artifact = choose_artifact(package, artifact=artifact, backend=backend, allow_unverified=allow_unverified)
+    if settings.api_key is None and not _is_loopback(host):
+        _log(f"warning: serving on {host} without an API key: anyone who can reach port {port} can use the "
+             "model; pass --api-key or set ZOO_API_KEY")
 
     def load():
         # onnxruntime's threads spin only without batching: between batches the HTTP path needs the cores
@@ -288,9 +399,20 @@ def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000
               f"({metadata['provider']}, {metadata['precision']}) at http://{host}:{port}", flush=True)
         return runner, {**metadata, "classes": classes}
 
-    app = create_app(load, name, settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
-                timeout_graceful_shutdown=settings.timeout_s)
+    failures: list[str] = []
+
+    def stop(message: str) -> None:
+        failures.append(message)
+        server.should_exit = True
+
+    app = create_app(load, name, settings, on_load_failure=stop)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                            timeout_graceful_shutdown=settings.timeout_s)
+    server = _Server.make(config)
+    server.run()
+    if failures:
+        raise ModelLoadError(f"{package / artifact}: {failures[0]}; check the package ('zoo verify') or choose "
+                             "another --artifact / --backend")
 
 
 __all__ = ["ServeSettings", "choose_artifact", "create_app", "open_artifact", "serve"]

@@ -22,18 +22,20 @@ DTYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f
 def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
                         image_shape: tuple[int, ...]) -> tuple[dict, np.ndarray]:
     """(the request JSON, float32 images (N, *image_shape)) of a v2 infer request."""
-    try:
-        json_size = int(header_length) if header_length is not None else len(body)
-    except ValueError as err:
-        raise BadRequestError(f"{HEADER_LENGTH} must be an integer, got {header_length!r}") from err
-    if not 0 < json_size <= len(body):
-        raise BadRequestError(f"{HEADER_LENGTH} {json_size} does not fit a body of {len(body)} bytes")
-    try:
-        request = _loads(body[:json_size])
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadRequestError(f"the request is not valid JSON: {err}") from err
+    if not body:
+        raise BadRequestError("the request body is empty; send a KServe v2 infer request (JSON with 'inputs')")
+    if header_length is None:
+        json_size = len(body)
+    else:
+        if not header_length.isdigit() or len(header_length) > 12:
+            raise BadRequestError(f"{HEADER_LENGTH} must be a byte count, got {header_length[:20]!r}")
+        json_size = int(header_length)
+        if not 0 < json_size <= len(body):
+            raise BadRequestError(f"{HEADER_LENGTH} {json_size} does not fit a body of {len(body)} bytes")
+    request = _loads(body[:json_size])
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or not request["inputs"]:
         raise BadRequestError("the request needs an 'inputs' list with one tensor")
+    _check_request_fields(request)
     if len(request["inputs"]) != 1:
         raise BadRequestError(f"this model takes exactly one input, {input_name!r}; got {len(request['inputs'])}")
     tensor = request["inputs"][0]
@@ -66,10 +68,7 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
         data = tensor.get("data")
         if data is None:
             raise BadRequestError("the input has neither 'data' nor binary data")
-        try:
-            images = np.asarray(data, dtype=dtype).reshape(-1)
-        except (TypeError, ValueError) as err:
-            raise BadRequestError(f"'data' must be numbers: {err}") from err
+        images = _numbers(data, dtype)
         if images.size != count:
             raise BadRequestError(f"'data' holds {images.size} values, shape {shape} needs {count}")
     images = images.astype(np.float32).reshape(shape)
@@ -79,18 +78,58 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
 
 
 def _loads(text: bytes):
+    """The JSON part of a request; anything unparsable (deep nesting, huge integers included) is a 400."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:  # the standard library also reads the NaN and Infinity some clients send
+        pass
+    try:
         return json.loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, bad UTF-8, integers over the digit limit
+        raise BadRequestError(f"the request is not valid JSON ({type(err).__name__}: {str(err)[:120]})") from None
+
+
+def _check_request_fields(request: dict) -> None:
+    """The optional request-level fields, checked once so nothing later trips on a wrong type."""
+    if "id" in request and not isinstance(request["id"], str):
+        raise BadRequestError("'id' must be a string")
+    if not isinstance(request.get("parameters", {}), dict):
+        raise BadRequestError("request 'parameters' must be an object")
+    outputs = request.get("outputs")
+    if outputs is None:
+        return
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                and isinstance(o.get("parameters", {}), dict) for o in outputs):
+        raise BadRequestError("'outputs' must be a list of objects, each with a 'name' (and optional "
+                              "'parameters' object)")
+
+
+def _has_bool(data: list) -> bool:
+    return any(v is True or v is False or (isinstance(v, list) and _has_bool(v)) for v in data)
+
+
+def _numbers(data, dtype: np.dtype) -> np.ndarray:
+    """JSON ``data`` (a flat or nested list) as a flat array; strings, booleans and huge values are a 400."""
+    if not isinstance(data, list):
+        raise BadRequestError("'data' must be a list of numbers (row-major)")
+    try:
+        array = np.asarray(data)
+    except (ValueError, OverflowError, TypeError, RecursionError) as err:
+        raise BadRequestError(f"'data' must be a rectangular list of numbers ({str(err)[:80]})") from None
+    if array.dtype.kind not in "fiu" or (array.dtype.kind in "iu" and array.size and np.abs(array).max() > 1e30):
+        raise BadRequestError("'data' must hold only numbers (no strings, booleans or nulls); send pixels in [0, 1]")
+    if _has_bool(data):  # numpy turns [True, 0.5] into floats
+        raise BadRequestError("'data' must hold only numbers (no strings, booleans or nulls); send pixels in [0, 1]")
+    with np.errstate(over="ignore"):
+        return array.astype(dtype).reshape(-1)
 
 
 def wants_binary(request: dict, output_name: str) -> bool:
     """Whether the client asked for the output as binary data (tritonclient does by default)."""
-    for output in request.get("outputs") or []:
-        if isinstance(output, dict) and output.get("name") == output_name:
-            return bool((output.get("parameters") or {}).get("binary_data", False))
-    return bool((request.get("parameters") or {}).get("binary_data_output", False))
+    for output in request.get("outputs") or []:  # shapes checked by parse_infer_request
+        if output["name"] == output_name:
+            return (output.get("parameters") or {}).get("binary_data", False) is True
+    return (request.get("parameters") or {}).get("binary_data_output", False) is True
 
 
 def infer_response(request: dict, model_name: str, output_name: str, logits: np.ndarray
@@ -98,7 +137,7 @@ def infer_response(request: dict, model_name: str, output_name: str, logits: np.
     """The response body and headers (binary when the client asked for it)."""
     outputs = request.get("outputs")
     if outputs is not None:
-        names = [o.get("name") for o in outputs if isinstance(o, dict)]
+        names = [o["name"] for o in outputs]
         if names != [output_name]:
             raise BadRequestError(f"unknown output(s) {names}; this model's output is {output_name!r}")
     logits = np.ascontiguousarray(logits, dtype="<f4")
