@@ -344,6 +344,7 @@ def serve(
     timeout: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 30.0,
     max_body_mb: Annotated[float | None, typer.Option(
         help="Largest request body (MiB); default: --max-batch images of this model as JSON.")] = None,
+    grpc_port: Annotated[int, typer.Option(help="KServe v2 gRPC on this port (0: HTTP only).")] = 8001,
     api_key: Annotated[str | None, typer.Option(
         help="Require 'Authorization: Bearer KEY' on every route but health (default: ZOO_API_KEY).")] = None,
     allow_unverified: Annotated[bool, typer.Option(help="Serve an artifact without a passing verification.")
@@ -360,6 +361,7 @@ def serve(
     package, model_name = resolve_package(model, name)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
                              instances=instances, timeout_s=timeout, api_key=api_key or constants.API_KEY,
+                             grpc_port=grpc_port or None,
                              max_body_bytes=None if max_body_mb is None else int(max_body_mb * (1 << 20)))
     run_server(package, model_name, host=host, port=port, artifact=artifact, backend=backend,
                allow_unverified=allow_unverified, settings=settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ddzoo.optional import require
 
-SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client", "orjson")
+SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client", "orjson", "grpc", "tritonclient.grpc")
 
 
 def require_serve_extra() -> None:

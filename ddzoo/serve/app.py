@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import math
 import re
@@ -49,6 +50,8 @@ class ServeSettings:
     max_body_bytes: int | None = None  # default: what --max-batch images of this model can take (body_limit)
     instances: int = 1
     api_key: str | None = None
+    grpc_port: int | None = None  # KServe v2 gRPC on this port (0: any free port); None: HTTP only
+    grpc_host: str = "127.0.0.1"
 
     def __post_init__(self):  # refused here, before the server starts, not at model load
         check_batching(self.max_batch, self.max_delay_ms, self.max_queue, self.instances)
@@ -134,6 +137,31 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
                                  instances=settings.instances)
         batcher.start()
         state.update(runner=runner, metadata=metadata, batcher=batcher)
+        if settings.grpc_port is not None:
+            await start_grpc()
+
+    def describe() -> dict:
+        runner = state["runner"]
+        spec = runner.input_spec
+        return {"ready": True, "input_name": spec.name, "image_shape": tuple(spec.shape),
+                "output_name": spec.output_name, "classes": state["metadata"]["classes"],
+                "platform": PLATFORMS[runner.backend], "max_batch": settings.max_batch,
+                "max_delay_us": int(settings.max_delay_ms * 1000), "instances": settings.instances}
+
+    async def start_grpc() -> None:
+        from ddzoo.serve.grpc import start_grpc_server
+
+        try:
+            state["grpc"], state["grpc_port"] = await start_grpc_server(
+                settings.grpc_host, settings.grpc_port, name=name, max_message_bytes=state["body_limit"],
+                api_key=settings.api_key, unavailable=unavailable, describe=describe, count=count,
+                submit=lambda images: state["batcher"].submit(images, settings.timeout_s))
+        except Exception as err:  # noqa: BLE001 - a port in use, a missing extra: reported like a load failure
+            state["error"] = f"cannot start gRPC: {(str(err).splitlines() or [''])[0][:300]}"
+            state["runner"] = None
+            _log(state["error"])
+            if on_load_failure is not None:
+                on_load_failure(state["error"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -144,6 +172,8 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
             await loading
             runner, batcher = state["runner"], state["batcher"]
             state["runner"] = None
+            if state.get("grpc") is not None:
+                await state["grpc"].stop(settings.timeout_s)  # in-flight RPCs finish first
             if batcher is not None:
                 await batcher.stop()
                 runner.close()
@@ -220,12 +250,16 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         raw_headers.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": content})
+        count(status, reason)
+        latency.observe(time.perf_counter() - started)
+
+    def count(status: int, reason: str | None) -> None:
+        """One answered request (HTTP, or gRPC by its HTTP-equivalent status) in the metrics."""
         if status not in requests_by_code:
             requests_by_code[status] = metrics.requests.labels(name, str(status))
         requests_by_code[status].inc()
         if reason:
             metrics.failures.labels(name, reason).inc()
-        latency.observe(time.perf_counter() - started)
 
     async def answer_infer(model: str, version: str | None, scope: dict, receive):
         """``(status, body, headers, failure reason)``, or None if the client left."""
@@ -307,6 +341,7 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         else:
             await infer(match[1], match[2], scope, receive, send)
 
+    app.state = state  # for tests and embedding: the runner, the bound gRPC port ...
     return app
 
 
@@ -395,8 +430,9 @@ def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000
     def load():
         # onnxruntime's threads spin only without batching: between batches the HTTP path needs the cores
         runner, metadata = open_artifact(package, artifact, spin_wait=settings.max_batch == 1)
+        grpc = f" and grpc://{host}:{settings.grpc_port}" if settings.grpc_port else ""
         print(f"serving {name} from {package / metadata['artifact']} on {metadata['backend']} "
-              f"({metadata['provider']}, {metadata['precision']}) at http://{host}:{port}", flush=True)
+              f"({metadata['provider']}, {metadata['precision']}) at http://{host}:{port}{grpc}", flush=True)
         return runner, {**metadata, "classes": classes}
 
     failures: list[str] = []
@@ -405,6 +441,8 @@ def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000
         failures.append(message)
         server.should_exit = True
 
+    if settings.grpc_port is not None:
+        settings = dataclasses.replace(settings, grpc_host=host)
     app = create_app(load, name, settings, on_load_failure=stop)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
                             timeout_graceful_shutdown=settings.timeout_s)

@@ -41,40 +41,57 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
     tensor = request["inputs"][0]
     if not isinstance(tensor, dict):
         raise BadRequestError("each input must be an object with name, shape, datatype and data")
-    if tensor.get("name") != input_name:
-        raise BadRequestError(f"unknown input {tensor.get('name')!r}; this model's input is {input_name!r}")
-    dtype = DTYPES.get(tensor.get("datatype"))
-    if dtype is None:
-        raise BadRequestError(f"datatype {tensor.get('datatype')!r} is not supported; send FP32 pixels in [0, 1]")
-    shape = tensor.get("shape")
-    if (not isinstance(shape, list) or len(shape) != len(image_shape) + 1
-            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-            or tuple(shape[1:]) != tuple(image_shape) or not 1 <= shape[0]):
-        raise BadRequestError(f"shape must be [N, {', '.join(map(str, image_shape))}] with N >= 1, got {shape}")
-    count = math.prod(shape)
+    dtype, shape = check_tensor(tensor.get("name"), tensor.get("datatype"), tensor.get("shape"), input_name,
+                                image_shape)
     parameters = tensor.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise BadRequestError("input 'parameters' must be an object")
     binary_size = parameters.get("binary_data_size")
     if binary_size is not None:
-        if not isinstance(binary_size, int) or binary_size != count * dtype.itemsize:
-            raise BadRequestError(f"binary_data_size {binary_size} does not match shape {shape} of "
-                                  f"{tensor['datatype']} ({count * dtype.itemsize} bytes)")
-        raw = body[json_size : json_size + binary_size]
-        if len(raw) != binary_size:
-            raise BadRequestError(f"the body holds {len(raw)} of the {binary_size} announced tensor bytes")
-        images = np.frombuffer(raw, dtype=dtype)
-    else:
-        data = tensor.get("data")
-        if data is None:
-            raise BadRequestError("the input has neither 'data' nor binary data")
-        images = _numbers(data, dtype)
-        if images.size != count:
-            raise BadRequestError(f"'data' holds {images.size} values, shape {shape} needs {count}")
-    images = images.astype(np.float32).reshape(shape)
+        if not isinstance(binary_size, int) or isinstance(binary_size, bool):
+            raise BadRequestError(f"binary_data_size must be a byte count, got {str(binary_size)[:20]}")
+        return request, images_from_bytes(body[json_size : json_size + binary_size], dtype, shape,
+                                          announced=binary_size)
+    data = tensor.get("data")
+    if data is None:
+        raise BadRequestError("the input has neither 'data' nor binary data")
+    images = _numbers(data, dtype)
+    if images.size != math.prod(shape):
+        raise BadRequestError(f"'data' holds {images.size} values, shape {shape} needs {math.prod(shape)}")
+    return request, finite_images(images, shape)
+
+
+def check_tensor(name, datatype, shape, input_name: str, image_shape: tuple[int, ...]) -> tuple[np.dtype, list[int]]:
+    """The dtype and shape of an input tensor described by a request (HTTP or gRPC), or a 400."""
+    if name != input_name:
+        raise BadRequestError(f"unknown input {str(name)[:40]!r}; this model's input is {input_name!r}")
+    dtype = DTYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise BadRequestError(f"datatype {str(datatype)[:20]!r} is not supported; send FP32 pixels in [0, 1]")
+    if (not isinstance(shape, list) or len(shape) != len(image_shape) + 1
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+            or tuple(shape[1:]) != tuple(image_shape) or not 1 <= shape[0] <= 1 << 20):
+        raise BadRequestError(f"shape must be [N, {', '.join(map(str, image_shape))}] with N >= 1, "
+                              f"got {str(shape)[:60]}")
+    return dtype, shape
+
+
+def images_from_bytes(raw: bytes, dtype: np.dtype, shape: list[int], announced: int | None = None) -> np.ndarray:
+    """Little-endian tensor bytes (binary extension, gRPC raw contents) as finite float32 images, or a 400."""
+    needed = math.prod(shape) * dtype.itemsize
+    if announced is not None and announced != needed:
+        raise BadRequestError(f"binary_data_size {announced} does not match shape {shape} of {dtype.name} "
+                              f"({needed} bytes)")
+    if len(raw) != needed:
+        raise BadRequestError(f"the request holds {len(raw)} of the {needed} tensor bytes that shape {shape} needs")
+    return finite_images(np.frombuffer(raw, dtype=dtype), shape)
+
+
+def finite_images(values: np.ndarray, shape: list[int]) -> np.ndarray:
+    images = values.astype(np.float32).reshape(shape)
     if not np.isfinite(images).all():
         raise BadRequestError("the input contains NaN or Inf; send finite pixels in [0, 1]")
-    return request, images
+    return images
 
 
 def _loads(text: bytes):

@@ -49,8 +49,8 @@ class Server:
         self.wait_path = wait_path
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(load, NAME, settings or ServeSettings()), host="127.0.0.1", port=self.port,
-                                log_level="error")
+        self.app = create_app(load, NAME, settings or ServeSettings())
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -237,7 +237,8 @@ def test_zoo_serve_exits_1_with_one_line_when_the_artifact_cannot_load(verified_
     shutil.copytree(verified_package[0], package)
     (package / "model.onnx").write_bytes(b"not an onnx file")
     process = subprocess.run([sys.executable, "-m", "ddzoo.cli", "serve", str(package), "--allow-unverified",
-                              "--port", str(_free_port())], capture_output=True, text=True, timeout=120)
+                              "--port", str(_free_port()), "--grpc-port", "0"], capture_output=True, text=True,
+                             timeout=120)
     assert process.returncode == 1
     last = process.stderr.strip().splitlines()[-1]
     assert last.startswith("zoo: error: ") and "cannot load the model" in last and "Traceback" not in process.stderr
@@ -405,13 +406,17 @@ def test_zoo_serve_cli_serves_and_shuts_down_gracefully(verified_package):
 
     port = _free_port()
     env = {**os.environ, "ZOO_DATA_DIR": os.environ.get("ZOO_DATA_DIR", "")}
+    grpc_port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "ddzoo.cli", "serve", str(verified_package[0]), "--name", NAME,
-                                "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                                "--port", str(port), "--grpc-port", str(grpc_port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{url}/v2/health/ready")
         assert requests.get(f"{url}/v2").json()["extensions"] == ["binary_tensor_data"]
+        import tritonclient.grpc as grpcclient
+
+        assert grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_model_ready(NAME)
 
         def one(_):
             try:
@@ -428,6 +433,7 @@ def test_zoo_serve_cli_serves_and_shuts_down_gracefully(verified_package):
         assert 200 in codes and set(codes) <= {200, None}
         banner = process.stdout.read()
         assert "serving lenet-test" in banner and "onnxruntime (CPUExecutionProvider, fp32)" in banner
+        assert f"grpc://127.0.0.1:{grpc_port}" in banner
     finally:
         process.kill()
 
@@ -439,3 +445,80 @@ def test_zoo_serve_refuses_bad_batching_settings_before_serving(verified_package
     assert main(["serve", str(verified_package[0]), "--port", str(_free_port()), option, value]) != 0
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and f"{option} >= " in error and "Traceback" not in error
+
+
+@pytest.fixture(scope="module")
+def grpc_server(verified_package):
+    settings_ = ServeSettings(max_batch=32, max_delay_ms=5, grpc_port=0, api_key="g" * 20)
+    with Server(_loader(verified_package[0]), settings_) as running:
+        yield running, f"127.0.0.1:{running.app.state['grpc_port']}"
+
+
+AUTH = {"authorization": "Bearer " + "g" * 20}
+
+
+def test_tritonclient_grpc_gets_the_runner_logits(grpc_server, verified_package, mnist_test):
+    import tritonclient.grpc as grpcclient
+
+    from ddzoo.runtime import open_runner
+
+    server, address = grpc_server
+    client = grpcclient.InferenceServerClient(address)
+    assert client.is_server_live() and client.is_server_ready()  # health needs no key
+    assert client.is_model_ready(NAME, headers=AUTH)
+    metadata = client.get_model_metadata(NAME, headers=AUTH, as_json=True)
+    assert metadata["inputs"][0]["name"] == "input" and metadata["inputs"][0]["shape"] == ["-1", "1", "28", "28"]
+    config = client.get_model_config(NAME, headers=AUTH, as_json=True)["config"]
+    assert config["max_batch_size"] == 32 and config["input"][0]["dims"] == ["1", "28", "28"]
+    x = mnist_test.tensors(limit=5)[0].numpy()
+    tensor = grpcclient.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    before = _metric(requests.get(f"{server.url}/metrics", headers={"Authorization": AUTH["authorization"]}).text,
+                     "ddzoo_batch_size_sum")
+    result = client.infer(NAME, [tensor], outputs=[grpcclient.InferRequestedOutput("logits")], headers=AUTH)
+    with open_runner(verified_package[0] / "model.onnx") as runner:
+        expected = runner.predict(torch_tensor(x)).numpy()
+    np.testing.assert_allclose(result.as_numpy("logits"), expected, rtol=1e-5, atol=1e-5)
+    after = _metric(requests.get(f"{server.url}/metrics", headers={"Authorization": AUTH["authorization"]}).text,
+                    "ddzoo_batch_size_sum")
+    assert after - before == 5  # through the shared batcher
+
+
+def torch_tensor(x):
+    import torch
+
+    return torch.from_numpy(x)
+
+
+@pytest.mark.parametrize("shape, datatype, name, code, message", [
+    ([1, 3, 28, 28], "FP32", "input", "INVALID_ARGUMENT", "shape must be"),
+    ([1, 1, 28, 28], "INT8", "input", "INVALID_ARGUMENT", "datatype 'INT8'"),
+    ([1, 1, 28, 28], "FP32", "x", "INVALID_ARGUMENT", "unknown input 'x'"),
+])
+def test_grpc_bad_requests_are_invalid_argument(grpc_server, shape, datatype, name, code, message):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    _, address = grpc_server
+    client = grpcclient.InferenceServerClient(address)
+    tensor = grpcclient.InferInput(name, shape, datatype)
+    dtype = {"FP32": np.float32, "INT8": np.int8}[datatype]
+    tensor.set_data_from_numpy(np.zeros(shape, dtype=dtype))
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(NAME, [tensor], headers=AUTH)
+    assert code in str(raised.value.status()) and message in raised.value.message()
+
+
+def test_grpc_needs_the_api_key_and_knows_only_its_model(grpc_server):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    _, address = grpc_server
+    client = grpcclient.InferenceServerClient(address)
+    with pytest.raises(InferenceServerException, match="API key") as raised:
+        client.get_model_metadata(NAME)
+    assert "UNAUTHENTICATED" in str(raised.value.status())
+    with pytest.raises(InferenceServerException, match="unknown model 'other'"):
+        client.get_model_metadata("other", headers=AUTH)
+    with pytest.raises(InferenceServerException, match="unknown version"):
+        client.get_model_metadata(NAME, model_version="7", headers=AUTH)
