@@ -1,0 +1,81 @@
+"""Stronger attacks on a real LeNet and real MNIST: each minimum-norm attack really changes the label, best-of
+is never larger than DeepFool's, AutoAttack is at least as strong as FGS, Square fools the ONNX artifact itself,
+and Wilson intervals are right."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ddzoo.attacks import attack_copy
+from ddzoo.attacks.linf import fgs
+from ddzoo.eval.strong import (
+    autoattack_accuracy,
+    best_of,
+    minimum_norm_attack,
+    minimum_norms,
+    norm_summary,
+    robust_accuracy_curve,
+    square_accuracy,
+    wilson_interval,
+)
+
+
+@pytest.fixture(scope="module")
+def images(mnist_test):
+    return mnist_test.tensors(limit=40)
+
+
+@pytest.mark.parametrize("name", ["deepfool", "fmn", "ddn"])
+def test_each_attack_really_changes_the_label(lenet, images, name):
+    x, y = images
+    frozen = attack_copy(lenet)
+    adversarial = minimum_norm_attack(frozen, x, y, name, steps=50)
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    with torch.no_grad():
+        fooled = lenet.eval()(adversarial).argmax(1) != y  # judged by the original model, not the copy
+    assert fooled.float().mean() > 0.9
+
+
+def test_best_of_is_never_larger_than_deepfool(lenet, images):
+    x, y = images
+    norms = minimum_norms(lenet, x, y, ("deepfool", "fmn", "ddn"), steps=50)
+    best = best_of(norms)
+    assert torch.all(best <= norms["deepfool"]) and torch.all(best <= norms["fmn"])
+    summary = norm_summary(best, x)
+    assert summary["success"] == 1.0 and 0 < summary["median_norm"] <= norm_summary(norms["deepfool"], x)["median_norm"]
+    curve = robust_accuracy_curve(best, [0.0, 0.5, 1.0, 2.0, 100.0])
+    assert curve == sorted(curve, reverse=True) and curve[-1] == 0.0  # unbounded: every image falls
+
+
+def test_autoattack_is_at_least_as_strong_as_fgs(lenet, images):
+    x, y = images
+    eps = 0.1
+    record = autoattack_accuracy(lenet, x, y, norm="Linf", eps=eps)
+    frozen = attack_copy(lenet)
+    with torch.no_grad():
+        fgs_accuracy = (frozen(fgs(frozen, x, y, eps)).argmax(1) == y).float().mean().item()
+    assert record["accuracy"] <= fgs_accuracy and record["images"] == 40
+    low, high = record["ci95"]
+    assert low <= record["accuracy"] <= high
+
+
+def test_square_fools_the_onnx_artifact_itself(lenet_package, images):
+    from ddzoo.runtime import open_runner
+
+    x, y = images
+    with open_runner(lenet_package / "model.onnx") as runner:
+        clean = (runner.predict(x).argmax(1) == y).float().mean().item()
+        none = square_accuracy(runner.predict, x, y, norm="Linf", eps=0.0, queries=10)
+        strong = square_accuracy(runner.predict, x, y, norm="Linf", eps=0.3, queries=300)
+    assert none["accuracy"] == pytest.approx(clean)
+    assert strong["accuracy"] < clean - 0.3  # judged by the artifact's own logits
+
+
+@pytest.mark.parametrize("k, n, low, high", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (98, 100, 0.9300, 0.9945)])
+def test_wilson_interval(k, n, low, high):
+    got = wilson_interval(k, n)
+    assert got[0] == pytest.approx(low, abs=1e-4) and got[1] == pytest.approx(high, abs=1e-4)
+    assert not math.isnan(got[0])
