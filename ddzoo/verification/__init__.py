@@ -10,6 +10,7 @@ pass or fail, and ``zoo publish`` refuses artifacts without a passing record for
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ddzoo.eval.robustness import (
     linf_accuracy,
     summarize,
 )
+from ddzoo.eval.strong import wilson_interval
 from ddzoo.fileio import sha256_file
 from ddzoo.models.inference import predict
 from ddzoo.package import (
@@ -89,13 +91,16 @@ def _attack(model: torch.nn.Module, runner: Runner, x: torch.Tensor, settings: V
 
 
 def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: torch.Tensor,
-                  eps_ref: dict[str, float], settings: VerifySettings) -> tuple[dict, torch.Tensor]:
-    """Every metric of one artifact (see the module docstring); also the per-image ρ₂ at the most iterations."""
+                  eps_ref: dict[str, float], settings: VerifySettings) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Every metric of one artifact (see the module docstring); also the per-image ρ₂ at the most iterations
+    and whether each image is classified correctly (for the paired accuracy comparison)."""
     started = time.perf_counter()
     labels = runner.predict(x).argmax(1)
     with torch.no_grad():
         reference_labels = predict(model, x, batch_size=settings.batch_size)
-    record: dict = {"images": len(x), "clean_accuracy": (labels == y).float().mean().item(),
+    correct = labels == y
+    record: dict = {"images": len(x), "clean_accuracy": correct.float().mean().item(),
+                    "clean_accuracy_ci95": list(wilson_interval(int(correct.sum()), len(x))),
                     "top1_agreement": (labels == reference_labels).float().mean().item(),
                     "deepfool": {}, "timings": {}}
     x_norms = l2_norms(x)
@@ -121,7 +126,18 @@ def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: to
             linf_accuracy(model, x, y, attack, eps, settings=settings, device=torch.device("cpu"),
                           judge=runner.predict) for eps in grid]}
     record["timings"]["total_s"] = time.perf_counter() - started
-    return record, rho
+    return record, rho, correct
+
+
+def paired_accuracy_drop(baseline: torch.Tensor, artifact: torch.Tensor) -> dict:
+    """The checkpoint's accuracy minus the artifact's on the same images, with a 95 % interval for the paired
+    difference (only images on which the two disagree carry information, as in McNemar's test)."""
+    n = len(baseline)
+    lost = int((baseline & ~artifact).sum())  # right before export, wrong after
+    gained = int((~baseline & artifact).sum())
+    drop = (lost - gained) / n
+    half = 1.959964 * math.sqrt(max(lost + gained - (lost - gained) ** 2 / n, 0.0)) / n
+    return {"drop": drop, "ci95": [drop - half, drop + half], "images": n, "lost": lost, "gained": gained}
 
 
 def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings, model: torch.nn.Module) -> dict:
@@ -188,14 +204,16 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         common = {"dataset": config["dataset"], "split": "test", "settings": settings.record(),
                   "eps_ref": eps_ref, "versions": package_versions()}
         rhos = {}
-        baseline, rhos[CHECKPOINT_ARTIFACT] = attack_record(model, checkpoint, x, y, eps_ref, settings)
+        baseline, rhos[CHECKPOINT_ARTIFACT], baseline_correct = attack_record(model, checkpoint, x, y, eps_ref,
+                                                                               settings)
         baseline.update(artifact=CHECKPOINT_ARTIFACT, sha256=sha256_file(package / WEIGHTS),
                         runtime=checkpoint.describe(), rho2_ratio=1.0, **common)
         baseline["gate"] = {"passed": True, "reasons": [], "note": "the checkpoint is the baseline"}
         verification["records"][CHECKPOINT_ARTIFACT] = baseline
         for name in names:
             with open_runner(package / name) as runner:
-                record, rhos[name] = attack_record(model, runner, x, y, eps_ref, settings)
+                record, rhos[name], correct = attack_record(model, runner, x, y, eps_ref, settings)
+                record["accuracy_drop"] = paired_accuracy_drop(baseline_correct, correct)
                 record["crosscheck"] = crosscheck_record(runner, x, settings, model) if settings.crosscheck else None
                 record.update(artifact=name, sha256=sha256_file(package / name), bytes=(package / name).stat().st_size,
                               runtime=runner.describe(), **common)
@@ -228,7 +246,8 @@ def summary_row(record: dict) -> dict[str, str]:
     runtime, deepfool, box = record["runtime"], record["deepfool"], record["deepfool"]["box_constrained"]
     cross = record.get("crosscheck") or {}
     return {"artifact": record["artifact"], "runtime": f"{runtime['backend']} {runtime['runtime_version']}",
-            "precision": runtime["precision"], "accuracy": f"{100 * record['clean_accuracy']:.2f} %",
+            "precision": runtime["precision"], "accuracy": _with_interval(record),
+            "Δ accuracy vs checkpoint": _drop(record.get("accuracy_drop")),
             "top-1 agreement": f"{100 * record['top1_agreement']:.2f} %",
             **{f"ρ₂ {it} it": f"{deepfool[it]['rho2']:.4f}" for it in deepfool if it.isdigit()},
             "ρ₂ ratio": f"{record['rho2_ratio']:.3f}",
@@ -237,6 +256,22 @@ def summary_row(record: dict) -> dict[str, str]:
                                   f"{100 * record['bim']['accuracy'][-1]:.1f} %",
             "cross-check Δ": f"{cross['relative_difference']:.3f}" if cross else "-",
             "gate": "pass" if record["gate"]["passed"] else "FAIL"}
+
+
+def _with_interval(record: dict) -> str:
+    """Accuracy with its Wilson 95 % interval and n, as the card states it."""
+    text = f"{100 * record['clean_accuracy']:.2f} %"
+    if "clean_accuracy_ci95" in record:
+        low, high = record["clean_accuracy_ci95"]
+        text += f" [{100 * low:.1f}, {100 * high:.1f}] (n={record['images']})"
+    return text
+
+
+def _drop(paired: dict | None) -> str:
+    if not paired:
+        return "-"
+    low, high = paired["ci95"]
+    return f"{-100 * paired['drop']:+.2f} pt [{-100 * high:+.2f}, {-100 * low:+.2f}]"
 
 
 def require_passing(package: Path | str, artifacts: list[str] | None = None) -> None:

@@ -119,3 +119,22 @@ def test_unknown_artifact_is_refused(verified, capsys):
     package, _ = verified
     assert main(["verify", str(package), "--artifact", "model.fp64.onnx"]) == 1
     assert "no artifact ['model.fp64.onnx']" in capsys.readouterr().err
+
+
+def test_accuracy_is_stated_with_its_interval_and_the_drop_is_paired(verified):
+    from ddzoo.verification import paired_accuracy_drop, summary_row
+
+    _, result = verified
+    record = result["records"]["model.onnx"]
+    low, high = record["clean_accuracy_ci95"]
+    assert low <= record["clean_accuracy"] <= high and record["images"] == 200
+    assert record["accuracy_drop"]["images"] == 200 and record["accuracy_drop"]["drop"] == pytest.approx(
+        result["records"][CHECKPOINT_ARTIFACT]["clean_accuracy"] - record["clean_accuracy"], abs=1e-9)
+    assert "(n=200)" in summary_row(record)["accuracy"]
+    base = torch.tensor([True] * 90 + [False] * 10)
+    same = paired_accuracy_drop(base, base.clone())
+    assert same["drop"] == 0 and same["ci95"] == [0.0, 0.0]  # identical predictions: no uncertainty at all
+    worse = base.clone()
+    worse[:5] = False  # 5 of 100 lost
+    paired = paired_accuracy_drop(base, worse)
+    assert paired["drop"] == pytest.approx(0.05) and paired["ci95"][0] > 0 and paired["lost"] == 5
