@@ -137,16 +137,22 @@ def evaluate(
     reference: Annotated[Path | None, typer.Option(help="Reference checkpoint for the ε grid.")] = None,
     candidates: Annotated[int, typer.Option(help="DeepFool candidate classes (top-K).")] = 10,
     batch_size: int = 500,
+    attacks: Annotated[str | None, typer.Option(
+        help="Stronger minimum-norm l2 attacks and their best-of, e.g. deepfool,fmn,ddn (also cw, bb; slow).")] = None,
+    autoattack: Annotated[bool, typer.Option(help="AutoAttack robust accuracy at the dataset's budgets.")] = False,
+    strong_limit: Annotated[int | None, typer.Option(help="Stronger attacks on the first N images only.")] = None,
     device: DeviceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Clean accuracy, DeepFool ρ₂ (5/50 iterations, pixel and normalised space), FGS/BIM accuracy."""
+    """Clean accuracy, DeepFool ρ₂ (5/50 iterations, pixel and normalised space), FGS/BIM accuracy; optionally
+    stronger attacks (minimum-norm best-of, AutoAttack)."""
     from ddzoo.eval.checkpoint import evaluate_checkpoint
     from ddzoo.eval.robustness import EvalSettings
 
     metrics = evaluate_checkpoint(checkpoint, dataset=dataset, limit=limit, reference=reference,
                                   settings=EvalSettings(num_candidates=candidates, batch_size=batch_size),
-                                  device=device)
+                                  device=device, attacks=tuple(a for a in (attacks or "").split(",") if a),
+                                  autoattack=autoattack, strong_limit=strong_limit)
     _emit(metrics, as_json, _render_eval)
 
 
@@ -394,6 +400,17 @@ def _render_eval(m: dict) -> None:
     for attack in ("fgs", "bim"):
         for eps, acc in zip(m[attack]["eps"], m[attack]["accuracy"], strict=True):
             rows.append({"metric": f"{attack.upper()} accuracy, ε={eps:.4f}", "value": f"{acc:.4f}"})
+    strong = m.get("strong")
+    if strong:
+        for name, stats in {**strong["min_norm"], "best-of": strong["best_of"]}.items():
+            rows.append({"metric": f"min l2 ({name}), {strong['images']} images: mean ‖r‖ / median ‖r‖ / ρ₂",
+                         "value": f"{stats['mean_norm']:.4f} / {stats['median_norm']:.4f} / {stats['rho2']:.4f} "
+                                  f"(success {stats['success']:.3f})"})
+        for norm, result in (strong.get("autoattack") or {}).items():
+            if isinstance(result, dict):
+                low, high = result["ci95"]
+                rows.append({"metric": f"AutoAttack {norm} ε={result['eps']:.4f}",
+                             "value": f"{result['accuracy']:.4f} [{low:.3f}, {high:.3f}]"})
     print_table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['samples']} images)")
 
 

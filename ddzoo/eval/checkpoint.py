@@ -42,7 +42,8 @@ def ensure_eps_ref(reference: Path, x: torch.Tensor, y: torch.Tensor, *, setting
 
 def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, limit: int | None = None,
                         reference: Path | str | None = None, settings: EvalSettings | None = None,
-                        device: str | None = None) -> dict:
+                        device: str | None = None, attacks: tuple[str, ...] = (), autoattack: bool = False,
+                        strong_limit: int | None = None) -> dict:
     """Evaluate a checkpoint folder on the test split of its dataset (or ``dataset``).
 
     Args:
@@ -53,9 +54,14 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
             model, else the checkpoint it was fine-tuned from.
         settings: attack settings.
         device: torch device; default CUDA when available.
+        attacks: minimum-norm attacks for the stronger-attack section (``deepfool``, ``fmn``, ``ddn``, ``cw``,
+            ``bb``; see :mod:`ddzoo.eval.strong`); empty: none.
+        autoattack: also AutoAttack robust accuracy at the dataset's standard budgets.
+        strong_limit: run the stronger attacks on the first N of the evaluated images only (they are slow).
 
     Returns:
-        the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``.
+        the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``, and
+        ``strong`` when asked.
     """
     checkpoint = Path(checkpoint)
     settings = settings or EvalSettings()
@@ -70,5 +76,11 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
     reference = Path(reference) if reference else reference_of(checkpoint, config)
     eps_ref = ensure_eps_ref(reference, x, y, settings=settings, device=dev)
     metrics = evaluate_robustness(model, x, y, eps_ref, settings=settings, device=dev)
+    if attacks or autoattack:
+        from ddzoo.eval.strong import strong_record
+
+        n = strong_limit or len(x)
+        metrics["strong"] = strong_record(model.cpu(), x[:n], y[:n], dataset, attacks=attacks or ("deepfool",),
+                                          autoattack=autoattack)
     return {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": dataset, "split": "test",
             "recipe": config.get("recipe", {}).get("name"), "reference": str(reference), **metrics}

@@ -26,6 +26,11 @@ from ddzoo.errors import InvalidArgumentError
 from ddzoo.optional import require
 
 MIN_NORM_ATTACKS = ("deepfool", "fmn", "ddn", "cw", "bb")
+# AutoAttack budgets ([0, 1] pixels). CIFAR-10: RobustBench's (8/255 l∞, 0.5 l2). MNIST: the l∞ 0.3 of Madry et
+# al. 2018 and an l2 of 2.0, the usual pair for MNIST. Fashion-MNIST has no settled pair; we use l∞ 0.1 and l2
+# 1.5, the same fraction of MNIST's budgets as LeNet's Fashion-MNIST rho2 is of its MNIST one (about half).
+STANDARD_EPS = {"cifar10": {"Linf": 8 / 255, "L2": 0.5}, "mnist": {"Linf": 0.3, "L2": 2.0},
+                "fashion-mnist": {"Linf": 0.1, "L2": 1.5}}
 TORCHATTACKS_HINT = "pip install --no-deps torchattacks==3.5.1"  # its metadata pulls torchvision (a CUDA torch)
 
 
@@ -143,6 +148,28 @@ def _torchattacks():
 
         raise MissingDependencyError("torchattacks", f"AutoAttack (install it with: {TORCHATTACKS_HINT})") from err
     return torchattacks
+
+
+def strong_record(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, *,
+                  attacks: Sequence[str] = ("deepfool", "fmn", "ddn"), autoattack: bool = False, steps: int = 100
+                  ) -> dict:
+    """The stronger-attack metrics of one model on ``(x, y)``: per-attack and best-of minimal l2 perturbations,
+    accuracy against the l2 budget, and (``autoattack``) AutoAttack robust accuracy at the dataset's budgets."""
+    per_attack = minimum_norms(model, x, y, attacks, steps=steps)
+    best = best_of(per_attack)
+    budgets = [round(0.25 * i, 2) for i in range(13)]
+    record: dict = {"images": len(x), "steps": steps,
+                    "min_norm": {name: norm_summary(norms, x) for name, norms in per_attack.items()},
+                    "best_of": {**norm_summary(best, x), "attacks": list(attacks)},
+                    "l2_curve": {"eps": budgets, "accuracy": robust_accuracy_curve(best, budgets)}}
+    if autoattack:
+        eps = STANDARD_EPS.get(dataset)
+        if eps is None:
+            raise InvalidArgumentError(f"no standard AutoAttack budget for {dataset}; known: {', '.join(STANDARD_EPS)}")
+        record["autoattack"] = {norm: {"eps": e, **autoattack_accuracy(model, x, y, norm=norm, eps=e)}
+                                for norm, e in eps.items()}
+        record["autoattack"]["implementation"] = "torchattacks 3.5.1 AutoAttack(version='standard')"
+    return record
 
 
 def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,

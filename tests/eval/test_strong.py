@@ -79,3 +79,21 @@ def test_wilson_interval(k, n, low, high):
     got = wilson_interval(k, n)
     assert got[0] == pytest.approx(low, abs=1e-4) and got[1] == pytest.approx(high, abs=1e-4)
     assert not math.isnan(got[0])
+
+
+def test_zoo_eval_reports_the_stronger_attacks(lenet_checkpoint, capsys):
+    import json
+
+    from ddzoo.cli import main
+
+    assert main(["eval", str(lenet_checkpoint), "--limit", "60", "--attacks", "deepfool,ddn", "--autoattack",
+                 "--strong-limit", "20", "--json"]) == 0
+    strong = json.loads(capsys.readouterr().out)["strong"]
+    assert strong["images"] == 20 and set(strong["min_norm"]) == {"deepfool", "ddn"}
+    assert strong["best_of"]["median_norm"] <= strong["min_norm"]["deepfool"]["median_norm"]
+    curve = strong["l2_curve"]["accuracy"]
+    assert curve[0] >= curve[-1] and len(curve) == len(strong["l2_curve"]["eps"])
+    linf = strong["autoattack"]["Linf"]
+    assert linf["eps"] == 0.3 and linf["accuracy"] <= 0.1 and linf["images"] == 20  # undefended LeNet at 0.3
+    assert main(["eval", str(lenet_checkpoint), "--limit", "20", "--attacks", "pgd"]) == 1
+    assert "unknown attack" in capsys.readouterr().err
