@@ -214,6 +214,8 @@ def verify(
     limit: Annotated[int | None, typer.Option(help="Verify on the first N test images only.")] = None,
     candidates: Annotated[int, typer.Option(help="DeepFool candidate classes (top-K).")] = 10,
     crosscheck: Annotated[int, typer.Option(help="Images for the gradient-free cross-check (0: skip).")] = 16,
+    square: Annotated[int, typer.Option(
+        help="Images for the query-only Square attack on each artifact at the l-inf eps_ref (0: skip).")] = 0,
     max_accuracy_drop: Annotated[float, typer.Option(help="Gate: largest accuracy drop (fraction).")] = 0.005,
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
@@ -244,7 +246,8 @@ def verify(
         folder = out
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
-                            settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck),
+                            settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
+                                                    square=square),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio))
     names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
     records = {n: result["records"][n] for n in names}

@@ -76,6 +76,8 @@ class VerifySettings(EvalSettings):
     crosscheck: int = 16
     crosscheck_step: float = 1e-2
     crosscheck_iterations: int = 10
+    square: int = 0  # images for the query-only Square attack at the l-inf eps_ref (0: skip)
+    square_queries: int = 1000
 
     def record(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -158,6 +160,19 @@ def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings,
             "fooled_finite_difference": blind.fooled.float().mean().item(), "seconds": seconds}
 
 
+def square_record(runner: Runner, x: torch.Tensor, y: torch.Tensor, eps_ref: dict, settings: VerifySettings) -> dict:
+    """Robust accuracy of the artifact itself under the query-only Square attack (its logits alone, so it works
+    on quantised artifacts where gradients and finite differences see nothing) at the l∞ ε_ref."""
+    from ddzoo.eval.strong import square_accuracy
+
+    n = settings.square
+    started = time.perf_counter()
+    result = square_accuracy(runner.predict, x[:n], y[:n], norm="Linf", eps=float(eps_ref["fgs"]),
+                             queries=settings.square_queries)
+    return {"eps": float(eps_ref["fgs"]), "norm": "Linf", "seconds": time.perf_counter() - started,
+            "method": "Square attack (torchattacks 3.5.1), the artifact's own logits only", **result}
+
+
 def resolve_eps_ref(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     """The checkpoint's ε grid anchor: stored in the package config, else found now by bisection."""
     stored = config.get("eps_ref", {})
@@ -209,11 +224,15 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         baseline.update(artifact=CHECKPOINT_ARTIFACT, sha256=sha256_file(package / WEIGHTS),
                         runtime=checkpoint.describe(), rho2_ratio=1.0, **common)
         baseline["gate"] = {"passed": True, "reasons": [], "note": "the checkpoint is the baseline"}
+        if settings.square:
+            baseline["square"] = square_record(checkpoint, x, y, eps_ref, settings)
         verification["records"][CHECKPOINT_ARTIFACT] = baseline
         for name in names:
             with open_runner(package / name) as runner:
                 record, rhos[name], correct = attack_record(model, runner, x, y, eps_ref, settings)
                 record["accuracy_drop"] = paired_accuracy_drop(baseline_correct, correct)
+                if settings.square:
+                    record["square"] = square_record(runner, x, y, eps_ref, settings)
                 record["crosscheck"] = crosscheck_record(runner, x, settings, model) if settings.crosscheck else None
                 record.update(artifact=name, sha256=sha256_file(package / name), bytes=(package / name).stat().st_size,
                               runtime=runner.describe(), **common)
@@ -255,6 +274,7 @@ def summary_row(record: dict) -> dict[str, str]:
             "FGS / BIM at ε_ref": f"{100 * record['fgs']['accuracy'][-1]:.1f} % / "
                                   f"{100 * record['bim']['accuracy'][-1]:.1f} %",
             "cross-check Δ": f"{cross['relative_difference']:.3f}" if cross else "-",
+            "Square acc. at ε_ref": _square(record["square"]) if record.get("square") else "-",
             "gate": "pass" if record["gate"]["passed"] else "FAIL"}
 
 
@@ -265,6 +285,11 @@ def _with_interval(record: dict) -> str:
         low, high = record["clean_accuracy_ci95"]
         text += f" [{100 * low:.1f}, {100 * high:.1f}] (n={record['images']})"
     return text
+
+
+def _square(square: dict) -> str:
+    low, high = square["ci95"]
+    return f"{100 * square['accuracy']:.1f} % [{100 * low:.1f}, {100 * high:.1f}] (n={square['images']})"
 
 
 def _drop(paired: dict | None) -> str:

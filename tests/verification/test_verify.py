@@ -138,3 +138,19 @@ def test_accuracy_is_stated_with_its_interval_and_the_drop_is_paired(verified):
     worse[:5] = False  # 5 of 100 lost
     paired = paired_accuracy_drop(base, worse)
     assert paired["drop"] == pytest.approx(0.05) and paired["ci95"][0] > 0 and paired["lost"] == 5
+
+
+def test_square_attack_runs_on_every_artifact_int8_included(lenet_package, tmp_path):
+    """The query-only cross-check reads only the artifact's logits, so it works on INT8 too."""
+    from ddzoo.verification import VerifySettings, summary_row, verify_package
+
+    package = tmp_path / "pkg"
+    shutil.copytree(lenet_package, package)
+    result = verify_package(package, settings=VerifySettings(limit=40, crosscheck=0, square=40, square_queries=200,
+                                                             iterations=(5,)))
+    records = result["records"]
+    for name in ("model.safetensors", "model.onnx", "model.int8.onnx"):
+        square = records[name]["square"]
+        assert square["images"] == 40 and square["eps"] == records[name]["eps_ref"]["fgs"]
+        assert square["accuracy"] < records[name]["clean_accuracy"]  # it does fool the artifact itself
+        assert "n=40" in summary_row(records[name])["Square acc. at ε_ref"]
