@@ -71,16 +71,6 @@ def deep_defense_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int
     return step
 
 
-def eval_mode_batch_norm(model: nn.Module) -> nn.Module:
-    """Batch norm frozen the way the trainer did before FrozenBatchNorm2d: eval mode, parameters fixed."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
-            for parameter in module.parameters():
-                parameter.requires_grad_(False)
-    return model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
@@ -114,7 +104,7 @@ def main() -> None:
         rows.append((f"deep defense K={k} (trainer: frozen BN as x*scale+shift)",
                      median_seconds(deep_defense_step(freeze_batch_norm(model_in(layout)), xl, y, k), args.repeats)))
         rows.append((f"deep defense K={k} (eval-mode BatchNorm2d, before)",
-                     median_seconds(deep_defense_step(eval_mode_batch_norm(model_in(layout)), xl, y, k),
+                     median_seconds(deep_defense_step(freeze_batch_norm(model_in(layout), as_affine=False), xl, y, k),
                                     args.repeats)))
     plain = rows[1][1]
     print(f"{config['arch']} on {config['dataset']}, batch {args.batch}, cpu, torch {torch.__version__}, "

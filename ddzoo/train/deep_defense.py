@@ -110,9 +110,10 @@ class FrozenBatchNorm2d(nn.BatchNorm2d):
         return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
 
 
-def freeze_batch_norm(model: nn.Module) -> nn.Module:
-    """Freeze every batch-norm layer: eval mode, affine parameters not trained, 2-d ones as FrozenBatchNorm2d."""
-    for parent in list(model.modules()):
+def freeze_batch_norm(model: nn.Module, *, as_affine: bool = True) -> nn.Module:
+    """Freeze every batch-norm layer: eval mode, affine parameters not trained, and (``as_affine``) 2-d ones
+    computed as :class:`FrozenBatchNorm2d` — False keeps the slower eval-mode ``BatchNorm2d`` (benchmarks)."""
+    for parent in list(model.modules()) if as_affine else []:
         for name, child in parent.named_children():
             if type(child) is nn.BatchNorm2d and child.affine and child.track_running_stats:
                 frozen = FrozenBatchNorm2d(child.num_features, child.eps).to(child.weight.device)
