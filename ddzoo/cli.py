@@ -70,16 +70,17 @@ def models_list(as_json: JsonOption = False) -> None:
     _emit(rows, as_json, lambda r: print_table(r, "models"))
 
 
-RECIPES = ("reference", "deep-defense")
+RECIPES = ("reference", "deep-defense", "adversarial")
 
 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
-    recipe: Annotated[str, typer.Option(help="reference | deep-defense.")] = "reference",
+    recipe: Annotated[str, typer.Option(help="reference | deep-defense | adversarial.")] = "reference",
     model: Annotated[str, typer.Option(help="Architecture (reference recipe; see 'zoo models list').")] = "lenet",
     dataset: Annotated[str, typer.Option(help="Dataset (reference recipe; see 'zoo data list').")] = "mnist",
-    init: Annotated[Path | None, typer.Option(help="Reference checkpoint to fine-tune (deep-defense).")] = None,
+    init: Annotated[Path | None, typer.Option(
+        help="Reference checkpoint to fine-tune (deep-defense; optional for adversarial).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Default: 10 (reference), 5 (deep-defense).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Global batch. Default: 128 / 100.")] = None,
     lr: Annotated[float | None, typer.Option(help="Default: 0.01 (reference), 5e-4 (deep-defense).")] = None,
@@ -95,6 +96,13 @@ def train(
     candidates: Annotated[int, typer.Option(help="DeepFool candidate classes K.")] = 10,
     overshoot: float = 0.02,
     space: Annotated[str, typer.Option(help="Where ρ is measured: normalized (paper) | pixel.")] = "normalized",
+    adv_norm: Annotated[str, typer.Option(help="Adversarial training: linf | l2.")] = "linf",
+    adv_eps: Annotated[float, typer.Option(help="Adversarial training: ε ([0,1] pixels).")] = 0.3,
+    adv_attack: Annotated[str, typer.Option(help="Adversarial training: pgd (Madry) | fgs (Goodfellow).")] = "pgd",
+    adv_steps: Annotated[int, typer.Option(help="Adversarial training: PGD steps.")] = 7,
+    adv_step_size: Annotated[float | None, typer.Option(help="PGD step (default 2.5·ε/steps).")] = None,
+    adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss (1: Madry, 0.5: FGS paper).")
+                          ] = 1.0,
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     stop_after_epochs: Annotated[int | None, typer.Option(help="Stop (resumably) after N epochs.")] = None,
@@ -104,7 +112,14 @@ def train(
     """Train a reference model, or fine-tune one with Deep Defense; writes model.safetensors + config.json."""
     from ddzoo.errors import InvalidArgumentError, UnknownNameError
     from ddzoo.package import read_config
-    from ddzoo.train import DeepDefenseRecipe, ReferenceRecipe, finetune_deep_defense, train_reference
+    from ddzoo.train import (
+        AdversarialRecipe,
+        DeepDefenseRecipe,
+        ReferenceRecipe,
+        finetune_deep_defense,
+        train_adversarial,
+        train_reference,
+    )
 
     common = {"momentum": momentum, "weight_decay": weight_decay, "seed": seed}
     common.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
@@ -118,6 +133,11 @@ def train(
         settings = DeepDefenseRecipe(lam=lam, c=c, d=d, max_iter=max_iter, num_candidates=candidates,
                                      overshoot=overshoot, space=space, **common)
         folder = finetune_deep_defense(init, out, settings, **run)
+    elif recipe == "adversarial":
+        settings = AdversarialRecipe(norm=adv_norm, eps=adv_eps, attack=adv_attack, attack_steps=adv_steps,
+                                     attack_step_size=adv_step_size, adv_weight=adv_weight,
+                                     warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
+        folder = train_adversarial(model, dataset, out, settings, init=init, **run)
     else:
         raise UnknownNameError("recipe", recipe, RECIPES)
     if folder is None:

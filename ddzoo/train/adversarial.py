@@ -1,0 +1,93 @@
+"""Adversarial training (Madry et al. 2018): minimise the loss on PGD examples from the ε-ball (l∞ or l2),
+or on FGS examples (Goodfellow et al. 2015, the Deep Defense paper's baseline), from scratch or fine-tuning a
+reference. Same schedule, checkpoints, resume and DDP as reference training.
+
+    loss = (1 − w) · CE(f(x), y) + w · CE(f(x_adv), y),   w = 1 for Madry's objective, 0.5 for Goodfellow's
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddzoo.attacks import fgs, pgd
+from ddzoo.device import pick_device
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.models import Classifier, create_model
+from ddzoo.package import load_checkpoint
+from ddzoo.train.loop import run_training
+from ddzoo.train.reference import ReferenceRecipe
+
+NORMS = ("linf", "l2")
+ATTACKS = ("pgd", "fgs")
+
+
+@dataclass(frozen=True)
+class AdversarialRecipe(ReferenceRecipe):
+    """Reference training's schedule plus the attack that makes the training examples ([0, 1] pixels)."""
+
+    norm: str = "linf"
+    eps: float = 0.3
+    attack: str = "pgd"
+    attack_steps: int = 7
+    attack_step_size: float | None = None  # default 2.5·eps/steps
+    adv_weight: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.norm not in NORMS or self.attack not in ATTACKS:
+            raise InvalidArgumentError(f"--adv-norm must be one of {NORMS} and --adv-attack one of {ATTACKS}")
+        if self.eps < 0 or self.attack_steps < 1 or not 0 <= self.adv_weight <= 1:
+            raise InvalidArgumentError("--adv-eps must be >= 0, --adv-steps >= 1 and --adv-weight in [0, 1]")
+        if self.attack == "fgs" and self.norm != "linf":
+            raise InvalidArgumentError("the FGS variant is an l-inf attack; use --adv-norm linf")
+
+    def adversarial(self, model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Training examples from ``model`` in eval mode (batch-norm statistics untouched by the attack). The
+        random start is seeded by the batch itself, so a resumed run draws the same starts."""
+        flags = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            if self.attack == "fgs":
+                return fgs(model, x, y, self.eps)
+            seed = hash((self.seed, int(y.sum()), float(x.sum()))) & 0x7FFF_FFFF
+            return pgd(model, x, y, self.eps, norm=self.norm, steps=self.attack_steps,
+                       step_size=self.attack_step_size, generator=torch.Generator().manual_seed(seed))
+        finally:
+            for module, training in flags:
+                module.training = training
+
+    def objective(self, wrapped: nn.Module, model: Classifier, x: torch.Tensor, y: torch.Tensor
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+        adversarial = self.adversarial(model, x, y)
+        logits = wrapped(adversarial)
+        loss = self.adv_weight * F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        if self.adv_weight < 1:
+            loss = loss + (1 - self.adv_weight) * F.cross_entropy(wrapped(x), y, label_smoothing=self.label_smoothing)
+        return loss, {"loss": loss.item(), "adv_acc": (logits.argmax(1) == y).float().mean().item()}
+
+
+def train_adversarial(arch: str, dataset: str, out: Path | str, recipe: AdversarialRecipe = AdversarialRecipe(), *,
+                      init: Path | str | None = None, device: str | None = None, resume: bool = False,
+                      stop_after_epochs: int | None = None, train_limit: int | None = None) -> Path | None:
+    """Adversarially train ``arch`` on ``dataset`` (or fine-tune the checkpoint ``init``) into ``out``.
+
+    Returns:
+        ``out`` as a Path, or None if stopped before the last epoch.
+    """
+    recipe.validate()
+    dev = pick_device(device)
+    if init is not None:
+        model, config = load_checkpoint(init, dev)
+        arch, dataset = config["arch"], config["dataset"]
+    else:
+        model = create_model(arch, dataset, seed=recipe.seed).to(dev)
+    model.train()
+    settings = {**asdict(recipe), "init": None if init is None else str(init), "train_limit": train_limit}
+    return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
+                        config={"dataset": dataset, "recipe": {"name": "adversarial", **settings}}, device=dev,
+                        resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit)
