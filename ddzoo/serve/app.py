@@ -266,6 +266,8 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         if (problem := unavailable(model, version)) is not None:
             return _failure(*problem)
         runner, batcher, limit = state["runner"], state["batcher"], state["body_limit"]
+        if batcher.full():  # shed load before reading or parsing the body: under overload that work starves
+            return _failure(503, "the queue is full; retry later", "queue full", {"Retry-After": "1"})  # the rest
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
         too_large = _failure(413, f"the body exceeds the limit of {limit} bytes ({settings.max_batch} images as "

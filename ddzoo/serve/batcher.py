@@ -72,6 +72,10 @@ class DynamicBatcher:
         if self._worker:
             self._worker.cancel()
 
+    def full(self) -> bool:
+        """Whether not even one more image fits in the queue (a request can be refused before it is parsed)."""
+        return self.waiting >= self.max_queue
+
     def submit_nowait(self, images: np.ndarray) -> asyncio.Future:
         """Queue ``images``; the returned future gets their logits (cancel it to give up)."""
         if len(images) > self.max_batch:

@@ -522,3 +522,19 @@ def test_grpc_needs_the_api_key_and_knows_only_its_model(grpc_server):
         client.get_model_metadata("other", headers=AUTH)
     with pytest.raises(InferenceServerException, match="unknown version"):
         client.get_model_metadata(NAME, model_version="7", headers=AUTH)
+
+
+def test_a_full_queue_sheds_requests_before_parsing_them(verified_package):
+    """Under overload the server refuses at once (503 + Retry-After) without reading or parsing the body."""
+    settings_ = ServeSettings(max_batch=1, max_delay_ms=0, max_queue=1)
+    with Server(_loader(verified_package[0], delay_s=1.0), settings_) as slow:
+        url = f"{slow.url}/v2/models/{NAME}/infer"
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # computing
+            time.sleep(0.3)
+            second = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # queued: full
+            time.sleep(0.3)
+            refused = requests.post(url, data=b"{not json", timeout=30)
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert "queue is full" in refused.json()["error"]  # not the 400 a parsed body would get
+            assert first.result().status_code == 200 and second.result().status_code == 200
