@@ -70,17 +70,17 @@ def models_list(as_json: JsonOption = False) -> None:
     _emit(rows, as_json, lambda r: print_table(r, "models"))
 
 
-RECIPES = ("reference", "deep-defense", "adversarial")
+RECIPES = ("reference", "deep-defense", "adversarial", "parseval")
 
 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
-    recipe: Annotated[str, typer.Option(help="reference | deep-defense | adversarial.")] = "reference",
+    recipe: Annotated[str, typer.Option(help="reference | deep-defense | adversarial | parseval.")] = "reference",
     model: Annotated[str, typer.Option(help="Architecture (reference recipe; see 'zoo models list').")] = "lenet",
     dataset: Annotated[str, typer.Option(help="Dataset (reference recipe; see 'zoo data list').")] = "mnist",
     init: Annotated[Path | None, typer.Option(
-        help="Reference checkpoint to fine-tune (deep-defense; optional for adversarial).")] = None,
+        help="Reference checkpoint to fine-tune (deep-defense; optional for adversarial and parseval).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Default: 10 (reference), 5 (deep-defense).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Global batch. Default: 128 / 100.")] = None,
     lr: Annotated[float | None, typer.Option(help="Default: 0.01 (reference), 5e-4 (deep-defense).")] = None,
@@ -103,6 +103,7 @@ def train(
     adv_step_size: Annotated[float | None, typer.Option(help="PGD step (default 2.5·ε/steps).")] = None,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss (1: Madry, 0.5: FGS paper).")
                           ] = 1.0,
+    beta: Annotated[float, typer.Option(help="Parseval retraction step β.")] = 3e-4,
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     stop_after_epochs: Annotated[int | None, typer.Option(help="Stop (resumably) after N epochs.")] = None,
@@ -115,9 +116,11 @@ def train(
     from ddzoo.train import (
         AdversarialRecipe,
         DeepDefenseRecipe,
+        ParsevalRecipe,
         ReferenceRecipe,
         finetune_deep_defense,
         train_adversarial,
+        train_parseval,
         train_reference,
     )
 
@@ -138,6 +141,9 @@ def train(
                                      attack_step_size=adv_step_size, adv_weight=adv_weight,
                                      warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
         folder = train_adversarial(model, dataset, out, settings, init=init, **run)
+    elif recipe == "parseval":
+        parseval = ParsevalRecipe(beta=beta, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
+        folder = train_parseval(model, dataset, out, parseval, init=init, **run)
     else:
         raise UnknownNameError("recipe", recipe, RECIPES)
     if folder is None:

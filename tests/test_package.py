@@ -26,7 +26,8 @@ def test_unknown_model_is_one_line_listing_valid_names(capsys, tmp_path):
 
 def test_unknown_recipe_and_dataset(capsys, tmp_path):
     assert main(["train", "--recipe", "magic", "--out", str(tmp_path / "x")]) == 1
-    assert "unknown recipe 'magic'; choose one of: reference, deep-defense, adversarial" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown recipe 'magic'; choose one of: reference, deep-defense, adversarial, parseval" in err
     assert main(["eval", str(tmp_path), "--dataset", "imagenet"]) == 1
     assert "no config.json" in capsys.readouterr().err
 

@@ -17,9 +17,8 @@ from torch import nn
 from ddzoo.attacks import fgs, pgd
 from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.models import Classifier, create_model
-from ddzoo.package import load_checkpoint
-from ddzoo.train.loop import run_training
+from ddzoo.models import Classifier
+from ddzoo.train.loop import run_training, starting_model
 from ddzoo.train.reference import ReferenceRecipe
 
 NORMS = ("linf", "l2")
@@ -81,12 +80,7 @@ def train_adversarial(arch: str, dataset: str, out: Path | str, recipe: Adversar
     """
     recipe.validate()
     dev = pick_device(device)
-    if init is not None:
-        model, config = load_checkpoint(init, dev)
-        arch, dataset = config["arch"], config["dataset"]
-    else:
-        model = create_model(arch, dataset, seed=recipe.seed).to(dev)
-    model.train()
+    model, arch, dataset = starting_model(arch, dataset, init, recipe.seed, dev)
     settings = {**asdict(recipe), "init": None if init is None else str(init), "train_limit": train_limit}
     return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
                         config={"dataset": dataset, "recipe": {"name": "adversarial", **settings}}, device=dev,

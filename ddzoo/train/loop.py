@@ -115,7 +115,8 @@ def _holdout_accuracy(model: nn.Module, holdout: Split, device: torch.device) ->
 def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, recipe: dict[str, Any],
         lr_at: Callable[[int, int], float], test: Split, config: dict[str, Any], device: torch.device,
         ctx: DistContext | None = None, resume: bool = False, stop_after_epochs: int | None = None,
-        on_model: Callable[[nn.Module], nn.Module] | None = None, holdout: Split | None = None) -> Path | None:
+        on_model: Callable[[nn.Module], nn.Module] | None = None, holdout: Split | None = None,
+        after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
     """Train ``model`` with SGD (momentum, weight decay) on ``objective`` and write a checkpoint to ``out``.
 
     Args:
@@ -134,6 +135,7 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
         on_model: wraps the model for the forward pass (DistributedDataParallel).
         holdout: held-out training images whose accuracy after every epoch is recorded (``holdout_curve`` in
             the saved progress and the checkpoint's metrics): a learning curve that never touches the test set.
+        after_step: called with the model after every optimizer step (e.g. Parseval's retraction).
 
     Returns:
         ``out`` when training is complete, None when stopped early.
@@ -178,6 +180,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
             loss.backward()
             _refuse_divergence(all_reduce_mean(loss.item(), ctx, device), progress, out)  # same verdict on every rank
             optimizer.step()
+            if after_step is not None:
+                after_step(model)
             progress["step"] += 1
             bar.set_postfix({k: f"{all_reduce_mean(v, ctx, device) if ctx.enabled else v:.3f}"
                              for k, v in stats.items()}, refresh=False)
@@ -201,10 +205,22 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
     return out
 
 
+def starting_model(arch: str, dataset: str, init: Path | str | None, seed: int, device: torch.device
+                   ) -> tuple[Classifier, str, str]:
+    """``(model in train mode, arch, dataset)``: the checkpoint ``init`` to fine-tune, or a new ``arch`` model."""
+    from ddzoo.models import create_model
+    from ddzoo.package import load_checkpoint
+
+    if init is not None:
+        model, config = load_checkpoint(init, device)
+        return model.train(), config["arch"], config["dataset"]
+    return create_model(arch, dataset, seed=seed).to(device).train(), arch, dataset
+
+
 def run_training(model: Classifier, dataset: str, out: Path | str, objective: Objective, *,
                  recipe: dict[str, Any], lr_at: Callable[[int, int], float], config: dict[str, Any],
                  device: torch.device, resume: bool = False, stop_after_epochs: int | None = None,
-                 train_limit: int | None = None) -> Path | None:
+                 train_limit: int | None = None, after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
     """Load the data, join the torchrun job if there is one, wrap the model in DDP and :func:`fit`.
 
     With ``train_limit``, the training images past it are held out and scored after every epoch.
@@ -229,6 +245,6 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
         return fit(model, train, objective, out=Path(out), recipe=recipe, lr_at=lr_at,
                    test=load_split(dataset, "test"), config=config, device=device, ctx=ctx, resume=resume,
                    stop_after_epochs=stop_after_epochs, on_model=ddp if ctx.enabled else None,
-                   holdout=holdout)
+                   holdout=holdout, after_step=after_step)
     finally:
         shutdown_distributed(ctx)
