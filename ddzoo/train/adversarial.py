@@ -7,7 +7,7 @@ reference. Same schedule, checkpoints, resume and DDP as reference training.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddzoo.attacks import fgs, pgd
-from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.models import Classifier
-from ddzoo.train.loop import run_training, starting_model
+from ddzoo.train.loop import train_recipe
 from ddzoo.train.reference import ReferenceRecipe
 
 NORMS = ("linf", "l2")
@@ -78,10 +77,5 @@ def train_adversarial(arch: str, dataset: str, out: Path | str, recipe: Adversar
     Returns:
         ``out`` as a Path, or None if stopped before the last epoch.
     """
-    recipe.validate()
-    dev = pick_device(device)
-    model, arch, dataset = starting_model(arch, dataset, init, recipe.seed, dev)
-    settings = {**asdict(recipe), "init": None if init is None else str(init), "train_limit": train_limit}
-    return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
-                        config={"dataset": dataset, "recipe": {"name": "adversarial", **settings}}, device=dev,
-                        resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit)
+    return train_recipe("adversarial", arch, dataset, out, recipe, init=init, device=device, resume=resume,
+                        stop_after_epochs=stop_after_epochs, train_limit=train_limit)

@@ -217,6 +217,25 @@ def starting_model(arch: str, dataset: str, init: Path | str | None, seed: int, 
     return create_model(arch, dataset, seed=seed).to(device).train(), arch, dataset
 
 
+def train_recipe(name: str, arch: str, dataset: str, out: Path | str, recipe: Any, *, init: Path | str | None,
+                 device: str | None, resume: bool, stop_after_epochs: int | None, train_limit: int | None,
+                 after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
+    """Train with a recipe dataclass that has ``validate``, ``objective``, ``lr_at`` and ``seed`` (reference-
+    style recipes: adversarial, Parseval), from scratch or fine-tuning ``init``; records it as ``name``."""
+    from dataclasses import asdict
+
+    from ddzoo.device import pick_device
+
+    recipe.validate()
+    dev = pick_device(device)
+    model, arch, dataset = starting_model(arch, dataset, init, recipe.seed, dev)
+    settings = {**asdict(recipe), "init": None if init is None else str(init), "train_limit": train_limit}
+    return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
+                        config={"dataset": dataset, "recipe": {"name": name, **settings}}, device=dev,
+                        resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit,
+                        after_step=after_step)
+
+
 def run_training(model: Classifier, dataset: str, out: Path | str, objective: Objective, *,
                  recipe: dict[str, Any], lr_at: Callable[[int, int], float], config: dict[str, Any],
                  device: torch.device, resume: bool = False, stop_after_epochs: int | None = None,

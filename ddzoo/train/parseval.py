@@ -12,15 +12,14 @@ applied: the recipe is for the zoo's architectures as they are (LeNet, MLP have 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.train.loop import run_training, starting_model
+from ddzoo.train.loop import train_recipe
 from ddzoo.train.reference import ReferenceRecipe
 
 
@@ -67,11 +66,7 @@ def train_parseval(arch: str, dataset: str, out: Path | str, recipe: ParsevalRec
                    init: Path | str | None = None, device: str | None = None, resume: bool = False,
                    stop_after_epochs: int | None = None, train_limit: int | None = None) -> Path | None:
     """Train ``arch`` on ``dataset`` as a Parseval network (or fine-tune the checkpoint ``init``) into ``out``."""
-    recipe.validate()
-    dev = pick_device(device)
-    model, arch, dataset = starting_model(arch, dataset, init, recipe.seed, dev)
-    settings = {**asdict(recipe), "init": None if init is None else str(init), "train_limit": train_limit}
-    return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
-                        config={"dataset": dataset, "recipe": {"name": "parseval", **settings}}, device=dev,
-                        resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit,
+    return train_recipe("parseval", arch, dataset, out, recipe, init=init, device=device, resume=resume,
+                        stop_after_epochs=stop_after_epochs, train_limit=train_limit,
                         after_step=lambda m: parseval_retraction(m, recipe.beta))
+
