@@ -321,12 +321,28 @@ def pull(
     _emit({"reference": reference, "path": str(path)}, as_json, lambda r: typer.echo(r["path"]))
 
 
+LIST_SORTS = ("name", "accuracy", "rho2")
+
+
 @app.command("list")
-def list_zoo(as_json: JsonOption = False) -> None:
-    """Bundled and cached models with their robustness (ONNX accuracy and ρ₂)."""
+def list_zoo(
+    sort: Annotated[str, typer.Option(help="Order by name | accuracy | rho2 (the metrics descending).")] = "name",
+    dataset: Annotated[str | None, typer.Option(help="Only models of this dataset.")] = None,
+    recipe: Annotated[str | None, typer.Option(help="Only this recipe (reference, deep-defense, ...).")] = None,
+    min_rho2: Annotated[float | None, typer.Option(help="Only models whose ONNX ρ₂ is at least this.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Bundled and cached models with their robustness (ONNX accuracy and ρ₂), filtered and sorted."""
+    from ddzoo.errors import UnknownNameError
     from ddzoo.zoo import list_models
 
-    rows = list_models()
+    if sort not in LIST_SORTS:
+        raise UnknownNameError("sort key", sort, LIST_SORTS)
+    rows = [r for r in list_models() if (dataset is None or r["dataset"] == dataset)
+            and (recipe is None or r["recipe"] == recipe)
+            and (min_rho2 is None or (r["rho2"] is not None and r["rho2"] >= min_rho2))]
+    if sort != "name":  # best first; rows without the metric last
+        rows.sort(key=lambda r: (r[sort] is None, -(r[sort] or 0.0)))
     shown = [{**r, "accuracy": "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
               "rho2": "-" if r["rho2"] is None else f"{r['rho2']:.4f}"} for r in rows]
     _emit(rows, as_json, lambda _: print_table(shown, "ddzoo models") if shown else typer.echo("no models"))

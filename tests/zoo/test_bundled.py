@@ -27,3 +27,17 @@ def test_offline_pull_of_a_bundled_model(name, capsys):
     assert status["model.onnx"] == "pass"
     assert all(status[f] == "pass" for f in manifest["files"] if f.endswith(".onnx"))  # only passing artifacts
     assert name in {row["name"] for row in list_models() if row["where"] == "cache"}
+
+
+def test_zoo_list_filters_and_sorts_by_robustness(capsys):
+    import json
+
+    assert main(["list", "--dataset", "mnist", "--sort", "rho2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(r["dataset"] == "mnist" for r in rows)
+    assert [r["rho2"] for r in rows] == sorted((r["rho2"] for r in rows), reverse=True)
+    assert rows[0]["name"] == "lenet-mnist-dd"  # Deep Defense's larger rho2 comes first
+    assert main(["list", "--recipe", "deep-defense", "--min-rho2", "0.2", "--json"]) == 0
+    assert {r["name"] for r in json.loads(capsys.readouterr().out)} == {"lenet-mnist-dd"}
+    assert main(["list", "--sort", "speed"]) == 1
+    assert "unknown sort key 'speed'" in capsys.readouterr().err
