@@ -27,7 +27,7 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
     if header_length is None:
         json_size = len(body)
     else:
-        if not header_length.isdigit() or len(header_length) > 12:
+        if not (header_length.isascii() and header_length.isdigit()) or len(header_length) > 12:
             raise BadRequestError(f"{HEADER_LENGTH} must be a byte count, got {header_length[:20]!r}")
         json_size = int(header_length)
         if not 0 < json_size <= len(body):

@@ -31,6 +31,7 @@ from ddzoo.package import CONFIG, save_checkpoint, save_tensors
 from ddzoo.train.distributed import DistContext, all_reduce_mean
 
 STATE = "training_state.safetensors"
+HOLDOUT_SCORED = 10_000  # held-out images scored after every epoch (the first ones: all of them in the zoo's splits)
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,8 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
                  train_limit: int | None = None, after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
     """Load the data, join the torchrun job if there is one, wrap the model in DDP and :func:`fit`.
 
-    With ``train_limit``, the training images past it are held out and scored after every epoch.
+    With ``train_limit``, the training images past it are held out; the first :data:`HOLDOUT_SCORED` of them are
+    scored after every epoch.
     """
     from ddzoo.data import load_split
     from ddzoo.train.distributed import init_distributed, shutdown_distributed
@@ -252,7 +254,8 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
         train = load_split(dataset, "train")
         holdout = None
         if train_limit and train_limit < len(train):  # the images left out are scored after every epoch
-            holdout = Split(train.info, train.name, train.images[train_limit:], train.labels[train_limit:])
+            end = train_limit + HOLDOUT_SCORED
+            holdout = Split(train.info, train.name, train.images[train_limit:end], train.labels[train_limit:end])
             train = Split(train.info, train.name, train.images[:train_limit], train.labels[:train_limit])
 
         def ddp(module: nn.Module) -> nn.Module:

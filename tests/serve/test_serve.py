@@ -538,3 +538,13 @@ def test_a_full_queue_sheds_requests_before_parsing_them(verified_package):
             assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
             assert "queue is full" in refused.json()["error"]  # not the 400 a parsed body would get
             assert first.result().status_code == 200 and second.result().status_code == 200
+
+
+@pytest.mark.parametrize("header", ["²", "٣", "1e3", " 12", "-1", "9" * 20])
+def test_a_non_ascii_or_odd_length_header_is_a_400(header):
+    """str.isdigit() accepts '²' and Arabic-Indic digits, which int() then refuses: found by the fuzz test."""
+    from ddzoo.errors import BadRequestError
+    from ddzoo.serve.protocol import parse_infer_request
+
+    with pytest.raises(BadRequestError):
+        parse_infer_request(b'{"inputs": []}', header, "input", (1, 28, 28))
