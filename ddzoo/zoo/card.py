@@ -27,9 +27,15 @@ def eval_results(config: dict, verification: dict) -> list:
                                   "images": record["images"], "sha256": record["sha256"]}}
         results.append(hub.EvalResult(metric_type="accuracy", metric_name=f"accuracy ({name})",
                                       metric_value=record["clean_accuracy"], **common))
-        results.append(hub.EvalResult(metric_type="rho2",
-                                      metric_name=f"DeepFool rho2, {HEADLINE_ITERATIONS} it ({name})",
-                                      metric_value=headline(record)["rho2"], **common))
+        if headline(record)["rho2"] is not None:
+            results.append(hub.EvalResult(metric_type="rho2",
+                                          metric_name=f"DeepFool rho2, {HEADLINE_ITERATIONS} it ({name})",
+                                          metric_value=headline(record)["rho2"], **common))
+        if record.get("square"):  # the query-only attack on the artifact itself
+            square = record["square"]
+            results.append(hub.EvalResult(metric_type="robust_accuracy",
+                                          metric_name=f"Square l-inf eps={square['eps']:.4f} accuracy ({name})",
+                                          metric_value=square["accuracy"], **common))
     return results
 
 

@@ -154,3 +154,16 @@ def test_square_attack_runs_on_every_artifact_int8_included(lenet_package, tmp_p
         assert square["images"] == 40 and square["eps"] == records[name]["eps_ref"]["fgs"]
         assert square["accuracy"] < records[name]["clean_accuracy"]  # it does fool the artifact itself
         assert "n=40" in summary_row(records[name])["Square acc. at ε_ref"]
+
+
+def test_the_card_lists_square_accuracy_in_its_model_index(lenet_package, tmp_path):
+    from ddzoo.package import read_config, read_verification
+    from ddzoo.verification import VerifySettings, verify_package
+    from ddzoo.zoo.card import make_card
+
+    package = tmp_path / "pkg"
+    shutil.copytree(lenet_package, package)
+    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(limit=20, crosscheck=0, square=20,
+                                                                              square_queries=50, iterations=(5,)))
+    card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
+    assert "robust_accuracy" in card and "Square l-inf eps=" in card and "(model.onnx)" in card
