@@ -55,7 +55,28 @@ def run_demo(workdir: Path) -> int:
 
     records = json.loads((pulled / "verification.json").read_text())["records"]
     print_table([summary_row(r) for r in records.values()], "verification of the pulled package")
+    classify_with_the_headline_model()
     return 0
+
+
+def classify_with_the_headline_model(name: str = "resnet-cifar10-dd") -> None:
+    """Pull the zoo's headline model from the bundled hub (offline) and classify real CIFAR-10 test images."""
+    from ddzoo.data import get_dataset_info, load_split
+    from ddzoo.zoo.hubs import BUNDLED_HUB
+
+    if not (BUNDLED_HUB / name / "main" / "manifest.json").is_file():
+        print(f"\n{name} is not bundled yet (it is being trained on the CPU: issue 15); skipping its demo")
+        return
+    zoo("pull", name, "--offline")
+    import ddzoo
+
+    x, y = load_split("cifar10", "test").tensors(limit=12)
+    with ddzoo.load(name, format="onnx", offline=True) as runner:
+        predicted = runner.predict(x).argmax(1)
+    classes = get_dataset_info("cifar10").classes
+    print(f"\nclassified 12 real CIFAR-10 test images with {name} ({runner.backend}, {runner.provider}):")
+    print("  labels:    " + ", ".join(classes[i] for i in y.tolist()))
+    print("  predicted: " + ", ".join(classes[i] for i in predicted.tolist()))
 
 
 if __name__ == "__main__":
