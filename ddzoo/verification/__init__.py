@@ -296,7 +296,8 @@ def _drop(paired: dict | None) -> str:
     if not paired:
         return "-"
     low, high = paired["ci95"]
-    return f"{-100 * paired['drop']:+.2f} pt [{-100 * high:+.2f}, {-100 * low:+.2f}]"
+    change, lowest, highest = (round(-100 * v, 2) + 0.0 for v in (paired["drop"], high, low))  # no "-0.00"
+    return f"{change:+.2f} pt [{lowest:+.2f}, {highest:+.2f}]"
 
 
 def require_passing(package: Path | str, artifacts: list[str] | None = None) -> None:
