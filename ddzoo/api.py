@@ -16,7 +16,6 @@ from pathlib import Path
 from torch import nn
 
 from ddzoo.errors import InvalidArgumentError, VerificationFailedError
-from ddzoo.names import parse_reference
 from ddzoo.package import artifact_for, load_checkpoint, package_artifacts
 from ddzoo.runtime import Runner, local_engine, open_runner
 
@@ -31,7 +30,6 @@ def _folder(name_or_path: str | Path, format: str | None, offline: bool | None) 
         return path
     from ddzoo.zoo import pull
 
-    parse_reference(str(name_or_path))  # a clear error for a name that is neither a folder nor valid
     return pull(str(name_or_path), formats=[format] if format else None, offline=offline)
 
 

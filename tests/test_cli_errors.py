@@ -57,3 +57,13 @@ def test_an_unexpected_error_is_still_one_line(monkeypatch, capsys):
     monkeypatch.setenv("ZOO_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main(["list"])
+
+
+def test_importing_the_service_without_its_extra_names_the_install(monkeypatch):
+    from ddzoo.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    monkeypatch.delitem(sys.modules, "ddzoo.serve.app", raising=False)
+    with pytest.raises(MissingDependencyError, match=r"ddzoo\[serve\]"):
+        import ddzoo.serve.app  # noqa: F401
+    monkeypatch.delitem(sys.modules, "ddzoo.serve.app", raising=False)

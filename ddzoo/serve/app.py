@@ -19,6 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddzoo.serve import require_serve_extra
+
+require_serve_extra()  # before the imports below: a missing extra is one line naming the install, not a traceback
+
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
