@@ -14,8 +14,8 @@ differentiable graph is built for it alone with a single vector-Jacobian product
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 import torch
@@ -183,6 +183,28 @@ def deepfool(
         finished[active] = succeeded(logits_of(final), active)
     perturbation = clip(x + (1 + overshoot) * total) - x
     return DeepFoolResult(perturbation, iterations, finished, start)
+
+
+def deepfool_budgets(model: nn.Module, x: torch.Tensor, budgets: Iterable[int], **kwargs) -> dict[int, DeepFoolResult]:
+    """:func:`deepfool` at several iteration budgets (``max_iter``), exactly, for little more than the smallest.
+
+    DeepFool is deterministic per image, so an image fooled within a smaller budget follows the same trajectory
+    to the same result under a larger one; each larger budget re-attacks only the images still not fooled.
+    ``kwargs`` go to :func:`deepfool` (not ``create_graph``, ``targets`` or ``clean_logits``).
+    """
+    results: dict[int, DeepFoolResult] = {}
+    previous: DeepFoolResult | None = None
+    for budget in sorted(set(budgets)):
+        if previous is None:
+            previous = deepfool(model, x, max_iter=budget, **kwargs)
+        else:
+            rows = torch.nonzero(~previous.fooled).squeeze(1)
+            if rows.numel():
+                update = deepfool(model, x[rows], max_iter=budget, **kwargs)
+                previous = replace(previous, **{f.name: getattr(previous, f.name).index_copy(0, rows, getattr(update, f.name))
+                                                for f in fields(previous)})
+        results[budget] = previous
+    return results
 
 
 def candidate_gradients(diffs: torch.Tensor, point: torch.Tensor, retain_graph: bool = False,

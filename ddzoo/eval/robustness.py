@@ -10,14 +10,15 @@ accuracy falls to 50 % (bisection; Yan et al. 2018, sec. 4).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from ddzoo.attacks import attack_copy, bim, deepfool
-from ddzoo.attacks.deepfool import l2_norms
+from ddzoo.attacks import attack_copy, bim
+from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
 from ddzoo.attacks.linf import fgs
 from ddzoo.device import show_progress
 from ddzoo.models import Classifier
@@ -45,18 +46,18 @@ def chunks(size: int, label: str, *tensors: torch.Tensor) -> Iterator[tuple[torc
         yield tuple(t[i : i + size] for t in tensors)
 
 
-def deepfool_norms(model: torch.nn.Module, x: torch.Tensor, *, max_iter: int, settings: EvalSettings,
+def deepfool_norms(model: torch.nn.Module, x: torch.Tensor, *, budgets: Sequence[int], settings: EvalSettings,
                    bounds: tuple[float, float] | None = None, device: torch.device
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per image: ``||r||₂``, fooled flag and iterations of DeepFool started from the predicted label."""
-    norms, fooled, iterations = [], [], []
-    for (xb,) in chunks(settings.batch_size, f"deepfool/{max_iter}", x):
-        result = deepfool(model, xb.to(device), max_iter=max_iter, overshoot=settings.overshoot,
-                          num_candidates=settings.num_candidates, bounds=bounds)
-        norms.append(l2_norms(result.perturbation).cpu())
-        fooled.append(result.fooled.cpu())
-        iterations.append(result.iterations.cpu())
-    return torch.cat(norms), torch.cat(fooled), torch.cat(iterations)
+                   ) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per iteration budget, per image: ``||r||₂``, fooled flag and iterations of DeepFool started from the
+    predicted label (all budgets from one sweep: :func:`~ddzoo.attacks.deepfool.deepfool_budgets`)."""
+    parts: dict[int, list[tuple[torch.Tensor, ...]]] = {budget: [] for budget in budgets}
+    for (xb,) in chunks(settings.batch_size, f"deepfool/{'+'.join(map(str, sorted(parts)))}", x):
+        results = deepfool_budgets(model, xb.to(device), parts, overshoot=settings.overshoot,
+                                   num_candidates=settings.num_candidates, bounds=bounds)
+        for budget, result in results.items():
+            parts[budget].append((l2_norms(result.perturbation).cpu(), result.fooled.cpu(), result.iterations.cpu()))
+    return {budget: tuple(torch.cat(column) for column in zip(*rows)) for budget, rows in parts.items()}
 
 
 def summarize(norms: torch.Tensor, x_norms: torch.Tensor, fooled: torch.Tensor, iterations: torch.Tensor
@@ -73,8 +74,8 @@ def deepfool_rho(model: Classifier, x: torch.Tensor, *, space: str, max_iter: in
     """:func:`summarize` of unconstrained DeepFool on ``x`` in ``space``: ``pixel`` ([0,1]) or ``normalized``."""
     target, inputs = (model, x) if space == "pixel" else (model.net, model.normalize(x.to(model.normalize.mean.device)))
     inputs = inputs.detach().cpu()
-    norms, fooled, steps = deepfool_norms(attack_copy(target).to(device), inputs, max_iter=max_iter,
-                                          settings=settings, device=device)
+    norms, fooled, steps = deepfool_norms(attack_copy(target).to(device), inputs, budgets=(max_iter,),
+                                          settings=settings, device=device)[max_iter]
     return summarize(norms, l2_norms(inputs), fooled, steps)
 
 
@@ -96,16 +97,60 @@ def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, atta
 
 def find_eps_ref(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, *,
                  settings: EvalSettings, device: torch.device, tolerance: float = 0.005,
-                 max_steps: int = 14) -> float:
-    """The ε at which ``model``'s accuracy under ``attack`` falls to 50 %, by bisection on [0, 1]."""
+                 max_steps: int = 14, subset: int = 1000) -> float:
+    """The ε at which ``model``'s accuracy under ``attack`` on ``(x, y)`` is 50 % (within ``tolerance``).
+
+    Bisection on [0, 1]; on more than ``2·subset`` images, bisection on the first ``subset`` gives a first
+    guess, and regula falsi (Illinois) on log ε finishes on all of them: about 5 passes over the images
+    instead of 12, with the same stopping rule.
+    """
+    def excess(eps: float) -> float:
+        return linf_accuracy(model, x, y, attack, eps, settings=settings, device=device) - 0.5
+
+    if len(x) > 2 * subset:
+        guess = find_eps_ref(model, x[:subset], y[:subset], attack, settings=settings, device=device,
+                             tolerance=2 * tolerance, max_steps=max_steps, subset=subset)
+        found = _regula_falsi(excess, guess, tolerance, max_steps) if guess > 0 else None
+        if found is not None:
+            return found
     low, high = 0.0, 1.0
     for _ in range(max_steps):
         mid = (low + high) / 2
-        acc = linf_accuracy(model, x, y, attack, mid, settings=settings, device=device)
-        if abs(acc - 0.5) <= tolerance:
+        value = excess(mid)
+        if abs(value) <= tolerance:
             return mid
-        low, high = (mid, high) if acc > 0.5 else (low, mid)
+        low, high = (mid, high) if value > 0 else (low, mid)
     return (low + high) / 2
+
+
+def _regula_falsi(excess: Callable[[float], float], guess: float, tolerance: float, max_steps: int,
+                  factor: float = 1.25) -> float | None:
+    """A root of the decreasing ``excess`` near ``guess`` by Illinois regula falsi on log ε, or None when
+    ``max_steps`` evaluations do not bracket and reach it."""
+    a, fa = guess, excess(guess)
+    if abs(fa) <= tolerance:
+        return a
+    b = a * factor if fa > 0 else a / factor
+    fb = excess(b)
+    steps = 2
+    while fa * fb > 0 and steps < max_steps and b < 1:  # walk outward until the sign changes
+        a, fa = b, fb
+        b = min(a * factor, 1.0) if fa > 0 else a / factor
+        fb, steps = excess(b), steps + 1
+    if fa * fb > 0:
+        return None
+    for _ in range(steps, max_steps):
+        if abs(fb) <= tolerance:
+            return b
+        log_a, log_b = math.log(a), math.log(b)
+        c = math.exp(log_b - fb * (log_b - log_a) / (fb - fa))
+        fc = excess(c)
+        if fc * fb < 0:
+            a, fa = b, fb
+        else:
+            fa /= 2  # Illinois: keeps the stale end from stalling the interpolation
+        b, fb = c, fc
+    return b if abs(fb) <= tolerance else None
 
 
 def _uniform_std(model: Classifier) -> bool:
@@ -136,20 +181,21 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
     deepfool_metrics: dict = {"pixel": {}, "normalized": {}}
     z = model.normalize(x.to(model.normalize.mean.device)).cpu()
     x_norms, z_norms = l2_norms(x), l2_norms(z)
+    pixel = deepfool_norms(frozen, x, budgets=DEEPFOOL_ITERATIONS, settings=settings, device=device)
+    if _uniform_std(model):
+        # DeepFool is equivariant under z = (x - μ)/σ with a single σ: r_z = r_x/σ exactly, so the
+        # normalised-space run would repeat this one.
+        sigma = model.normalize.std.flatten()[0].item()
+        normalized = {budget: (norms / sigma, fooled, steps) for budget, (norms, fooled, steps) in pixel.items()}
+    else:
+        normalized = deepfool_norms(frozen_net, z, budgets=DEEPFOOL_ITERATIONS, settings=settings, device=device)
     for iterations in DEEPFOOL_ITERATIONS:
-        norms, fooled, steps = deepfool_norms(frozen, x, max_iter=iterations, settings=settings, device=device)
-        deepfool_metrics["pixel"][str(iterations)] = summarize(norms, x_norms, fooled, steps)
-        if _uniform_std(model):
-            # DeepFool is equivariant under z = (x - μ)/σ with a single σ: r_z = r_x/σ exactly, so the
-            # normalised-space run would repeat this one.
-            norms = norms / model.normalize.std.flatten()[0].item()
-        else:
-            norms, fooled, steps = deepfool_norms(frozen_net, z, max_iter=iterations, settings=settings,
-                                                  device=device)
-        deepfool_metrics["normalized"][str(iterations)] = summarize(norms, z_norms, fooled, steps)
+        for space, runs, input_norms in (("pixel", pixel, x_norms), ("normalized", normalized, z_norms)):
+            norms, fooled, steps = runs[iterations]
+            deepfool_metrics[space][str(iterations)] = summarize(norms, input_norms, fooled, steps)
     iterations = max(DEEPFOOL_ITERATIONS)
-    norms, fooled, steps = deepfool_norms(frozen, x, max_iter=iterations, settings=settings, bounds=(0.0, 1.0),
-                                          device=device)
+    norms, fooled, steps = deepfool_norms(frozen, x, budgets=(iterations,), settings=settings, bounds=(0.0, 1.0),
+                                          device=device)[iterations]
     deepfool_metrics["box_constrained"] = {"max_iter": iterations, **summarize(norms, x_norms, fooled, steps)}
     metrics["deepfool"] = deepfool_metrics
     for attack in LINF_ATTACKS:

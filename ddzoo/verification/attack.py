@@ -9,12 +9,13 @@ reference weights — then moves each perturbation along its direction onto the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ddzoo.attacks.deepfool import deepfool, l2_norms
+from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
 from ddzoo.runtime import Runner
 
 
@@ -81,11 +82,22 @@ def artifact_deepfool(model: nn.Module, runner: Runner, x: torch.Tensor, *, max_
                       overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
                       bisection_steps: int = 8) -> ArtifactAttack:
     """DeepFool on ``runner``'s artifact with gradients from ``model`` (the same weights in torch, CPU)."""
-    result = deepfool(model, x, max_iter=max_iter, overshoot=overshoot, num_candidates=num_candidates,
-                      bounds=bounds, oracle=runner.predict)
-    r, fooled = to_boundary(runner, x, result.perturbation, result.start_labels, result.fooled, bisection_steps,
-                            bounds)
-    return ArtifactAttack(r, fooled, result.iterations, result.start_labels, result.perturbation)
+    return artifact_deepfool_budgets(model, runner, x, (max_iter,), num_candidates=num_candidates,
+                                     overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps)[max_iter]
+
+
+def artifact_deepfool_budgets(model: nn.Module, runner: Runner, x: torch.Tensor, budgets: Iterable[int], *,
+                              num_candidates: int, overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
+                              bisection_steps: int = 8) -> dict[int, ArtifactAttack]:
+    """:func:`artifact_deepfool` at several iteration budgets from one sweep (:func:`deepfool_budgets`)."""
+    sweep = deepfool_budgets(model, x, budgets, overshoot=overshoot, num_candidates=num_candidates, bounds=bounds,
+                             oracle=runner.predict)
+    attacks = {}
+    for budget, result in sweep.items():
+        r, fooled = to_boundary(runner, x, result.perturbation, result.start_labels, result.fooled,
+                                bisection_steps, bounds)
+        attacks[budget] = ArtifactAttack(r, fooled, result.iterations, result.start_labels, result.perturbation)
+    return attacks
 
 
 class _FiniteDifferenceLogits(torch.autograd.Function):

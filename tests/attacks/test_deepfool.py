@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ddzoo.attacks import attack_copy, deepfool
-from ddzoo.attacks.deepfool import l2_norms
+from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
 from ddzoo.errors import InvalidArgumentError
 
 
@@ -122,6 +122,36 @@ def test_batch_composition_does_not_change_a_sample(lenet, mnist_500, linearize_
         alone = deepfool(lenet, x[i : i + 1], **settings)
         torch.testing.assert_close(together.perturbation[i : i + 1], alone.perturbation, atol=1e-5, rtol=1e-4)
         assert together.iterations[i] == alone.iterations[0]
+
+
+@pytest.mark.parametrize("bounds", [None, (0.0, 1.0)])
+def test_budget_sweep_equals_separate_runs(lenet, mnist_500, bounds):
+    """Several max_iter from one sweep give what separate runs give, re-attacking only the unfooled images."""
+    x, _ = mnist_500
+    x = x[:60]
+    swept: list[int] = []
+    sweep = deepfool_budgets(CountingModel(lenet, swept), x, (50, 1, 2), bounds=bounds)
+    assert list(sweep) == [1, 2, 50]
+    assert not sweep[1].fooled.all() and sweep[50].fooled.all()
+    separate: list[int] = []
+    for budget, result in sweep.items():
+        alone = deepfool(CountingModel(lenet, separate), x, max_iter=budget, bounds=bounds)
+        torch.testing.assert_close(result.perturbation, alone.perturbation, atol=1e-5, rtol=1e-4)
+        assert torch.equal(result.fooled, alone.fooled) and torch.equal(result.iterations, alone.iterations)
+        assert torch.equal(result.start_labels, alone.start_labels)
+    assert sum(swept) < sum(separate)  # larger budgets re-attack only the images still unfooled
+
+
+class CountingModel(nn.Module):
+    """A model that records the batch size of every forward."""
+
+    def __init__(self, model: nn.Module, calls: list[int]):
+        super().__init__()
+        self.model, self.calls = model, calls
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(len(x))
+        return self.model(x)
 
 
 def test_one_oracle_call_per_step_when_the_check_shares_the_point(lenet, mnist_500):

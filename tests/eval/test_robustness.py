@@ -22,15 +22,31 @@ def test_eps_ref_is_where_accuracy_is_half(lenet, mnist_test):
     assert linf_accuracy(lenet, x, y, "fgs", eps, settings=settings, device=CPU) == pytest.approx(0.5, abs=0.0051)
 
 
+@pytest.mark.parametrize("attack", ["fgs", "bim"])
+def test_eps_ref_from_a_subset_guess_meets_the_same_rule(lenet, mnist_test, attack):
+    """Large sets start from a bisection on a subset and finish by regula falsi on all images: same rule,
+    fewer passes over all the images."""
+    x, y = mnist_test.tensors(limit=600)
+    settings = EvalSettings(batch_size=600)
+    frozen = attack_copy(lenet)
+    passes = []
+    counting = lambda model, xx, *args, **kwargs: passes.append(len(xx)) or linf_accuracy(model, xx, *args, **kwargs)  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ddzoo.eval.robustness.linf_accuracy", counting)
+        eps = find_eps_ref(frozen, x, y, attack, settings=settings, device=CPU, subset=150)
+    assert linf_accuracy(frozen, x, y, attack, eps, settings=settings, device=CPU) == pytest.approx(0.5, abs=0.0051)
+    assert passes.count(150) >= 3 and passes.count(600) <= 6
+
+
 def test_normalised_space_equals_attacking_the_body(lenet, mnist_test):
     """With one std, ρ₂ in (x - μ)/σ space from the pixel-space run equals running DeepFool on model.net."""
     x, _ = mnist_test.tensors(limit=200)
     settings = EvalSettings(batch_size=200)
     frozen = attack_copy(lenet)
-    norms, fooled, steps = deepfool_norms(frozen, x, max_iter=50, settings=settings, device=CPU)
+    norms, fooled, steps = deepfool_norms(frozen, x, budgets=(50,), settings=settings, device=CPU)[50]
     derived = norms / lenet.normalize.std.flatten()[0]
     z = lenet.normalize(x).detach()
-    direct, _, _ = deepfool_norms(attack_copy(lenet.net), z, max_iter=50, settings=settings, device=CPU)
+    direct, _, _ = deepfool_norms(attack_copy(lenet.net), z, budgets=(50,), settings=settings, device=CPU)[50]
     torch.testing.assert_close(derived, direct, rtol=2e-3, atol=1e-5)
     stats = summarize(norms, x.flatten(1).norm(dim=1), fooled, steps)
     assert set(stats) == {"rho2", "rho2_fooled", "fooled", "mean_iterations"}
