@@ -239,10 +239,14 @@ def verify(
         help="Artifact inside the package (repeatable; default: every ONNX file and engine).")] = None,
     limit: Annotated[int | None, typer.Option(help="Verify on the first N test images only.")] = None,
     candidates: Annotated[int, typer.Option(help="DeepFool candidate classes (top-K).")] = 10,
-    crosscheck: Annotated[int, typer.Option(help="Images for the gradient-free cross-check (0: skip).")] = 16,
+    crosscheck: Annotated[int, typer.Option(
+        help="Images for the finite-difference cross-check (small inputs, not quantised; 0: skip).")] = 0,
     square: Annotated[int, typer.Option(
-        help="Images for the query-only Square attack on each artifact at the l-inf eps_ref (0: skip).")] = 0,
-    max_accuracy_drop: Annotated[float, typer.Option(help="Gate: largest accuracy drop (fraction).")] = 0.005,
+        help="Images for the query-only Square attack on each artifact at the l-inf eps_ref (0: skip).")] = 100,
+    max_accuracy_drop: Annotated[float, typer.Option(
+        help="Gate: largest accuracy drop (fraction), at the upper end of its 95 % interval.")] = 0.005,
+    max_square_drop: Annotated[float, typer.Option(
+        help="Gate: largest significant drop of Square robust accuracy below the checkpoint's.")] = 0.02,
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -274,7 +278,8 @@ def verify(
     result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
                                                     square=square),
-                            gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio))
+                            gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
+                                      max_square_drop=max_square_drop))
     names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
     records = {n: result["records"][n] for n in names}
     note = "" if write else " (read-only: not recorded; pass --out DIR to keep a verified copy)"

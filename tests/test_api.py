@@ -63,13 +63,13 @@ def test_list_models_is_typed():
 
 
 def test_verify_returns_a_typed_result_and_raises_on_a_failed_gate(data_dir):
-    result = ddzoo.verify("lenet-mnist-dd", limit=40, crosscheck=0, max_accuracy_drop=1.0, min_rho_ratio=0.0,
+    result = ddzoo.verify("lenet-mnist-dd", limit=40, square=0, max_accuracy_drop=1.0, min_rho_ratio=0.0,
                           offline=True)
     assert isinstance(result, ddzoo.VerificationResult) and result.passed and result.failures == {}
     assert set(result.records) == {"model.safetensors", "model.onnx", "model.fp16.onnx"}
     assert result.records["model.onnx"]["images"] == 40
     with pytest.raises(VerificationFailedError, match="rho2 ratio"):
-        ddzoo.verify("lenet-mnist-dd", limit=40, crosscheck=0, min_rho_ratio=1.5, offline=True)
-    failed = ddzoo.verify("lenet-mnist-dd", limit=40, crosscheck=0, min_rho_ratio=1.5, raise_on_failure=False,
+        ddzoo.verify("lenet-mnist-dd", limit=40, square=0, min_rho_ratio=1.5, offline=True)
+    failed = ddzoo.verify("lenet-mnist-dd", limit=40, square=0, min_rho_ratio=1.5, raise_on_failure=False,
                           offline=True)
     assert not failed.passed and set(failed.failures) == {"model.onnx", "model.fp16.onnx"}

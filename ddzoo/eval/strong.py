@@ -183,12 +183,19 @@ def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n
 
 def square_accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, norm: str,
                     eps: float, queries: int = 1000, batch_size: int = 250, seed: int = 0) -> dict[str, float]:
-    """Robust accuracy under the Square attack (Andriushchenko et al. 2020), which only reads logits: run it
-    against a deployed artifact with ``predict=runner.predict``."""
+    """Robust accuracy under the Square attack (Andriushchenko et al. 2020), with its interval."""
+    robust = square_robust(predict, x, y, norm=norm, eps=eps, queries=queries, batch_size=batch_size, seed=seed)
+    return {**accuracy_record(robust), "queries": queries}
+
+
+def square_robust(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, norm: str,
+                  eps: float, queries: int = 1000, batch_size: int = 250, seed: int = 0) -> torch.Tensor:
+    """Per image: still correct after the Square attack, which only reads logits (run it against a deployed
+    artifact with ``predict=runner.predict``)."""
     ta = _torchattacks()
     module = LogitsModule(predict)
     attack = ta.Square(module, norm=norm, eps=eps, n_queries=queries, seed=seed)
-    return {**accuracy_record(_robust(module, attack, x, y, batch_size)), "queries": queries}
+    return _robust(module, attack, x, y, batch_size)
 
 
 def _classes(model: nn.Module, x: torch.Tensor) -> int:

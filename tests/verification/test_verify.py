@@ -81,7 +81,7 @@ def test_damaged_artifact_fails_the_gate(lenet_package, tmp_path, how, capsys):
     package = tmp_path / "pkg"
     shutil.copytree(lenet_package, package)
     _damage(package / "model.onnx", how)
-    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "200", "--crosscheck", "0",
+    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "200", "--square", "0",
                  "--json"])
     err = capsys.readouterr().err
     assert code == 1 and "gate failed for model.onnx" in err
@@ -108,7 +108,7 @@ def test_cli_verify_table_and_plot(verified, tmp_path, capsys):
     package = tmp_path / "pkg"
     shutil.copytree(verified[0], package)
     plot = tmp_path / "verify.png"
-    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "100", "--crosscheck", "0",
+    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "100", "--square", "0",
                  "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "model.fp16.onnx" in out and "pass" in out
@@ -154,6 +154,8 @@ def test_square_attack_runs_on_every_artifact_int8_included(lenet_package, tmp_p
         assert square["images"] == 40 and square["eps"] == records[name]["eps_ref"]["fgs"]
         assert square["accuracy"] < records[name]["clean_accuracy"]  # it does fool the artifact itself
         assert "n=40" in summary_row(records[name])["Square acc. at ε_ref"]
+        if name != "model.safetensors":  # paired with the checkpoint's, image by image
+            assert records[name]["square"]["robust_drop"]["images"] == 40
 
 
 def test_the_card_lists_square_accuracy_in_its_model_index(lenet_package, tmp_path):
@@ -167,3 +169,36 @@ def test_the_card_lists_square_accuracy_in_its_model_index(lenet_package, tmp_pa
                                                                               square_queries=50, iterations=(5,)))
     card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
     assert "robust_accuracy" in card and "Square l-inf eps=" in card and "(model.onnx)" in card
+
+
+def _flags(n: int, lost: int, gained: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image correctness of a checkpoint and an artifact: ``lost`` right only before, ``gained`` after."""
+    base = torch.tensor([True] * (n // 2) + [False] * (n - n // 2))
+    after = base.clone()
+    after[:lost] = False
+    after[n // 2 : n // 2 + gained] = True
+    return base, after
+
+
+def test_the_gate_knows_its_sample():
+    """The same 0.1-point drop fails on 1,000 images (its interval reaches past 0.5 pt) and passes on 10,000;
+    a query-only attack that finds the artifact clearly weaker than its checkpoint fails it too."""
+    from ddzoo.verification import Gate, paired_accuracy_drop
+
+    gate = Gate()
+    baseline = {"clean_accuracy": 0.5}
+
+    def record(n: int, lost: int, gained: int, square: dict | None = None) -> dict:
+        return {"clean_accuracy": 0.5 - (lost - gained) / n, "rho2_ratio": 1.0,
+                "accuracy_drop": paired_accuracy_drop(*_flags(n, lost, gained)), "square": square}
+
+    small = gate.judge(record(1000, 6, 5), baseline)
+    assert not small["passed"] and "verify on more" in small["reasons"][0] and "n=1000" in small["reasons"][0]
+    assert gate.judge(record(10_000, 60, 50), baseline)["passed"]
+    assert gate.judge(record(1000, 0, 0), baseline)["passed"]  # identical predictions: exact at any n
+    assert not gate.judge(record(10_000, 150, 50), baseline)["passed"]  # a real 1-point drop
+    weaker = {"robust_drop": paired_accuracy_drop(*_flags(100, 20, 0))}
+    noisy = {"robust_drop": paired_accuracy_drop(*_flags(100, 3, 1))}
+    verdict = gate.judge(record(1000, 0, 0, weaker), baseline)
+    assert not verdict["passed"] and "Square robust accuracy 20.0 pt below" in verdict["reasons"][0]
+    assert gate.judge(record(1000, 0, 0, noisy), baseline)["passed"]

@@ -153,11 +153,11 @@ def test_verify_of_a_pulled_package_judges_only_its_artifacts_and_leaves_the_cac
     publish(package, f"{ORG}/lenet-ro", hub=str(hub_dir))
     folder = pull("lenet-ro", hubs=[str(hub_dir)], offline=True)
     before = {p.name: sha256_file(p) for p in folder.iterdir()}
-    assert main(["verify", "lenet-ro", "--limit", "50", "--crosscheck", "0", "--max-accuracy-drop", "1",
+    assert main(["verify", "lenet-ro", "--limit", "50", "--square", "0", "--max-accuracy-drop", "1",
                  "--min-rho-ratio", "0"]) == 0
     assert {p.name: sha256_file(p) for p in folder.iterdir()} == before  # the snapshot is read-only
     out = tmp_path / "verified"
-    assert main(["verify", "lenet-ro", "--limit", "50", "--crosscheck", "0", "--out", str(out),
+    assert main(["verify", "lenet-ro", "--limit", "50", "--square", "0", "--out", str(out),
                  "--max-accuracy-drop", "1", "--min-rho-ratio", "0"]) == 0
     records = read_verification(out)["records"]
     assert set(records) == {"model.safetensors", "model.onnx", *({"model.int8.onnx"} & set(before))}
