@@ -4,7 +4,7 @@
 # Deep Defense fine-tune with the options chosen there, full-test-set evaluations, export, verification on
 # VERIFY_LIMIT test images, and the bundled packages. Every step resumes where it stopped (state saved after
 # each epoch). The same recipe runs on a GPU with DEVICE=cuda (channels-last is used on CPUs only).
-#   ZOO_DATA_DIR=../shared/data DD_OPTIONS="..." bash scripts/resnet_cifar10.sh        # the real run
+#   ZOO_DATA_DIR=../shared/data DD_OPTIONS="..." [DD_FROM=runs/cifar-tune/dd-...] bash scripts/resnet_cifar10.sh
 #   SMOKE=1 bash scripts/resnet_cifar10.sh                                            # CPU smoke run, minutes
 set -euo pipefail
 RUNS=${RUNS:-runs/cifar}
@@ -16,10 +16,11 @@ DD_OPTIONS=${DD_OPTIONS:-}
 LIMIT=()       # evaluation images (default: the full test set)
 TRAIN=(--train-limit 45000)
 VERIFY_LIMIT=${VERIFY_LIMIT:-2000}
-CROSSCHECK=${CROSSCHECK:-8}   # finite-difference cross-check images (6,144 queries per image and step)
+SQUARE=${SQUARE:-200}         # images for the query-only Square attack on each artifact
+DD_FROM=${DD_FROM:-}          # the tuning candidate chosen on held-out images: the same training, so it is reused
 if [ -n "${SMOKE:-}" ]; then  # proves the chain on a CPU in minutes; never published under the real names
   RUNS=${RUNS}-smoke; EPOCHS=1; HUB=$RUNS/hub; LIMIT=(--limit 100); TRAIN=(--train-limit 1000)
-  DD_OPTIONS="--epochs 1 --candidates 3 $DD_OPTIONS"; VERIFY_LIMIT=100; CROSSCHECK=1
+  DD_OPTIONS="--epochs 1 --candidates 3 $DD_OPTIONS"; VERIFY_LIMIT=100; SQUARE=20; DD_FROM=
 elif [ -z "$DD_OPTIONS" ]; then
   echo "set DD_OPTIONS to the Deep Defense options chosen on held-out images (docs/results.md)" >&2; exit 1
 fi
@@ -27,6 +28,7 @@ mkdir -p "$RUNS"
 ref="$RUNS/resnet-cifar10-ref"; dd="$RUNS/resnet-cifar10-dd"
 $ZOO train --recipe reference --model resnet20 --dataset cifar10 --epochs "$EPOCHS" --warmup-epochs 2 --lr 0.1 \
   --batch-size 128 --out "$ref" --resume "${TRAIN[@]}" "${DEVICE[@]}"
+if [ -n "$DD_FROM" ] && [ ! -e "$dd" ]; then cp -r "$DD_FROM" "$dd"; fi   # a finished run: train below keeps it
 # shellcheck disable=SC2086
 $ZOO train --recipe deep-defense --init "$ref" --out "$dd" --resume "${TRAIN[@]}" "${DEVICE[@]}" $DD_OPTIONS
 for ckpt in "$ref" "$dd"; do
@@ -36,7 +38,7 @@ done
 for name in resnet-cifar10-ref resnet-cifar10-dd; do
   pkg="$RUNS/packages/$name"
   $ZOO export "$RUNS/$name" --out "$pkg"
-  $ZOO verify "$pkg" --limit "$VERIFY_LIMIT" --crosscheck "$CROSSCHECK" \
+  $ZOO verify "$pkg" --limit "$VERIFY_LIMIT" --square "$SQUARE" \
     --plot "$RUNS/packages/$name.verify.png" || [ $? -eq 1 ]
   $ZOO publish "$pkg" --repo "ddzoo/$name" --hub "$HUB" --skip-unverified
 done

@@ -157,7 +157,9 @@ def strong_record(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: s
     accuracy against the l2 budget, and (``autoattack``) AutoAttack robust accuracy at the dataset's budgets."""
     per_attack = minimum_norms(model, x, y, attacks, steps=steps)
     best = best_of(per_attack)
-    budgets = [round(0.25 * i, 2) for i in range(13)]
+    standard = STANDARD_EPS.get(dataset, {}).get("L2")  # the grid reaches 3x the standard l2 budget
+    top = 3 * standard if standard else float(best[best.isfinite()].quantile(0.98)) if best.isfinite().any() else 1.0
+    budgets = [round(top * i / 12, 4) for i in range(13)]
     record: dict = {"images": len(x), "steps": steps,
                     "min_norm": {name: norm_summary(norms, x) for name, norms in per_attack.items()},
                     "best_of": {**norm_summary(best, x), "attacks": list(attacks)},

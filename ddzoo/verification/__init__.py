@@ -248,7 +248,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         eps_ref = resolve_eps_ref(config, model, x, y)
         common = {"dataset": config["dataset"], "split": "test", "settings": settings.record(),
                   "eps_ref": eps_ref, "versions": package_versions()}
-        rhos = {}
+        rhos, corrects = {}, {}
         baseline, rhos[CHECKPOINT_ARTIFACT], baseline_correct = attack_record(model, checkpoint, x, y, eps_ref,
                                                                                settings)
         baseline.update(artifact=CHECKPOINT_ARTIFACT, sha256=sha256_file(package / WEIGHTS),
@@ -261,6 +261,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             with open_runner(package / name) as runner:
                 record, rhos[name], correct = attack_record(model, runner, x, y, eps_ref, settings)
                 record["accuracy_drop"] = paired_accuracy_drop(baseline_correct, correct)
+                corrects[name] = correct
                 if settings.square:
                     record["square"], robust = square_record(runner, x, y, eps_ref, settings)
                     record["square"]["robust_drop"] = paired_accuracy_drop(baseline_robust, robust)
@@ -277,7 +278,10 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     if plot:
         from ddzoo.verification.plot import plot_verification
 
-        plot_verification(verification, rhos, Path(plot))
+        corrects[CHECKPOINT_ARTIFACT] = baseline_correct
+        norms = {name: rho * l2_norms(x) for name, rho in rhos.items()}
+        plot_verification(verification, rhos, Path(plot), robust_norms={
+            name: torch.where(corrects[name], norm, torch.zeros_like(norm)) for name, norm in norms.items()})
     return verification
 
 

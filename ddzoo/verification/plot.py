@@ -1,4 +1,5 @@
-"""The verification plot: per-image ‖r‖/‖x‖ histograms (checkpoint vs artifacts) and accuracy-vs-ε curves."""
+"""The verification plot: per-image ‖r‖/‖x‖ histograms (checkpoint vs artifacts), accuracy against the l2
+budget, and l∞ accuracy-vs-ε curves."""
 
 from __future__ import annotations
 
@@ -11,13 +12,28 @@ from ddzoo.fileio import atomic_write_bytes
 from ddzoo.optional import require
 
 
-def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: Path) -> Path:
-    """Write a PNG with one ρ₂ histogram panel and one accuracy-vs-ε panel per l∞ attack."""
+def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: Path,
+                      robust_norms: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a PNG with a ρ₂ histogram panel, an accuracy-vs-l2-budget panel (from ``robust_norms``: per image
+    the ‖r‖₂ that fools the artifact, 0 where it is misclassified already) and one accuracy-vs-ε panel per
+    l∞ attack."""
     matplotlib = require("matplotlib", "verification plots", extra="report")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from ddzoo.eval.strong import robust_accuracy_curve
+
     records = verification["records"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 4 if robust_norms else 3, figsize=(21 if robust_norms else 16, 4.5))
+    if robust_norms:
+        ax = axes[-1]
+        top = max(float(norms.quantile(0.98)) for norms in robust_norms.values())
+        budgets = torch.linspace(0, top, 60).tolist()
+        for name, norms in robust_norms.items():
+            ax.plot(budgets, [100 * a for a in robust_accuracy_curve(norms, budgets)], label=name)
+        ax.set(xlabel="ε (l2, [0,1] pixels)", ylabel="accuracy (%)", ylim=(0, 100),
+               title="Accuracy against the l2 budget (DeepFool on the artifact)")
+        ax.legend(fontsize=8)
     top = max(r.max().item() for r in rhos.values())
     bins = torch.linspace(0, top, 50).numpy()
     for name, rho in rhos.items():
@@ -26,7 +42,7 @@ def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: P
     axes[0].set(xlabel="‖r‖₂ / ‖x‖₂ (DeepFool, fooling the artifact)", ylabel="images",
                 title="Per-image robustness")
     axes[0].legend(fontsize=8)
-    for ax, attack in zip(axes[1:], ("fgs", "bim"), strict=True):
+    for ax, attack in zip(axes[1:3], ("fgs", "bim"), strict=True):
         for name in rhos:
             record = records[name]
             eps = [0.0, *record[attack]["eps"]]
