@@ -461,6 +461,9 @@ def _render_eval(m: dict) -> None:
                 low, high = result["ci95"]
                 rows.append({"metric": f"AutoAttack {norm} ε={result['eps']:.4f}",
                              "value": f"{result['accuracy']:.4f} [{low:.3f}, {high:.3f}]"})
+    for check in (m.get("masking") or {}).get("checklist", []):
+        rows.append({"metric": f"masking check: {check['check']}",
+                     "value": f"{'pass' if check['passed'] else 'FAIL'}: {check['detail']}"})
     print_table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['samples']} images)")
 
 

@@ -61,7 +61,7 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
 
     Returns:
         the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``, and
-        ``strong`` when asked.
+        ``strong`` and ``masking`` (the gradient-masking checklist, :mod:`ddzoo.eval.masking`) when asked.
     """
     checkpoint = Path(checkpoint)
     settings = settings or EvalSettings()
@@ -79,8 +79,13 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
     if attacks or autoattack:
         from ddzoo.eval.strong import strong_record
 
+        from ddzoo.eval.masking import masking_checklist, masking_measurements
+
         n = strong_limit or len(x)
         metrics["strong"] = strong_record(model.cpu(), x[:n], y[:n], dataset, attacks=attacks or ("deepfool",),
                                           autoattack=autoattack)
+        metrics["masking"] = masking_measurements(attack_copy(model).cpu(), x[:n], y[:n], eps_ref, settings=settings,
+                                                  device=torch.device("cpu"))
+        metrics["masking"]["checklist"] = masking_checklist(metrics)
     return {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": dataset, "split": "test",
             "recipe": config.get("recipe", {}).get("name"), "reference": str(reference), **metrics}

@@ -135,6 +135,8 @@ class LogitsModule(nn.Module):
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
         self.predict = predict
+        # An empty parameter tells torchattacks the device (else it prints a warning onto stdout, into --json).
+        self.device_anchor = nn.Parameter(torch.empty(0), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.predict(x.detach().float().cpu().contiguous())

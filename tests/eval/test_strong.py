@@ -88,8 +88,14 @@ def test_zoo_eval_reports_the_stronger_attacks(lenet_checkpoint, capsys):
 
     assert main(["eval", str(lenet_checkpoint), "--limit", "60", "--attacks", "deepfool,ddn", "--autoattack",
                  "--strong-limit", "20", "--json"]) == 0
-    strong = json.loads(capsys.readouterr().out)["strong"]
+    metrics = json.loads(capsys.readouterr().out)
+    strong = metrics["strong"]
     assert strong["images"] == 20 and set(strong["min_norm"]) == {"deepfool", "ddn"}
+    checklist = {c["check"]: c for c in metrics["masking"]["checklist"]}
+    assert len(checklist) == 5 and metrics["masking"]["images"] == 20
+    for name in ("accuracy falls to ~0 as ε grows", "unbounded attacks reach 100 % success",
+                 "iterative at least as strong as single-step"):  # an undefended LeNet masks nothing
+        assert checklist[name]["passed"], checklist[name]
     assert strong["best_of"]["median_norm"] <= strong["min_norm"]["deepfool"]["median_norm"]
     curve = strong["l2_curve"]["accuracy"]
     assert curve[0] >= curve[-1] and len(curve) == len(strong["l2_curve"]["eps"])
@@ -97,3 +103,23 @@ def test_zoo_eval_reports_the_stronger_attacks(lenet_checkpoint, capsys):
     assert linf["eps"] == 0.3 and linf["accuracy"] <= 0.1 and linf["images"] == 20  # undefended LeNet at 0.3
     assert main(["eval", str(lenet_checkpoint), "--limit", "20", "--attacks", "pgd"]) == 1
     assert "unknown attack" in capsys.readouterr().err
+
+
+def test_the_masking_checklist_flags_a_masked_model():
+    """A record with the signs of gradient masking fails the matching checks, with the numbers in the detail."""
+    from ddzoo.eval.masking import masking_checklist
+
+    def record(*, bim_ref, large, square, white, deepfool_norm, fooled=1.0):
+        return {"eps_ref": {"fgs": 0.1, "bim": bim_ref},
+                "deepfool": {"pixel": {"50": {"fooled": fooled}}},
+                "strong": {"best_of": {"success": 1.0, "mean_norm": 1.0},
+                           "min_norm": {"deepfool": {"mean_norm": deepfool_norm}}},
+                "masking": {"images": 200, "bim_large": {"eps": 0.8, "accuracy": large},
+                            "bim_at_eps_ref": {"eps": bim_ref, "accuracy": white},
+                            "square_at_eps_ref": {"accuracy": square, "ci95": [square - 0.06, square + 0.06]}}}
+
+    honest = masking_checklist(record(bim_ref=0.08, large=0.0, square=0.55, white=0.5, deepfool_norm=1.1))
+    assert all(c["passed"] for c in honest)
+    masked = masking_checklist(record(bim_ref=0.2, large=0.3, square=0.2, white=0.5, deepfool_norm=2.0, fooled=0.9))
+    assert not any(c["passed"] for c in masked)
+    assert "30.0 %" in masked[1]["detail"] and "= 2.00" in masked[4]["detail"]
