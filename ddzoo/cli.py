@@ -250,13 +250,41 @@ def verify(
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Verify a copy written here (the way to keep a record for a pulled or bundled model).")] = None,
+        help="Verify a copy written here (the way to keep a record for a pulled or bundled model); for an "
+             ".onnx file, the folder its verification.json goes to.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="ONNX file: the test set to verify on.")] = None,
+    layout: Annotated[str | None, typer.Option(help="ONNX file: nchw | nhwc | flat (default: from the graph).")
+                      ] = None,
+    scale: Annotated[float | None, typer.Option(help="ONNX file: pixels are 1 ([0,1]) or 255 ([0,255]) "
+                                                     "(default: probed on training images).")] = None,
+    mean: Annotated[str | None, typer.Option(help="ONNX file: per-channel mean subtracted, e.g. 0.49,0.48,0.45.")
+                    ] = None,
+    std: Annotated[str | None, typer.Option(help="ONNX file: per-channel std divided by.")] = None,
+    output: Annotated[str | None, typer.Option(help="ONNX file: the output holding the class scores.")] = None,
+    eps: Annotated[float | None, typer.Option(help="ONNX file: l-inf budget of the Square attack (0: skip; "
+                                                   "default: the dataset's standard AutoAttack budget).")] = None,
+    twin: Annotated[str | None, typer.Option(help="ONNX file: a zoo package or checkpoint of the same model, "
+                                                  "for gradient-assisted DeepFool beside the query-only ρ₂.")] = None,
+    min_accuracy: Annotated[float | None, typer.Option(help="ONNX file gate: smallest clean accuracy.")] = None,
+    min_robust_accuracy: Annotated[float | None, typer.Option(
+        help="ONNX file gate: smallest Square robust accuracy.")] = None,
+    min_rho: Annotated[float | None, typer.Option(help="ONNX file gate: smallest decision-based ρ₂.")] = None,
+    decision_steps: Annotated[int, typer.Option(help="ONNX file: HopSkipJump iterations (more: smaller ρ₂, "
+                                                     "more queries).")] = 32,
     as_json: JsonOption = False,
 ) -> None:
     """DeepFool against each exported artifact itself; records verification.json and applies the gate.
 
     A pulled or bundled model is read-only: its records are printed, not written, unless --out gives a copy.
+    An .onnx file made anywhere is verified with queries alone (HopSkipJump ρ₂, Square robust accuracy) on
+    --dataset's test images.
     """
+    if package.endswith(".onnx") or dataset is not None:
+        _verify_onnx_file(package, dataset=dataset, limit=limit, layout=layout, scale=scale, mean=mean, std=std,
+                          output=output, eps=eps, twin=twin, out=out, plot=plot, as_json=as_json,
+                          min_accuracy=min_accuracy, min_robust_accuracy=min_robust_accuracy, min_rho=min_rho,
+                          decision_steps=decision_steps)
+        return
     from ddzoo.fileio import building_dir, copy_files
     from ddzoo.package import package_artifacts, package_files
     from ddzoo.verification import (
@@ -288,6 +316,70 @@ def verify(
     if failed:
         reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
         raise VerificationFailedError(f"gate failed for {reasons}")
+
+
+def _verify_onnx_file(path: str, *, dataset: str | None, limit: int | None, layout: str | None,
+                      scale: float | None, mean: str | None, std: str | None, output: str | None, eps: float | None,
+                      twin: str | None, out: Path | None, plot: Path | None, as_json: bool,
+                      min_accuracy: float | None, min_robust_accuracy: float | None, min_rho: float | None,
+                      decision_steps: int) -> None:
+    from ddzoo.eval.strong import STANDARD_EPS
+    from ddzoo.package import VERIFICATION_FORMAT, write_verification
+    from ddzoo.verification import VerificationFailedError
+    from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
+
+    if dataset is None:
+        raise InvalidArgumentError("verifying an ONNX file needs --dataset (cifar10, mnist or fashion-mnist)")
+    if plot is not None:
+        raise InvalidArgumentError("--plot is for zoo packages; an ONNX file's record goes to --out DIR")
+    if eps is None:
+        eps = STANDARD_EPS.get(dataset, {}).get("Linf")
+    twin_model = None
+    if twin is not None:
+        from ddzoo.package import load_checkpoint
+
+        twin_model = load_checkpoint(resolve_package(twin)[0])[0].eval()
+    settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps)
+    record = verify_onnx(Path(path), dataset=dataset, settings=settings, layout=layout, scale=scale,
+                         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, twin=twin_model,
+                         gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_verification(out, {"format": VERIFICATION_FORMAT, "records": {record["artifact"]: record}})
+    _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{path} on {dataset} test"))
+    if not record["gate"]["passed"]:
+        raise VerificationFailedError(f"gate failed for {record['artifact']}: {', '.join(record['gate']['reasons'])}")
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidArgumentError(f"{option} takes comma-separated numbers, e.g. 0.49,0.48,0.45; got {text!r}"
+                                   ) from None
+
+
+def _foreign_row(record: dict) -> dict[str, str]:
+    low, high = record["clean_accuracy_ci95"]
+    decision, square = record["decision_based"], record.get("square")
+    row = {"artifact": record["artifact"], "input": f"{record['input']['layout']}, x{record['input']['scale']:g}"
+                                                  f"{', normalised' if record['input']['mean'] else ''}"
+                                                  f"{', probabilities' if record['input']['probabilities'] else ''}",
+           "accuracy": f"{100 * record['clean_accuracy']:.2f} % [{100 * low:.1f}, {100 * high:.1f}] "
+                       f"(n={record['images']})",
+           "ρ₂ (HopSkipJump)": f"{decision['rho2']:.4f} (success {100 * decision['success']:.0f} %, "
+                               f"{decision['queries_per_image']:.0f} queries/image)"}
+    if square:
+        row["Square acc."] = (f"{100 * square['accuracy']:.1f} % at ε={square['eps']:.4f} "
+                              f"({square['queries_per_image']:.0f} queries/image)")
+    if record.get("gradient_twin"):
+        twin = record["gradient_twin"]
+        row["ρ₂ (DeepFool, twin)"] = (f"{twin['rho2']:.4f} (HSJ/DeepFool median "
+                                      f"{twin['median_decision_over_gradient']:.2f})")
+    row["gate"] = "pass" if record["gate"]["passed"] else "FAIL"
+    return row
 
 
 @app.command("publish")

@@ -201,8 +201,9 @@ def deepfool_budgets(model: nn.Module, x: torch.Tensor, budgets: Iterable[int], 
             rows = torch.nonzero(~previous.fooled).squeeze(1)
             if rows.numel():
                 update = deepfool(model, x[rows], max_iter=budget, **kwargs)
-                previous = replace(previous, **{f.name: getattr(previous, f.name).index_copy(0, rows, getattr(update, f.name))
-                                                for f in fields(previous)})
+                merged = {f.name: getattr(previous, f.name).index_copy(0, rows, getattr(update, f.name))
+                          for f in fields(previous)}
+                previous = replace(previous, **merged)
         results[budget] = previous
     return results
 

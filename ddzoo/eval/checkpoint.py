@@ -77,9 +77,8 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
     eps_ref = ensure_eps_ref(reference, x, y, settings=settings, device=dev)
     metrics = evaluate_robustness(model, x, y, eps_ref, settings=settings, device=dev)
     if attacks or autoattack:
-        from ddzoo.eval.strong import strong_record
-
         from ddzoo.eval.masking import masking_checklist, masking_measurements
+        from ddzoo.eval.strong import strong_record
 
         n = strong_limit or len(x)
         metrics["strong"] = strong_record(model.cpu(), x[:n], y[:n], dataset, attacks=attacks or ("deepfool",),

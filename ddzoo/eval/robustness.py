@@ -57,7 +57,7 @@ def deepfool_norms(model: torch.nn.Module, x: torch.Tensor, *, budgets: Sequence
                                    num_candidates=settings.num_candidates, bounds=bounds)
         for budget, result in results.items():
             parts[budget].append((l2_norms(result.perturbation).cpu(), result.fooled.cpu(), result.iterations.cpu()))
-    return {budget: tuple(torch.cat(column) for column in zip(*rows)) for budget, rows in parts.items()}
+    return {budget: tuple(torch.cat(column) for column in zip(*rows, strict=True)) for budget, rows in parts.items()}
 
 
 def summarize(norms: torch.Tensor, x_norms: torch.Tensor, fooled: torch.Tensor, iterations: torch.Tensor

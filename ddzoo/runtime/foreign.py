@@ -1,0 +1,187 @@
+"""ForeignOnnxRunner: an ONNX image classifier that ddzoo did not make, behind the zoo's Runner contract.
+
+The zoo's runners take (N, C, H, W) float32 pixels in [0, 1] and give class scores. A foreign model may want
+NHWC or flat vectors, pixels in [0, 255] or normalised, and may answer probabilities (softmax inside) or a
+label tensor beside a probability tensor (scikit-learn's converters). :func:`read_convention` works these out
+from the graph and, for the pixel scale, from a labelled probe batch; whatever cannot be told is an error
+naming the option that settles it. Probabilities become log-probabilities, which order classes the same way
+and give attacks a margin to work on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.runtime.base import InputSpec
+from ddzoo.runtime.ort import OrtRunner, ort_session
+
+LAYOUTS = ("nchw", "nhwc", "flat")
+FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How [0, 1] NCHW pixels become the model's input, and which output holds its scores."""
+
+    layout: str  # nchw | nhwc | flat
+    scale: float = 1.0  # pixels are multiplied by this first (255 for [0, 255] models)
+    mean: tuple[float, ...] | None = None  # then (x - mean) / std per channel, if given
+    std: tuple[float, ...] | None = None
+    output: str = ""
+    probabilities: bool = False  # the output sums to 1: scores are its logarithm
+    source: str = "given"  # how the pixel scale was settled
+
+    def describe(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+class ForeignOnnxRunner(OrtRunner):
+    """An onnxruntime session over a foreign classifier, adapted by an :class:`InputConvention`."""
+
+    def __init__(self, path: Path | str, image_shape: tuple[int, int, int], convention: InputConvention,
+                 providers: list[str] | tuple[str, ...] | None = None):
+        self.path = Path(path)
+        self.session, self.provider, self._version = ort_session(self.path, providers)
+        self.precision = "int8" if _quantized(self.path) else "fp32"
+        self.convention = convention
+        (inp,) = _single_input(self.session)
+        self._input_name, self._input_dtype = inp.name, FLOAT_TYPES[inp.type]
+        self._model_shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in inp.shape[1:])
+        self.input_spec = InputSpec(inp.name, tuple(image_shape), output_name=convention.output,
+                                    max_batch=1 if _fixed_batch_of_one(inp.shape) else None)
+        channels = image_shape[0]
+        self._mean = _per_channel(convention.mean, channels)
+        self._std = _per_channel(convention.std, channels)
+        if (self._mean is None) != (self._std is None) or self._std is not None and bool((self._std == 0).any()):
+            raise InvalidArgumentError("give --mean and --std together, with no std of 0")
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.convention
+        x = x * c.scale
+        if self._mean is not None:
+            x = (x - self._mean) / self._std
+        if c.layout == "nhwc":
+            x = x.permute(0, 2, 3, 1)
+        elif c.layout == "flat":
+            x = x.reshape(len(x), *[d if d > 0 else -1 for d in self._model_shape] or [-1])
+        (scores,) = self.session.run([c.output], {self._input_name: x.contiguous().numpy().astype(self._input_dtype)})
+        scores = torch.from_numpy(np.asarray(scores, dtype=np.float32))
+        return scores.clamp_min(1e-12).log() if c.probabilities else scores
+
+
+def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes: int, *,
+                    probe: tuple[torch.Tensor, torch.Tensor], dataset_mean: tuple[float, ...],
+                    dataset_std: tuple[float, ...], layout: str | None = None, scale: float | None = None,
+                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                    output: str | None = None) -> tuple[InputConvention, dict]:
+    """The convention of the ONNX classifier at ``path`` and what the probe measured.
+
+    Layout and score output come from the graph (or ``layout`` / ``output``); the pixel scale, when neither
+    ``scale`` nor ``mean``/``std`` is given, is the one of [0, 1], [0, 255] and the dataset's normalisation
+    under which the probe images are classified best — it must beat chance clearly, else an error names the
+    options. Whether the scores are probabilities is read from the probe's outputs.
+    """
+    session, _, _ = ort_session(Path(path), None)
+    (inp,) = _single_input(session)
+    if inp.type not in FLOAT_TYPES:
+        raise InvalidArgumentError(f"{path}: input {inp.name!r} is {inp.type}; only float image inputs are supported")
+    layout = layout or _layout_of(inp.shape, image_shape, path)
+    if layout not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    output = output or _score_output(session, classes, path)
+    if output not in {o.name for o in session.get_outputs()}:
+        raise InvalidArgumentError(f"{path}: no output {output!r}; it has {[o.name for o in session.get_outputs()]}")
+    x, y = probe
+    if scale is not None or mean is not None or std is not None:
+        candidates = {"given": InputConvention(layout, scale or 1.0, mean, std, output)}
+    else:
+        candidates = {"[0,1]": InputConvention(layout, 1.0, None, None, output),
+                      "[0,255]": InputConvention(layout, 255.0, None, None, output),
+                      "normalised": InputConvention(layout, 1.0, dataset_mean, dataset_std, output)}
+    measured, losses, outputs = {}, {}, {}
+    for name, convention in candidates.items():
+        runner = ForeignOnnxRunner(path, image_shape, convention)
+        outputs[name] = runner.predict(x)
+        measured[name] = (outputs[name].argmax(1) == y).float().mean().item()
+        scores = outputs[name]
+        if _are_probabilities(scores):
+            scores = scores.clamp_min(1e-12).log()
+        losses[name] = torch.nn.functional.cross_entropy(scores, y).item()
+    best = min(losses, key=lambda name: (losses[name], -measured[name]))  # the right scale is the most confident
+    if measured[best] < min(1.0, 2.0 / classes):
+        raise InvalidArgumentError(
+            f"{path}: no pixel scale classifies the probe images above chance ({_percentages(measured)}); "
+            f"pass --scale 1|255 or --mean/--std, and check --layout ({layout}) and --output ({output})")
+    probabilities = _are_probabilities(outputs[best])
+    convention = InputConvention(layout, candidates[best].scale, candidates[best].mean, candidates[best].std, output,
+                                 probabilities, source=best if len(candidates) > 1 else "given")
+    return convention, {"probe_images": len(x), "probe_accuracy": measured, "probe_cross_entropy": losses}
+
+
+def _are_probabilities(scores: torch.Tensor) -> bool:
+    return bool((scores >= -1e-6).all() and torch.allclose(scores.sum(1), torch.ones(len(scores)), atol=1e-3))
+
+
+def _single_input(session) -> list:
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise InvalidArgumentError(f"the model takes {len(inputs)} inputs ({[i.name for i in inputs]}); "
+                                   "only single-input image classifiers can be verified")
+    return inputs
+
+
+def _layout_of(shape: list, image_shape: tuple[int, int, int], path: Path | str) -> str:
+    c, h, w = image_shape
+    dims = tuple(d if isinstance(d, int) and d > 0 else None for d in shape[1:])
+    if dims == (c, h, w) and (c, h, w) != (h, w, c):
+        return "nchw"
+    if dims == (h, w, c) and (c, h, w) != (h, w, c):
+        return "nhwc"
+    if len(dims) == 1 and dims[0] == c * h * w or dims == (h, w) and c == 1:
+        return "flat"
+    raise InvalidArgumentError(f"{path}: cannot tell the input layout from its shape {list(shape)} for "
+                               f"{c}x{h}x{w} images; pass --layout nchw|nhwc|flat")
+
+
+def _score_output(session, classes: int, path: Path | str) -> str:
+    outputs = session.get_outputs()
+    scores = [o.name for o in outputs if o.type in FLOAT_TYPES and len(o.shape) == 2
+              and (not isinstance(o.shape[1], int) or o.shape[1] in (classes, -1))]
+    if len(scores) == 1:
+        return scores[0]
+    if not scores:
+        kinds = ", ".join(f"{o.name}: {o.type}" for o in outputs)
+        raise InvalidArgumentError(f"{path}: no output is a (N, {classes}) float tensor ({kinds}); a scikit-learn "
+                                   "model needs converting with options={'zipmap': False}; or pass --output")
+    raise InvalidArgumentError(f"{path}: several outputs could hold the scores ({', '.join(scores)}); "
+                               "pass --output NAME")
+
+
+def _quantized(path: Path) -> bool:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger")
+               for n in model.graph.node)
+
+
+def _fixed_batch_of_one(shape: list) -> bool:
+    return isinstance(shape[0], int) and shape[0] == 1
+
+
+def _per_channel(values: tuple[float, ...] | None, channels: int) -> torch.Tensor | None:
+    if values is None:
+        return None
+    if len(values) not in (1, channels) or any(not math.isfinite(v) for v in values):
+        raise InvalidArgumentError(f"give 1 or {channels} finite values for --mean/--std, got {list(values)}")
+    return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
+
+
+def _percentages(measured: dict[str, float]) -> str:
+    return ", ".join(f"{name} {100 * value:.1f} %" for name, value in measured.items())

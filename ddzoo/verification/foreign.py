@@ -1,0 +1,171 @@
+"""``zoo verify model.onnx``: robustness of any ONNX image classifier, measured on the artifact alone.
+
+No gradients exist for a foreign model, so every figure comes from queries of its own outputs:
+
+- **ρ₂ (decision-based)**: HopSkipJump (Chen, Jordan, Wainwright 2020; foolbox 3.3.4), a minimum-norm l2
+  attack that reads only the predicted label; per image the l2 norm of the perturbation it found, 0 for an
+  image already misclassified, and each adversarial checked on the artifact.
+- **robust accuracy (score-based)** at a given l∞ ε: the Square attack (torchattacks 3.5.1) on its scores.
+- **where a differentiable twin exists** (``--twin``: a zoo package or checkpoint of the same model), the
+  gradient-assisted DeepFool of :mod:`ddzoo.verification.attack` runs too and the two ρ₂ are compared.
+
+Each figure states the model queries it cost per image. The record has the fields of a package's
+verification record where they mean the same (images, clean accuracy with its interval, runtime, sha256, gate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ddzoo.attacks.deepfool import l2_norms
+from ddzoo.data import get_dataset_info, load_split
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.eval.strong import LogitsModule, accuracy_record, norm_summary, square_robust
+from ddzoo.fileio import sha256_file
+from ddzoo.optional import require
+from ddzoo.package import package_versions
+from ddzoo.runtime.foreign import ForeignOnnxRunner, read_convention
+
+PROBE_IMAGES = 256
+
+
+@dataclass(frozen=True)
+class ForeignGate:
+    """Thresholds the user sets; None: not judged."""
+
+    min_accuracy: float | None = None
+    min_robust_accuracy: float | None = None
+    min_rho: float | None = None
+
+    def judge(self, record: dict) -> dict:
+        reasons = []
+        if self.min_accuracy is not None and record["clean_accuracy"] < self.min_accuracy:
+            reasons.append(f"accuracy {100 * record['clean_accuracy']:.2f} % < {100 * self.min_accuracy:.2f} %")
+        square = record.get("square")
+        if self.min_robust_accuracy is not None and square and square["accuracy"] < self.min_robust_accuracy:
+            reasons.append(f"Square robust accuracy {100 * square['accuracy']:.2f} % at eps={square['eps']:g} < "
+                           f"{100 * self.min_robust_accuracy:.2f} %")
+        rho = (record.get("decision_based") or {}).get("rho2")
+        if self.min_rho is not None and rho is not None and not rho >= self.min_rho:
+            reasons.append(f"rho2 {rho:.4f} < {self.min_rho:.4f}")
+        return {"passed": not reasons, "reasons": reasons, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class ForeignSettings:
+    """What to measure (recorded with the result)."""
+
+    limit: int | None = 100
+    hsj_steps: int = 32
+    hsj_max_gradient_evals: int = 1000
+    square_images: int | None = None  # default: all the verified images
+    square_eps: float | None = None  # l∞ budget for Square, [0, 1] pixels (None: skip)
+    square_queries: int = 1000
+    batch_size: int = 100
+
+
+class QueryCounter:
+    """Counts the images a predict function is asked about (the model queries an attack spends)."""
+
+    def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor]):
+        self.predict, self.queries = predict, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries += len(x)
+        return self.predict(x)
+
+
+def hop_skip_jump_norms(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+                        steps: int, max_gradient_evals: int, batch_size: int = 100) -> torch.Tensor:
+    """Per image: the l2 norm of HopSkipJump's adversarial (checked on ``predict``), 0 where already wrong,
+    ∞ where it failed."""
+    fb = require("foolbox", "the HopSkipJump attack", extra="audit")
+    model = fb.PyTorchModel(LogitsModule(predict).eval(), bounds=(0.0, 1.0))
+    attack = fb.attacks.HopSkipJumpAttack(steps=steps, max_gradient_eval_steps=max_gradient_evals)
+    norms = []
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        wrong = predict(xb).argmax(1) != yb
+        found = torch.full((len(xb),), math.inf)
+        attackable = torch.nonzero(~wrong).squeeze(1)
+        if attackable.numel():
+            _, adversarial, _ = attack(model, xb[attackable], fb.criteria.Misclassification(yb[attackable]),
+                                       epsilons=None)
+            fooled = predict(adversarial).argmax(1) != yb[attackable]
+            distance = l2_norms(adversarial - xb[attackable])
+            found[attackable] = torch.where(fooled, distance, torch.full_like(distance, math.inf))
+        norms.append(torch.where(wrong, torch.zeros_like(found), found))
+    return torch.cat(norms)
+
+
+def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = ForeignSettings(),
+                gate: ForeignGate = ForeignGate(), layout: str | None = None, scale: float | None = None,
+                mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                output: str | None = None, twin: nn.Module | None = None) -> dict:
+    """Verify a foreign ONNX classifier on the test images of ``dataset``; returns its record.
+
+    ``twin`` (a torch module taking [0, 1] NCHW pixels, e.g. a zoo checkpoint of the same model) adds the
+    gradient-assisted DeepFool ρ₂ on the same images and its agreement with the decision-based one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgumentError(f"{path}: no such file; give the path of an .onnx model")
+    info = get_dataset_info(dataset)
+    x, y = load_split(dataset, "test").tensors(limit=settings.limit)
+    probe = load_split(dataset, "train").tensors(limit=PROBE_IMAGES)
+    convention, probed = read_convention(path, info.image_shape, len(info.classes), probe=probe,
+                                         dataset_mean=info.mean, dataset_std=info.std, layout=layout,
+                                         scale=scale, mean=mean, std=std, output=output)
+    started = time.perf_counter()
+    runner = ForeignOnnxRunner(path, info.image_shape, convention)
+    correct = runner.predict(x).argmax(1) == y
+    record: dict = {"artifact": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+                    "dataset": dataset, "split": "test", "images": len(x),
+                    "clean_accuracy": correct.float().mean().item(),
+                    "clean_accuracy_ci95": accuracy_record(correct)["ci95"],
+                    "input": {**convention.describe(), **probed}, "runtime": runner.describe(),
+                    "versions": package_versions(), "settings": asdict(settings)}
+    counter = QueryCounter(runner.predict)
+    t0 = time.perf_counter()
+    norms = hop_skip_jump_norms(counter, x, y, steps=settings.hsj_steps,
+                                max_gradient_evals=settings.hsj_max_gradient_evals, batch_size=settings.batch_size)
+    record["decision_based"] = {"attack": f"HopSkipJump (foolbox 3.3.4, {settings.hsj_steps} steps, l2)",
+                                **norm_summary(norms, x), "queries_per_image": counter.queries / len(x),
+                                "seconds": time.perf_counter() - t0}
+    if settings.square_eps is not None:
+        n = settings.square_images or len(x)
+        counter = QueryCounter(runner.predict)
+        t0 = time.perf_counter()
+        robust = square_robust(counter, x[:n], y[:n], norm="Linf", eps=settings.square_eps,
+                               queries=settings.square_queries, batch_size=settings.batch_size)
+        record["square"] = {"eps": settings.square_eps, "norm": "Linf", **accuracy_record(robust),
+                            "queries": settings.square_queries, "queries_per_image": counter.queries / n,
+                            "seconds": time.perf_counter() - t0,
+                            "method": "Square attack (torchattacks 3.5.1), the model's own scores only"}
+    if twin is not None:
+        record["gradient_twin"] = _twin_record(twin, runner, x, norms)
+    record["gate"] = gate.judge(record)
+    record["timings"] = {"total_s": time.perf_counter() - started}
+    record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return record
+
+
+def _twin_record(twin: nn.Module, runner: ForeignOnnxRunner, x: torch.Tensor, decision_norms: torch.Tensor) -> dict:
+    """Gradient-assisted DeepFool on the artifact (gradients from the twin), against the decision-based norms."""
+    from ddzoo.verification.attack import artifact_deepfool
+
+    result = artifact_deepfool(twin, runner, x, max_iter=50, num_candidates=10)
+    gradient = torch.where(result.fooled, l2_norms(result.perturbation), torch.full((len(x),), math.inf))
+    both = torch.isfinite(gradient) & torch.isfinite(decision_norms) & (decision_norms > 0)
+    summary = norm_summary(gradient, x)
+    ratio = (decision_norms[both] / gradient[both]).median().item() if both.any() else math.nan
+    return {"attack": "DeepFool (50 it, K = 10) with the twin's gradients, on the artifact's boundary",
+            **summary, "median_decision_over_gradient": ratio, "images_compared": int(both.sum())}
