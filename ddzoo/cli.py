@@ -271,6 +271,8 @@ def verify(
     min_rho: Annotated[float | None, typer.Option(help="ONNX file gate: smallest decision-based ρ₂.")] = None,
     decision_steps: Annotated[int, typer.Option(help="ONNX file: HopSkipJump iterations (more: smaller ρ₂, "
                                                      "more queries).")] = 32,
+    finite_differences: Annotated[int, typer.Option(help="ONNX file: images for DeepFool on central differences "
+                                                         "(float models; 0: skip).")] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """DeepFool against each exported artifact itself; records verification.json and applies the gate.
@@ -283,7 +285,7 @@ def verify(
         _verify_onnx_file(package, dataset=dataset, limit=limit, layout=layout, scale=scale, mean=mean, std=std,
                           output=output, eps=eps, twin=twin, out=out, plot=plot, as_json=as_json,
                           min_accuracy=min_accuracy, min_robust_accuracy=min_robust_accuracy, min_rho=min_rho,
-                          decision_steps=decision_steps)
+                          decision_steps=decision_steps, finite_differences=finite_differences)
         return
     from ddzoo.fileio import building_dir, copy_files
     from ddzoo.package import package_artifacts, package_files
@@ -322,7 +324,7 @@ def _verify_onnx_file(path: str, *, dataset: str | None, limit: int | None, layo
                       scale: float | None, mean: str | None, std: str | None, output: str | None, eps: float | None,
                       twin: str | None, out: Path | None, plot: Path | None, as_json: bool,
                       min_accuracy: float | None, min_robust_accuracy: float | None, min_rho: float | None,
-                      decision_steps: int) -> None:
+                      decision_steps: int, finite_differences: int) -> None:
     from ddzoo.eval.strong import STANDARD_EPS
     from ddzoo.package import VERIFICATION_FORMAT, write_verification
     from ddzoo.verification import VerificationFailedError
@@ -339,7 +341,8 @@ def _verify_onnx_file(path: str, *, dataset: str | None, limit: int | None, layo
         from ddzoo.package import load_checkpoint
 
         twin_model = load_checkpoint(resolve_package(twin)[0])[0].eval()
-    settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps)
+    settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps,
+                               finite_differences=finite_differences)
     record = verify_onnx(Path(path), dataset=dataset, settings=settings, layout=layout, scale=scale,
                          mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, twin=twin_model,
                          gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho))
@@ -374,6 +377,9 @@ def _foreign_row(record: dict) -> dict[str, str]:
     if square:
         row["Square acc."] = (f"{100 * square['accuracy']:.1f} % at ε={square['eps']:.4f} "
                               f"({square['queries_per_image']:.0f} queries/image)")
+    if record.get("finite_difference"):
+        fd = record["finite_difference"]
+        row["ρ₂ (DeepFool, finite differences)"] = f"{fd['rho2']:.4f} ({fd['queries_per_image']:.0f} queries/image)"
     if record.get("gradient_twin"):
         twin = record["gradient_twin"]
         row["ρ₂ (DeepFool, twin)"] = (f"{twin['rho2']:.4f} (HSJ/DeepFool median "

@@ -6,6 +6,8 @@ No gradients exist for a foreign model, so every figure comes from queries of it
   attack that reads only the predicted label; per image the l2 norm of the perturbation it found, 0 for an
   image already misclassified, and each adversarial checked on the artifact.
 - **robust accuracy (score-based)** at a given l∞ ε: the Square attack (torchattacks 3.5.1) on its scores.
+- **ρ₂ (score-based, float models)**: DeepFool on central differences of the scores (2 queries per pixel and
+  step; exact where the model is smooth, blind where it is quantised, so INT8 models skip it).
 - **where a differentiable twin exists** (``--twin``: a zoo package or checkpoint of the same model), the
   gradient-assisted DeepFool of :mod:`ddzoo.verification.attack` runs too and the two ρ₂ are compared.
 
@@ -32,6 +34,7 @@ from ddzoo.eval.strong import LogitsModule, accuracy_record, norm_summary, squar
 from ddzoo.fileio import sha256_file
 from ddzoo.optional import require
 from ddzoo.package import package_versions
+from ddzoo.runtime import Runner
 from ddzoo.runtime.foreign import ForeignOnnxRunner, read_convention
 
 PROBE_IMAGES = 256
@@ -70,17 +73,23 @@ class ForeignSettings:
     square_eps: float | None = None  # l∞ budget for Square, [0, 1] pixels (None: skip)
     square_queries: int = 1000
     batch_size: int = 100
+    finite_differences: int = 20  # images for DeepFool on central differences (float models only; 0: skip)
 
 
-class QueryCounter:
-    """Counts the images a predict function is asked about (the model queries an attack spends)."""
+class QueryCounter(Runner):
+    """A runner that counts the images it is asked about (the model queries an attack spends)."""
 
-    def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor]):
-        self.predict, self.queries = predict, 0
+    def __init__(self, runner: Runner):
+        self.runner, self.queries = runner, 0
+        self.backend, self.precision, self.provider = runner.backend, runner.precision, runner.provider
+        self.input_spec = runner.input_spec
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.queries += len(x)
         return self.predict(x)
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        self.queries += len(x)
+        return self.runner.predict(x)
 
 
 def hop_skip_jump_norms(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
@@ -133,7 +142,7 @@ def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = F
                     "clean_accuracy_ci95": accuracy_record(correct)["ci95"],
                     "input": {**convention.describe(), **probed}, "runtime": runner.describe(),
                     "versions": package_versions(), "settings": asdict(settings)}
-    counter = QueryCounter(runner.predict)
+    counter = QueryCounter(runner)
     t0 = time.perf_counter()
     norms = hop_skip_jump_norms(counter, x, y, steps=settings.hsj_steps,
                                 max_gradient_evals=settings.hsj_max_gradient_evals, batch_size=settings.batch_size)
@@ -142,7 +151,7 @@ def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = F
                                 "seconds": time.perf_counter() - t0}
     if settings.square_eps is not None:
         n = settings.square_images or len(x)
-        counter = QueryCounter(runner.predict)
+        counter = QueryCounter(runner)
         t0 = time.perf_counter()
         robust = square_robust(counter, x[:n], y[:n], norm="Linf", eps=settings.square_eps,
                                queries=settings.square_queries, batch_size=settings.batch_size)
@@ -150,12 +159,29 @@ def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = F
                             "queries": settings.square_queries, "queries_per_image": counter.queries / n,
                             "seconds": time.perf_counter() - t0,
                             "method": "Square attack (torchattacks 3.5.1), the model's own scores only"}
+    if settings.finite_differences and runner.precision != "int8":
+        record["finite_difference"] = _finite_difference_record(runner, x, settings)
     if twin is not None:
         record["gradient_twin"] = _twin_record(twin, runner, x, norms)
     record["gate"] = gate.judge(record)
     record["timings"] = {"total_s": time.perf_counter() - started}
     record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return record
+
+
+def _finite_difference_record(runner: ForeignOnnxRunner, x: torch.Tensor, settings: ForeignSettings) -> dict:
+    """DeepFool on central differences of the model's scores: exact for a smooth float model, blind on a
+    quantised one (piecewise constant), so it runs on float models only."""
+    from ddzoo.verification.attack import finite_difference_deepfool
+
+    sample = x[: settings.finite_differences]
+    counter = QueryCounter(runner)
+    t0 = time.perf_counter()
+    result = finite_difference_deepfool(counter, sample, max_iter=10, num_candidates=10)
+    norms = torch.where(result.fooled, l2_norms(result.perturbation), torch.full((len(sample),), math.inf))
+    return {"attack": "DeepFool (10 it, K = 10) on central differences of the scores, on the model's boundary",
+            **norm_summary(norms, sample), "queries_per_image": counter.queries / len(sample),
+            "seconds": time.perf_counter() - t0}
 
 
 def _twin_record(twin: nn.Module, runner: ForeignOnnxRunner, x: torch.Tensor, decision_norms: torch.Tensor) -> dict:

@@ -41,6 +41,7 @@ def test_torch_legacy_nhwc_softmax_model_is_verified_and_agrees_with_its_twin(nh
                                                                               tmp_path, capsys):
     out = tmp_path / "record"
     assert main(["verify", str(nhwc_softmax_onnx), "--dataset", "mnist", "--limit", "12", "--decision-steps", "16",
+                 "--finite-differences", "12",
                  "--twin", str(lenet_checkpoint), "--min-accuracy", "0.8", "--out", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     convention = record["input"]
@@ -48,8 +49,10 @@ def test_torch_legacy_nhwc_softmax_model_is_verified_and_agrees_with_its_twin(nh
     losses = convention["probe_cross_entropy"]
     assert convention["probe_accuracy"]["[0,1]"] > 0.9
     assert losses["[0,1]"] < min(losses["[0,255]"], losses["normalised"])
-    decision, twin = record["decision_based"], record["gradient_twin"]
+    decision, twin, fd = record["decision_based"], record["gradient_twin"], record["finite_difference"]
     assert decision["success"] == 1.0 and decision["queries_per_image"] > 100
+    # Central differences see the smooth float model as its gradients do: the same ρ₂ within 10 %.
+    assert fd["success"] == 1.0 and abs(fd["rho2"] / twin["rho2"] - 1) < 0.1 and fd["queries_per_image"] > 2 * 784
     # The query-only attack finds perturbations no smaller than the gradient one's, and in the same range.
     assert 1.0 <= twin["median_decision_over_gradient"] < 3.0 and twin["images_compared"] >= 10
     square = record["square"]
@@ -61,7 +64,8 @@ def test_torch_legacy_nhwc_softmax_model_is_verified_and_agrees_with_its_twin(nh
 def test_pixel_scale_is_probed_and_the_gate_fails_loudly(lenet, tmp_path, capsys):
     path = tmp_path / "lenet_255.onnx"
     _legacy_export(NhwcSoftmax(lenet, scale=255.0), path, torch.rand(2, 28, 28, 1) * 255)
-    code = main(["verify", str(path), "--dataset", "mnist", "--limit", "8", "--decision-steps", "4", "--eps", "0",
+    code = main(["verify", str(path), "--dataset", "mnist", "--limit", "8", "--decision-steps", "4",
+                 "--finite-differences", "0", "--eps", "0",
                  "--min-accuracy", "1.01", "--json"])
     captured = capsys.readouterr()
     record = json.loads(captured.out)
@@ -81,7 +85,8 @@ def test_scikit_learn_mlp_with_label_and_probabilities(mnist_test, tmp_path, cap
     model = to_onnx(mlp, x[:1].flatten(1).numpy().astype(np.float32), options={id(mlp): {"zipmap": False}})
     path = tmp_path / "mlp.onnx"
     path.write_bytes(model.SerializeToString())
-    assert main(["verify", str(path), "--dataset", "mnist", "--limit", "10", "--decision-steps", "8", "--eps", "0",
+    assert main(["verify", str(path), "--dataset", "mnist", "--limit", "10", "--decision-steps", "8",
+                 "--finite-differences", "0", "--eps", "0",
                  "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["input"]["layout"] == "flat" and record["input"]["output"] == "probabilities"
