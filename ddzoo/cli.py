@@ -253,6 +253,9 @@ def verify(
         help="Verify a copy written here (the way to keep a record for a pulled or bundled model); for an "
              ".onnx file, the folder its verification.json goes to.")] = None,
     dataset: Annotated[str | None, typer.Option(help="ONNX file: the test set to verify on.")] = None,
+    images: Annotated[Path | None, typer.Option(help="ONNX file: labelled images to verify on instead: an .npz "
+                                                     "(images, labels) or a folder of class folders 0/, 1/ ... "
+                                                     "of PNGs.")] = None,
     layout: Annotated[str | None, typer.Option(help="ONNX file: nchw | nhwc | flat (default: from the graph).")
                       ] = None,
     scale: Annotated[float | None, typer.Option(help="ONNX file: pixels are 1 ([0,1]) or 255 ([0,255]) "
@@ -279,11 +282,11 @@ def verify(
 
     A pulled or bundled model is read-only: its records are printed, not written, unless --out gives a copy.
     An .onnx file made anywhere is verified with queries alone (HopSkipJump ρ₂, Square robust accuracy) on
-    --dataset's test images.
+    --dataset's test images or on --images.
     """
-    if package.endswith(".onnx") or dataset is not None:
-        _verify_onnx_file(package, dataset=dataset, limit=limit, layout=layout, scale=scale, mean=mean, std=std,
-                          output=output, eps=eps, twin=twin, out=out, plot=plot, as_json=as_json,
+    if package.endswith(".onnx") or dataset is not None or images is not None:
+        _verify_onnx_file(package, dataset=dataset, images=images, limit=limit, layout=layout, scale=scale,
+                          mean=mean, std=std, output=output, eps=eps, twin=twin, out=out, plot=plot, as_json=as_json,
                           min_accuracy=min_accuracy, min_robust_accuracy=min_robust_accuracy, min_rho=min_rho,
                           decision_steps=decision_steps, finite_differences=finite_differences)
         return
@@ -320,7 +323,8 @@ def verify(
         raise VerificationFailedError(f"gate failed for {reasons}")
 
 
-def _verify_onnx_file(path: str, *, dataset: str | None, limit: int | None, layout: str | None,
+def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, limit: int | None,
+                      layout: str | None,
                       scale: float | None, mean: str | None, std: str | None, output: str | None, eps: float | None,
                       twin: str | None, out: Path | None, plot: Path | None, as_json: bool,
                       min_accuracy: float | None, min_robust_accuracy: float | None, min_rho: float | None,
@@ -330,11 +334,12 @@ def _verify_onnx_file(path: str, *, dataset: str | None, limit: int | None, layo
     from ddzoo.verification import VerificationFailedError
     from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
 
-    if dataset is None:
-        raise InvalidArgumentError("verifying an ONNX file needs --dataset (cifar10, mnist or fashion-mnist)")
+    if dataset is None and images is None:
+        raise InvalidArgumentError("verifying an ONNX file needs --dataset (cifar10, mnist or fashion-mnist) "
+                                   "or --images")
     if plot is not None:
         raise InvalidArgumentError("--plot is for zoo packages; an ONNX file's record goes to --out DIR")
-    if eps is None:
+    if eps is None and dataset is not None:
         eps = STANDARD_EPS.get(dataset, {}).get("Linf")
     twin_model = None
     if twin is not None:
@@ -343,13 +348,13 @@ def _verify_onnx_file(path: str, *, dataset: str | None, limit: int | None, layo
         twin_model = load_checkpoint(resolve_package(twin)[0])[0].eval()
     settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps,
                                finite_differences=finite_differences)
-    record = verify_onnx(Path(path), dataset=dataset, settings=settings, layout=layout, scale=scale,
+    record = verify_onnx(Path(path), dataset=dataset, images=images, settings=settings, layout=layout, scale=scale,
                          mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, twin=twin_model,
                          gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_verification(out, {"format": VERIFICATION_FORMAT, "records": {record["artifact"]: record}})
-    _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{path} on {dataset} test"))
+    _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{path} on {dataset or images}"))
     if not record["gate"]["passed"]:
         raise VerificationFailedError(f"gate failed for {record['artifact']}: {', '.join(record['gate']['reasons'])}")
 

@@ -75,7 +75,7 @@ class ForeignOnnxRunner(OrtRunner):
         return scores.clamp_min(1e-12).log() if c.probabilities else scores
 
 
-def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes: int, *,
+def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes: int | None, *,
                     probe: tuple[torch.Tensor, torch.Tensor], dataset_mean: tuple[float, ...],
                     dataset_std: tuple[float, ...], layout: str | None = None, scale: float | None = None,
                     mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
@@ -114,7 +114,7 @@ def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes
             scores = scores.clamp_min(1e-12).log()
         losses[name] = torch.nn.functional.cross_entropy(scores, y).item()
     best = min(losses, key=lambda name: (losses[name], -measured[name]))  # the right scale is the most confident
-    if measured[best] < min(1.0, 2.0 / classes):
+    if measured[best] < min(1.0, 2.0 / (classes or outputs[best].shape[1])):
         raise InvalidArgumentError(
             f"{path}: no pixel scale classifies the probe images above chance ({_percentages(measured)}); "
             f"pass --scale 1|255 or --mean/--std, and check --layout ({layout}) and --output ({output})")
@@ -149,16 +149,17 @@ def _layout_of(shape: list, image_shape: tuple[int, int, int], path: Path | str)
                                f"{c}x{h}x{w} images; pass --layout nchw|nhwc|flat")
 
 
-def _score_output(session, classes: int, path: Path | str) -> str:
+def _score_output(session, classes: int | None, path: Path | str) -> str:
     outputs = session.get_outputs()
     scores = [o.name for o in outputs if o.type in FLOAT_TYPES and len(o.shape) == 2
-              and (not isinstance(o.shape[1], int) or o.shape[1] in (classes, -1))]
+              and (classes is None or not isinstance(o.shape[1], int) or o.shape[1] in (classes, -1))]
     if len(scores) == 1:
         return scores[0]
     if not scores:
         kinds = ", ".join(f"{o.name}: {o.type}" for o in outputs)
-        raise InvalidArgumentError(f"{path}: no output is a (N, {classes}) float tensor ({kinds}); a scikit-learn "
-                                   "model needs converting with options={'zipmap': False}; or pass --output")
+        raise InvalidArgumentError(f"{path}: no output is a (N, {classes or 'classes'}) float tensor ({kinds}); "
+                                   "a scikit-learn model needs converting with options={'zipmap': False}; "
+                                   "or pass --output")
     raise InvalidArgumentError(f"{path}: several outputs could hold the scores ({', '.join(scores)}); "
                                "pass --output NAME")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,9 +27,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.data import get_dataset_info, load_split
+from ddzoo.data.files import load_labelled_images
+from ddzoo.device import show_progress
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.eval.strong import LogitsModule, accuracy_record, norm_summary, square_robust
 from ddzoo.fileio import sha256_file
@@ -77,19 +81,40 @@ class ForeignSettings:
 
 
 class QueryCounter(Runner):
-    """A runner that counts the images it is asked about (the model queries an attack spends)."""
+    """A runner that counts the images it is asked about (the model queries an attack spends), with a progress
+    bar of them against ``expected`` when a person is watching."""
 
-    def __init__(self, runner: Runner):
+    def __init__(self, runner: Runner, label: str = "queries", expected: float | None = None):
         self.runner, self.queries = runner, 0
         self.backend, self.precision, self.provider = runner.backend, runner.precision, runner.provider
         self.input_spec = runner.input_spec
+        self.bar = tqdm(total=int(expected) if expected else None, desc=label, unit=" queries", unit_scale=True,
+                        disable=not show_progress(), leave=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.predict(x)
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         self.queries += len(x)
+        self.bar.update(len(x))
         return self.runner.predict(x)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def expected_queries(settings: ForeignSettings, images: int, pixels: int, float_model: bool) -> dict[str, float]:
+    """Roughly how many model queries each figure will cost (HopSkipJump's gradient estimates grow as
+    100·√step up to the cap; central differences take 2 per pixel and step, about 3 steps; Square stops
+    at the first success, about half its budget on average)."""
+    steps = range(1, settings.hsj_steps + 1)
+    hsj = sum(min(100 * math.sqrt(s), settings.hsj_max_gradient_evals) + 30 for s in steps)
+    estimate = {"decision_based": images * hsj}
+    if settings.square_eps is not None:
+        estimate["square"] = (settings.square_images or images) * settings.square_queries / 2
+    if settings.finite_differences and float_model:
+        estimate["finite_difference"] = min(settings.finite_differences, images) * 2 * pixels * 3
+    return estimate
 
 
 def hop_skip_jump_norms(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
@@ -115,11 +140,13 @@ def hop_skip_jump_norms(predict: Callable[[torch.Tensor], torch.Tensor], x: torc
     return torch.cat(norms)
 
 
-def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = ForeignSettings(),
+def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | str | None = None,
+                settings: ForeignSettings = ForeignSettings(),
                 gate: ForeignGate = ForeignGate(), layout: str | None = None, scale: float | None = None,
                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                 output: str | None = None, twin: nn.Module | None = None) -> dict:
-    """Verify a foreign ONNX classifier on the test images of ``dataset``; returns its record.
+    """Verify a foreign ONNX classifier on the test images of ``dataset`` (or the labelled ``images``: an .npz
+    or a folder of class folders, :func:`~ddzoo.data.files.load_labelled_images`); returns its record.
 
     ``twin`` (a torch module taking [0, 1] NCHW pixels, e.g. a zoo checkpoint of the same model) adds the
     gradient-assisted DeepFool ρ₂ on the same images and its agreement with the decision-based one.
@@ -127,31 +154,49 @@ def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = F
     path = Path(path)
     if not path.is_file():
         raise InvalidArgumentError(f"{path}: no such file; give the path of an .onnx model")
-    info = get_dataset_info(dataset)
-    x, y = load_split(dataset, "test").tensors(limit=settings.limit)
-    probe = load_split(dataset, "train").tensors(limit=PROBE_IMAGES)
-    convention, probed = read_convention(path, info.image_shape, len(info.classes), probe=probe,
-                                         dataset_mean=info.mean, dataset_std=info.std, layout=layout,
-                                         scale=scale, mean=mean, std=std, output=output)
+    if dataset is None and images is None:
+        raise InvalidArgumentError("say what to verify on: --dataset (cifar10, mnist, fashion-mnist) or --images")
+    if images is not None:
+        x, y = load_labelled_images(images, settings.limit)
+        probe = (x[:PROBE_IMAGES], y[:PROBE_IMAGES])
+    else:
+        x, y = load_split(dataset, "test").tensors(limit=settings.limit)
+        probe = load_split(dataset, "train").tensors(limit=PROBE_IMAGES)
+    image_shape = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
+    if dataset is not None:
+        info = get_dataset_info(dataset)
+        if tuple(info.image_shape) != image_shape:
+            raise InvalidArgumentError(f"the images are {list(image_shape)}, {dataset}'s {list(info.image_shape)}")
+        classes, data_mean, data_std = len(info.classes), info.mean, info.std
+    else:
+        classes = None
+        data_mean = tuple(x.mean(dim=(0, 2, 3)).tolist())
+        data_std = tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    convention, probed = read_convention(path, image_shape, classes, probe=probe, dataset_mean=data_mean,
+                                         dataset_std=data_std, layout=layout, scale=scale, mean=mean, std=std,
+                                         output=output)
     started = time.perf_counter()
-    runner = ForeignOnnxRunner(path, info.image_shape, convention)
+    runner = ForeignOnnxRunner(path, image_shape, convention)
     correct = runner.predict(x).argmax(1) == y
     record: dict = {"artifact": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
-                    "dataset": dataset, "split": "test", "images": len(x),
+                    "dataset": dataset, "split": "test" if images is None else str(images), "images": len(x),
                     "clean_accuracy": correct.float().mean().item(),
                     "clean_accuracy_ci95": accuracy_record(correct)["ci95"],
                     "input": {**convention.describe(), **probed}, "runtime": runner.describe(),
                     "versions": package_versions(), "settings": asdict(settings)}
-    counter = QueryCounter(runner)
+    expected = expected_queries(settings, len(x), x[0].numel(), runner.precision != "int8")
+    record["estimate"] = _announce(runner, x, expected)
+    counter = QueryCounter(runner, "HopSkipJump", expected["decision_based"])
     t0 = time.perf_counter()
     norms = hop_skip_jump_norms(counter, x, y, steps=settings.hsj_steps,
                                 max_gradient_evals=settings.hsj_max_gradient_evals, batch_size=settings.batch_size)
     record["decision_based"] = {"attack": f"HopSkipJump (foolbox 3.3.4, {settings.hsj_steps} steps, l2)",
                                 **norm_summary(norms, x), "queries_per_image": counter.queries / len(x),
                                 "seconds": time.perf_counter() - t0}
+    counter.close()
     if settings.square_eps is not None:
         n = settings.square_images or len(x)
-        counter = QueryCounter(runner)
+        counter = QueryCounter(runner, "Square", expected["square"])
         t0 = time.perf_counter()
         robust = square_robust(counter, x[:n], y[:n], norm="Linf", eps=settings.square_eps,
                                queries=settings.square_queries, batch_size=settings.batch_size)
@@ -159,6 +204,7 @@ def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = F
                             "queries": settings.square_queries, "queries_per_image": counter.queries / n,
                             "seconds": time.perf_counter() - t0,
                             "method": "Square attack (torchattacks 3.5.1), the model's own scores only"}
+        counter.close()
     if settings.finite_differences and runner.precision != "int8":
         record["finite_difference"] = _finite_difference_record(runner, x, settings)
     if twin is not None:
@@ -169,16 +215,31 @@ def verify_onnx(path: Path | str, *, dataset: str, settings: ForeignSettings = F
     return record
 
 
+def _announce(runner: Runner, x: torch.Tensor, expected: dict[str, float]) -> dict:
+    """Time one batch of queries and say on stderr how long the whole verification should take."""
+    batch = x[:100]
+    t0 = time.perf_counter()
+    runner.predict(batch)
+    rate = len(batch) / max(time.perf_counter() - t0, 1e-9)
+    total = sum(expected.values())
+    seconds = total / rate
+    print(f"zoo verify: about {total:,.0f} model queries at ~{rate:,.0f}/s: roughly {seconds / 60:.1f} min "
+          "(--limit, --decision-steps and --finite-differences trade time for precision)", file=sys.stderr)
+    return {"queries": total, "queries_per_s": rate, "seconds": seconds,
+            **{f"{name}_queries": value for name, value in expected.items()}}
+
+
 def _finite_difference_record(runner: ForeignOnnxRunner, x: torch.Tensor, settings: ForeignSettings) -> dict:
     """DeepFool on central differences of the model's scores: exact for a smooth float model, blind on a
     quantised one (piecewise constant), so it runs on float models only."""
     from ddzoo.verification.attack import finite_difference_deepfool
 
     sample = x[: settings.finite_differences]
-    counter = QueryCounter(runner)
+    counter = QueryCounter(runner, "central differences", len(sample) * 2 * sample[0].numel() * 3)
     t0 = time.perf_counter()
     result = finite_difference_deepfool(counter, sample, max_iter=10, num_candidates=10)
     norms = torch.where(result.fooled, l2_norms(result.perturbation), torch.full((len(sample),), math.inf))
+    counter.close()
     return {"attack": "DeepFool (10 it, K = 10) on central differences of the scores, on the model's boundary",
             **norm_summary(norms, sample), "queries_per_image": counter.queries / len(sample),
             "seconds": time.perf_counter() - t0}

@@ -124,3 +124,16 @@ def test_what_cannot_be_told_is_an_error_naming_the_option(lenet, mnist_test, tm
     assert "onnxruntime cannot load it" in capsys.readouterr().err
     assert main(["verify", str(two), "--limit", "4"]) == 1
     assert "needs --dataset" in capsys.readouterr().err
+
+
+def test_verify_on_the_users_own_labelled_images(nhwc_softmax_onnx, mnist_test, tmp_path, capsys):
+    x, y = mnist_test.tensors(limit=10)
+    images = tmp_path / "mine.npz"
+    np.savez(images, images=(x * 255).round().to(torch.uint8).numpy()[:, 0], labels=y.numpy())
+    assert main(["verify", str(nhwc_softmax_onnx), "--images", str(images), "--decision-steps", "4",
+                 "--finite-differences", "0", "--eps", "0.3", "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["images"] == 10 and record["split"] == str(images) and record["dataset"] is None
+    assert record["input"]["layout"] == "nhwc" and record["clean_accuracy"] >= 0.8
+    assert "model queries" in captured.err and record["estimate"]["queries"] > 0  # the time estimate
