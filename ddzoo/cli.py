@@ -264,6 +264,8 @@ def verify(
                     ] = None,
     std: Annotated[str | None, typer.Option(help="ONNX file: per-channel std divided by.")] = None,
     output: Annotated[str | None, typer.Option(help="ONNX file: the output holding the class scores.")] = None,
+    channels: Annotated[str | None, typer.Option(help="ONNX file: rgb | bgr channel order (default: probed).")
+                        ] = None,
     eps: Annotated[float | None, typer.Option(help="ONNX file: l-inf budget of the Square attack (0: skip; "
                                                    "default: the dataset's standard AutoAttack budget).")] = None,
     twin: Annotated[str | None, typer.Option(help="ONNX file: a zoo package or checkpoint of the same model, "
@@ -286,7 +288,8 @@ def verify(
     """
     if package.endswith(".onnx") or dataset is not None or images is not None:
         _verify_onnx_file(package, dataset=dataset, images=images, limit=limit, layout=layout, scale=scale,
-                          mean=mean, std=std, output=output, eps=eps, twin=twin, out=out, plot=plot, as_json=as_json,
+                          mean=mean, std=std, output=output, channels=channels, eps=eps, twin=twin, out=out,
+                          plot=plot, as_json=as_json,
                           min_accuracy=min_accuracy, min_robust_accuracy=min_robust_accuracy, min_rho=min_rho,
                           decision_steps=decision_steps, finite_differences=finite_differences)
         return
@@ -324,7 +327,7 @@ def verify(
 
 
 def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, limit: int | None,
-                      layout: str | None,
+                      layout: str | None, channels: str | None,
                       scale: float | None, mean: str | None, std: str | None, output: str | None, eps: float | None,
                       twin: str | None, out: Path | None, plot: Path | None, as_json: bool,
                       min_accuracy: float | None, min_robust_accuracy: float | None, min_rho: float | None,
@@ -349,7 +352,8 @@ def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, li
     settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps,
                                finite_differences=finite_differences)
     record = verify_onnx(Path(path), dataset=dataset, images=images, settings=settings, layout=layout, scale=scale,
-                         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, twin=twin_model,
+                         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, channels=channels,
+                         twin=twin_model,
                          gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

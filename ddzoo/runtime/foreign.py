@@ -11,7 +11,7 @@ and give attacks a margin to work on.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ class InputConvention:
     std: tuple[float, ...] | None = None
     output: str = ""
     probabilities: bool = False  # the output sums to 1: scores are its logarithm
+    bgr: bool = False  # the model takes its channels in BGR order (OpenCV-style); mean/std are in its order
     source: str = "given"  # how the pixel scale was settled
 
     def describe(self) -> dict:
@@ -63,6 +64,8 @@ class ForeignOnnxRunner(OrtRunner):
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         c = self.convention
+        if c.bgr:
+            x = x.flip(1)
         x = x * c.scale
         if self._mean is not None:
             x = (x - self._mean) / self._std
@@ -79,14 +82,17 @@ def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes
                     probe: tuple[torch.Tensor, torch.Tensor], dataset_mean: tuple[float, ...],
                     dataset_std: tuple[float, ...], layout: str | None = None, scale: float | None = None,
                     mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                    output: str | None = None) -> tuple[InputConvention, dict]:
+                    output: str | None = None, channels: str | None = None) -> tuple[InputConvention, dict]:
     """The convention of the ONNX classifier at ``path`` and what the probe measured.
 
     Layout and score output come from the graph (or ``layout`` / ``output``); the pixel scale, when neither
     ``scale`` nor ``mean``/``std`` is given, is the one of [0, 1], [0, 255] and the dataset's normalisation
     under which the probe images are classified best — it must beat chance clearly, else an error names the
-    options. Whether the scores are probabilities is read from the probe's outputs.
+    options. Whether the scores are probabilities is read from the probe's outputs. Colour models are probed
+    in RGB and BGR order too unless ``channels`` says which.
     """
+    if channels not in (None, "rgb", "bgr"):
+        raise InvalidArgumentError(f"unknown channel order {channels!r}; choose rgb or bgr")
     session, _, _ = ort_session(Path(path), None)
     (inp,) = _single_input(session)
     if inp.type not in FLOAT_TYPES:
@@ -98,12 +104,18 @@ def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes
     if output not in {o.name for o in session.get_outputs()}:
         raise InvalidArgumentError(f"{path}: no output {output!r}; it has {[o.name for o in session.get_outputs()]}")
     x, y = probe
-    if scale is not None or mean is not None or std is not None:
+    given = scale is not None or mean is not None or std is not None
+    if given:
         candidates = {"given": InputConvention(layout, scale or 1.0, mean, std, output)}
     else:
         candidates = {"[0,1]": InputConvention(layout, 1.0, None, None, output),
                       "[0,255]": InputConvention(layout, 255.0, None, None, output),
                       "normalised": InputConvention(layout, 1.0, dataset_mean, dataset_std, output)}
+    orders = [channels == "bgr"] if channels or image_shape[0] == 1 else [False, True]
+    candidates = {f"{name} {'bgr' if bgr else 'rgb'}" if len(orders) > 1 else name:
+                  replace(c, bgr=bgr, mean=_reversed(c.mean) if bgr and not given else c.mean,
+                          std=_reversed(c.std) if bgr and not given else c.std)
+                  for name, c in candidates.items() for bgr in orders}
     measured, losses, outputs = {}, {}, {}
     for name, convention in candidates.items():
         runner = ForeignOnnxRunner(path, image_shape, convention)
@@ -117,11 +129,15 @@ def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes
     if measured[best] < min(1.0, 2.0 / (classes or outputs[best].shape[1])):
         raise InvalidArgumentError(
             f"{path}: no pixel scale classifies the probe images above chance ({_percentages(measured)}); "
-            f"pass --scale 1|255 or --mean/--std, and check --layout ({layout}) and --output ({output})")
+            f"pass --scale 1|255 or --mean/--std, and check --layout ({layout}), --channels and --output ({output})")
     probabilities = _are_probabilities(outputs[best])
-    convention = InputConvention(layout, candidates[best].scale, candidates[best].mean, candidates[best].std, output,
-                                 probabilities, source=best if len(candidates) > 1 else "given")
+    convention = replace(candidates[best], probabilities=probabilities,
+                         source=best if len(candidates) > 1 else "given")
     return convention, {"probe_images": len(x), "probe_accuracy": measured, "probe_cross_entropy": losses}
+
+
+def _reversed(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(reversed(values))
 
 
 def _are_probabilities(scores: torch.Tensor) -> bool:

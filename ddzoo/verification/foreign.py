@@ -144,7 +144,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
                 settings: ForeignSettings = ForeignSettings(),
                 gate: ForeignGate = ForeignGate(), layout: str | None = None, scale: float | None = None,
                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                output: str | None = None, twin: nn.Module | None = None) -> dict:
+                output: str | None = None, channels: str | None = None, twin: nn.Module | None = None) -> dict:
     """Verify a foreign ONNX classifier on the test images of ``dataset`` (or the labelled ``images``: an .npz
     or a folder of class folders, :func:`~ddzoo.data.files.load_labelled_images`); returns its record.
 
@@ -174,7 +174,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
         data_std = tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
     convention, probed = read_convention(path, image_shape, classes, probe=probe, dataset_mean=data_mean,
                                          dataset_std=data_std, layout=layout, scale=scale, mean=mean, std=std,
-                                         output=output)
+                                         output=output, channels=channels)
     started = time.perf_counter()
     runner = ForeignOnnxRunner(path, image_shape, convention)
     correct = runner.predict(x).argmax(1) == y

@@ -137,3 +137,25 @@ def test_verify_on_the_users_own_labelled_images(nhwc_softmax_onnx, mnist_test, 
     assert record["images"] == 10 and record["split"] == str(images) and record["dataset"] is None
     assert record["input"]["layout"] == "nhwc" and record["clean_accuracy"] >= 0.8
     assert "model queries" in captured.err and record["estimate"]["queries"] > 0  # the time estimate
+
+
+def test_a_bgr_model_is_recognised_by_its_probe(tmp_path):
+    """A model whose class k is the brightness of its input's channel 2-k (an OpenCV-style BGR model):
+    fed RGB it is wrong, fed BGR right, and the probe says so."""
+
+    class BrightestBgrChannel(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3)).flip(1) * 10
+
+    path = tmp_path / "bgr.onnx"
+    _legacy_export(BrightestBgrChannel(), path, torch.rand(2, 3, 8, 8), outputs=("scores",))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 8, 8, generator=generator) * 0.5
+    y = torch.randint(0, 3, (64,), generator=generator)
+    x[torch.arange(64), y] += 0.5  # the labelled channel (RGB order) is the brightest
+    stats = {"dataset_mean": (0.5, 0.5, 0.5), "dataset_std": (0.25, 0.25, 0.25), "probe": (x, y)}
+    convention, probed = read_convention(path, (3, 8, 8), 3, scale=1.0, **stats)
+    assert convention.bgr and probed["probe_accuracy"]["given bgr"] == 1.0
+    assert probed["probe_accuracy"]["given rgb"] < 0.7
+    with pytest.raises(InvalidArgumentError, match="above chance"):  # told RGB: obeyed, and found wanting
+        read_convention(path, (3, 8, 8), 3, scale=1.0, channels="rgb", **stats)
