@@ -340,8 +340,6 @@ def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, li
     if dataset is None and images is None:
         raise InvalidArgumentError("verifying an ONNX file needs --dataset (cifar10, mnist or fashion-mnist) "
                                    "or --images")
-    if plot is not None:
-        raise InvalidArgumentError("--plot is for zoo packages; an ONNX file's record goes to --out DIR")
     if eps is None and dataset is not None:
         eps = STANDARD_EPS.get(dataset, {}).get("Linf")
     twin_model = None
@@ -353,7 +351,7 @@ def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, li
                                finite_differences=finite_differences)
     record = verify_onnx(Path(path), dataset=dataset, images=images, settings=settings, layout=layout, scale=scale,
                          mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, channels=channels,
-                         twin=twin_model,
+                         twin=twin_model, plot=plot,
                          gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -144,12 +144,14 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
                 settings: ForeignSettings = ForeignSettings(),
                 gate: ForeignGate = ForeignGate(), layout: str | None = None, scale: float | None = None,
                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                output: str | None = None, channels: str | None = None, twin: nn.Module | None = None) -> dict:
+                output: str | None = None, channels: str | None = None, twin: nn.Module | None = None,
+                plot: Path | str | None = None) -> dict:
     """Verify a foreign ONNX classifier on the test images of ``dataset`` (or the labelled ``images``: an .npz
     or a folder of class folders, :func:`~ddzoo.data.files.load_labelled_images`); returns its record.
 
     ``twin`` (a torch module taking [0, 1] NCHW pixels, e.g. a zoo checkpoint of the same model) adds the
-    gradient-assisted DeepFool ρ₂ on the same images and its agreement with the decision-based one.
+    gradient-assisted DeepFool ρ₂ on the same images and its agreement with the decision-based one. ``plot``:
+    write the per-image perturbations and accuracy against the l2 budget there (PNG).
     """
     path = Path(path)
     if not path.is_file():
@@ -205,13 +207,19 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
                             "seconds": time.perf_counter() - t0,
                             "method": "Square attack (torchattacks 3.5.1), the model's own scores only"}
         counter.close()
+    per_image = {"HopSkipJump": norms}
     if settings.finite_differences and runner.precision != "int8":
-        record["finite_difference"] = _finite_difference_record(runner, x, settings)
+        record["finite_difference"], per_image["DeepFool, central differences"] = _finite_difference_record(
+            runner, x, y, settings)
     if twin is not None:
-        record["gradient_twin"] = _twin_record(twin, runner, x, norms)
+        record["gradient_twin"], per_image["DeepFool, twin's gradients"] = _twin_record(twin, runner, x, y, norms)
     record["gate"] = gate.judge(record)
     record["timings"] = {"total_s": time.perf_counter() - started}
     record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if plot is not None:
+        from ddzoo.verification.plot import plot_query_only
+
+        plot_query_only(record, per_image, Path(plot))
     return record
 
 
@@ -229,7 +237,8 @@ def _announce(runner: Runner, x: torch.Tensor, expected: dict[str, float]) -> di
             **{f"{name}_queries": value for name, value in expected.items()}}
 
 
-def _finite_difference_record(runner: ForeignOnnxRunner, x: torch.Tensor, settings: ForeignSettings) -> dict:
+def _finite_difference_record(runner: ForeignOnnxRunner, x: torch.Tensor, y: torch.Tensor,
+                              settings: ForeignSettings) -> tuple[dict, torch.Tensor]:
     """DeepFool on central differences of the model's scores: exact for a smooth float model, blind on a
     quantised one (piecewise constant), so it runs on float models only."""
     from ddzoo.verification.attack import finite_difference_deepfool
@@ -242,10 +251,11 @@ def _finite_difference_record(runner: ForeignOnnxRunner, x: torch.Tensor, settin
     counter.close()
     return {"attack": "DeepFool (10 it, K = 10) on central differences of the scores, on the model's boundary",
             **norm_summary(norms, sample), "queries_per_image": counter.queries / len(sample),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0}, _zero_where_wrong(norms, result.start_labels, y[: len(sample)])
 
 
-def _twin_record(twin: nn.Module, runner: ForeignOnnxRunner, x: torch.Tensor, decision_norms: torch.Tensor) -> dict:
+def _twin_record(twin: nn.Module, runner: ForeignOnnxRunner, x: torch.Tensor, y: torch.Tensor,
+                 decision_norms: torch.Tensor) -> tuple[dict, torch.Tensor]:
     """Gradient-assisted DeepFool on the artifact (gradients from the twin), against the decision-based norms."""
     from ddzoo.verification.attack import artifact_deepfool
 
@@ -254,5 +264,11 @@ def _twin_record(twin: nn.Module, runner: ForeignOnnxRunner, x: torch.Tensor, de
     both = torch.isfinite(gradient) & torch.isfinite(decision_norms) & (decision_norms > 0)
     summary = norm_summary(gradient, x)
     ratio = (decision_norms[both] / gradient[both]).median().item() if both.any() else math.nan
-    return {"attack": "DeepFool (50 it, K = 10) with the twin's gradients, on the artifact's boundary",
-            **summary, "median_decision_over_gradient": ratio, "images_compared": int(both.sum())}
+    return ({"attack": "DeepFool (50 it, K = 10) with the twin's gradients, on the artifact's boundary",
+             **summary, "median_decision_over_gradient": ratio, "images_compared": int(both.sum())},
+            _zero_where_wrong(gradient, result.start_labels, y))
+
+
+def _zero_where_wrong(norms: torch.Tensor, predicted: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image robustness to the true label: an image the model already gets wrong needs no perturbation."""
+    return torch.where(predicted == y, norms, torch.zeros_like(norms))

@@ -57,3 +57,33 @@ def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: P
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def plot_query_only(record: dict, norms: dict[str, torch.Tensor], path: Path) -> Path:
+    """Write a PNG for a foreign model's record: per-image ‖r‖₂ by method, and accuracy against the l2 budget
+    (the share of images whose perturbation is larger than ε; 0 for those already misclassified)."""
+    matplotlib = require("matplotlib", "verification plots", extra="report")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ddzoo.eval.strong import robust_accuracy_curve
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    finite = [n[torch.isfinite(n)] for n in norms.values()]
+    top = max((float(n.quantile(0.98)) for n in finite if n.numel()), default=1.0)
+    bins = torch.linspace(0, top, 40).numpy()
+    budgets = torch.linspace(0, top, 60).tolist()
+    for name, values in norms.items():
+        axes[0].hist(values[torch.isfinite(values)].numpy(), bins=bins, histtype="step", linewidth=1.5, label=name)
+        axes[1].plot(budgets, [100 * a for a in robust_accuracy_curve(values, budgets)], label=name)
+    axes[0].set(xlabel="‖r‖₂ ([0,1] pixels)", ylabel="images", title=f"{record['artifact']}: per-image perturbation")
+    axes[1].set(xlabel="ε (l2, [0,1] pixels)", ylabel="accuracy (%)", ylim=(0, 100),
+                title="Accuracy against the l2 budget")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -42,7 +42,8 @@ def test_torch_legacy_nhwc_softmax_model_is_verified_and_agrees_with_its_twin(nh
     out = tmp_path / "record"
     assert main(["verify", str(nhwc_softmax_onnx), "--dataset", "mnist", "--limit", "12", "--decision-steps", "16",
                  "--finite-differences", "12",
-                 "--twin", str(lenet_checkpoint), "--min-accuracy", "0.8", "--out", str(out), "--json"]) == 0
+                 "--twin", str(lenet_checkpoint), "--min-accuracy", "0.8", "--out", str(out),
+                 "--plot", str(tmp_path / "plot.png"), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     convention = record["input"]
     assert convention["layout"] == "nhwc" and convention["probabilities"] and convention["source"] == "[0,1]"
@@ -57,6 +58,7 @@ def test_torch_legacy_nhwc_softmax_model_is_verified_and_agrees_with_its_twin(nh
     assert 1.0 <= twin["median_decision_over_gradient"] < 3.0 and twin["images_compared"] >= 10
     square = record["square"]
     assert square["eps"] == 0.3 and square["accuracy"] < record["clean_accuracy"] and square["queries_per_image"] > 1
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stored = json.loads((out / "verification.json").read_text())
     assert stored["records"]["lenet_nhwc_softmax.onnx"]["sha256"] == record["sha256"]
 
