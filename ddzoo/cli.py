@@ -569,7 +569,7 @@ def _render_eval(m: dict) -> None:
     for check in (m.get("masking") or {}).get("checklist", []):
         rows.append({"metric": f"masking check: {check['check']}",
                      "value": f"{'pass' if check['passed'] else 'FAIL'}: {check['detail']}"})
-    print_table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['samples']} images)")
+    print_table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['images']} images)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from tqdm.auto import tqdm
@@ -21,12 +22,27 @@ from ddzoo.attacks import attack_copy, bim
 from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
 from ddzoo.attacks.linf import fgs
 from ddzoo.device import show_progress
+from ddzoo.eval.strong import accuracy_record
 from ddzoo.models import Classifier
 from ddzoo.models.inference import predict
 
 EPS_FACTORS = (0.2, 0.5, 1.0)
 DEEPFOOL_ITERATIONS = (5, 50)
 LINF_ATTACKS: dict[str, Callable] = {"fgs": fgs, "bim": bim}
+
+
+class RobustnessRecord(TypedDict, total=False):
+    """What ``zoo eval`` (a checkpoint) and ``zoo verify`` (each artifact) both report, measured by the same
+    functions: :func:`accuracy_fields`, DeepFool's :func:`summarize` per iteration budget, :func:`linf_grid`.
+    Each adds its own fields (eval: the normalised space; verify: runtime, sha256, agreement, gate)."""
+
+    images: int
+    clean_accuracy: float
+    clean_accuracy_ci95: list[float]
+    deepfool: dict  # {"5": summary, "50": summary, "box_constrained": summary + max_iter, ...}
+    fgs: dict  # {"eps": [...], "accuracy": [...]} at EPS_FACTORS·ε_ref
+    bim: dict
+    eps_ref: dict
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,24 @@ def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, atta
     return correct / len(x)
 
 
+def accuracy_fields(correct: torch.Tensor) -> dict:
+    """``images``, ``clean_accuracy`` and its Wilson 95 % interval from per-image correctness."""
+    record = accuracy_record(correct)
+    return {"images": record["images"], "clean_accuracy": record["accuracy"], "clean_accuracy_ci95": record["ci95"]}
+
+
+def linf_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_ref: dict[str, float], *,
+              settings: EvalSettings, device: torch.device,
+              judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, dict]:
+    """FGS and BIM accuracy at ``EPS_FACTORS``·ε_ref of each (``judge``: see :func:`linf_accuracy`)."""
+    grids = {}
+    for attack in LINF_ATTACKS:
+        eps = [factor * eps_ref[attack] for factor in EPS_FACTORS]
+        grids[attack] = {"eps": eps, "accuracy": [linf_accuracy(model, x, y, attack, e, settings=settings,
+                                                                device=device, judge=judge) for e in eps]}
+    return grids
+
+
 def find_eps_ref(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, *,
                  settings: EvalSettings, device: torch.device, tolerance: float = 0.005,
                  max_steps: int = 14, subset: int = 1000) -> float:
@@ -160,8 +194,9 @@ def _uniform_std(model: Classifier) -> bool:
 
 def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps_ref: dict[str, float], *,
                         settings: EvalSettings = EvalSettings(), device: torch.device | None = None
-                        ) -> dict:
-    """All robustness metrics of ``model`` on ``(x, y)``.
+                        ) -> RobustnessRecord:
+    """All robustness metrics of ``model`` on ``(x, y)``: a :class:`RobustnessRecord` whose ``deepfool`` holds
+    ``pixel`` and ``normalized`` spaces.
 
     Args:
         model: a zoo :class:`Classifier` (takes [0,1] pixels).
@@ -176,8 +211,7 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
     device = device or next(model.parameters()).device
     frozen = attack_copy(model).to(device)
     frozen_net = attack_copy(model.net).to(device)
-    clean = (predict(frozen, x, device=device) == y).float().mean().item()
-    metrics: dict = {"samples": len(x), "clean_accuracy": clean}
+    metrics: dict = accuracy_fields(predict(frozen, x, device=device) == y)
     deepfool_metrics: dict = {"pixel": {}, "normalized": {}}
     z = model.normalize(x.to(model.normalize.mean.device)).cpu()
     x_norms, z_norms = l2_norms(x), l2_norms(z)
@@ -198,10 +232,7 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
                                           device=device)[iterations]
     deepfool_metrics["box_constrained"] = {"max_iter": iterations, **summarize(norms, x_norms, fooled, steps)}
     metrics["deepfool"] = deepfool_metrics
-    for attack in LINF_ATTACKS:
-        grid = [factor * eps_ref[attack] for factor in EPS_FACTORS]
-        metrics[attack] = {"eps": grid, "accuracy": [
-            linf_accuracy(frozen, x, y, attack, eps, settings=settings, device=device) for eps in grid]}
+    metrics.update(linf_grid(frozen, x, y, eps_ref, settings=settings, device=device))
     metrics["eps_ref"] = dict(eps_ref)
     metrics["settings"] = {"num_candidates": settings.num_candidates, "overshoot": settings.overshoot,
                            "bim_steps": settings.bim_steps, "space_pixel": "[0,1]",

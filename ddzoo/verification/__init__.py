@@ -21,15 +21,14 @@ from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.data import load_split
 from ddzoo.errors import InvalidArgumentError, VerificationFailedError
 from ddzoo.eval.robustness import (
-    EPS_FACTORS,
     LINF_ATTACKS,
     EvalSettings,
+    accuracy_fields,
     chunks,
     find_eps_ref,
-    linf_accuracy,
+    linf_grid,
     summarize,
 )
-from ddzoo.eval.strong import wilson_interval
 from ddzoo.fileio import sha256_file
 from ddzoo.models.inference import predict
 from ddzoo.package import (
@@ -130,9 +129,7 @@ def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: to
     with torch.no_grad():
         reference_labels = predict(model, x, batch_size=settings.batch_size)
     correct = labels == y
-    record: dict = {"images": len(x), "clean_accuracy": correct.float().mean().item(),
-                    "clean_accuracy_ci95": list(wilson_interval(int(correct.sum()), len(x))),
-                    "top1_agreement": (labels == reference_labels).float().mean().item(),
+    record: dict = {**accuracy_fields(correct), "top1_agreement": (labels == reference_labels).float().mean().item(),
                     "deepfool": {}, "timings": {}}
     x_norms = l2_norms(x)
     t0 = time.perf_counter()
@@ -149,11 +146,8 @@ def attack_record(model: torch.nn.Module, runner: Runner, x: torch.Tensor, y: to
     record["deepfool"]["box_constrained"] = {
         "max_iter": most, **summarize(l2_norms(boxed.perturbation), x_norms, boxed.fooled, boxed.iterations),
         "fooled_8bit": fooled_8bit.float().mean().item()}
-    for attack in LINF_ATTACKS:
-        grid = [factor * eps_ref[attack] for factor in EPS_FACTORS]
-        record[attack] = {"eps": grid, "accuracy": [
-            linf_accuracy(model, x, y, attack, eps, settings=settings, device=torch.device("cpu"),
-                          judge=runner.predict) for eps in grid]}
+    record.update(linf_grid(model, x, y, eps_ref, settings=settings, device=torch.device("cpu"),
+                            judge=runner.predict))
     record["timings"]["total_s"] = time.perf_counter() - started
     return record, rho, correct
 

@@ -56,7 +56,9 @@ def test_zoo_eval_json_and_stored_eps_ref(lenet_checkpoint, capsys):
     config_before = (lenet_checkpoint / "config.json").read_bytes()
     assert main(["eval", str(lenet_checkpoint), "--dataset", "mnist", "--limit", "300", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["samples"] == 300 and metrics["clean_accuracy"] > 0.9
+    assert metrics["images"] == 300 and metrics["clean_accuracy"] > 0.9
+    low, high = metrics["clean_accuracy_ci95"]
+    assert low < metrics["clean_accuracy"] < high
     for space in ("pixel", "normalized"):
         for iterations in ("5", "50"):
             stats = metrics["deepfool"][space][iterations]
