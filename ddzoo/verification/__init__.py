@@ -36,6 +36,7 @@ from ddzoo.package import (
     package_artifacts,
     package_versions,
     read_config,
+    read_eps_ref,
     read_verification,
     verification_status,
     write_verification,
@@ -197,10 +198,11 @@ def square_record(runner: Runner, x: torch.Tensor, y: torch.Tensor, eps_ref: dic
             **accuracy_record(robust), "queries": settings.square_queries}, robust
 
 
-def resolve_eps_ref(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """The checkpoint's ε grid anchor: stored in the package config, else found now by bisection."""
-    stored = config.get("eps_ref", {})
-    if all(a in stored for a in LINF_ATTACKS):
+def resolve_eps_ref(package: Path, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """The checkpoint's ε grid anchor: stored with the package (:func:`~ddzoo.package.read_eps_ref`), else found
+    now by bisection on the verification images."""
+    stored = read_eps_ref(package)
+    if stored is not None:
         return {**{a: float(stored[a]) for a in LINF_ATTACKS}, "source": "package config.json"}
     found = {a: find_eps_ref(model, x, y, a, settings=EvalSettings(), device=torch.device("cpu"))
              for a in LINF_ATTACKS}
@@ -239,7 +241,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         model = checkpoint.model
         for p in model.parameters():
             p.requires_grad_(False)
-        eps_ref = resolve_eps_ref(config, model, x, y)
+        eps_ref = resolve_eps_ref(package, model, x, y)
         common = {"dataset": config["dataset"], "split": "test", "settings": settings.record(),
                   "eps_ref": eps_ref, "versions": package_versions()}
         rhos, corrects = {}, {}
