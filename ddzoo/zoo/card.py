@@ -31,11 +31,13 @@ def eval_results(config: dict, verification: dict) -> list:
             results.append(hub.EvalResult(metric_type="rho2",
                                           metric_name=f"DeepFool rho2, {HEADLINE_ITERATIONS} it ({name})",
                                           metric_value=headline(record)["rho2"], **common))
-        if record.get("square"):  # the query-only attack on the artifact itself
+        if record.get("square"):  # the query-only attack on the artifact itself, on its own (smaller) sample
             square = record["square"]
             results.append(hub.EvalResult(metric_type="robust_accuracy",
                                           metric_name=f"Square l-inf eps={square['eps']:.4f} accuracy ({name})",
-                                          metric_value=square["accuracy"], **common))
+                                          metric_value=square["accuracy"],
+                                          **{**common, "metric_args": {**common["metric_args"],
+                                                                        "images": square["images"]}}))
     return results
 
 
@@ -45,6 +47,20 @@ def _table(verification: dict) -> str:
         return "(no verification records)"
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     return "\n".join([*lines, *("| " + " | ".join(row.values()) + " |" for row in rows)])
+
+
+def _training(config: dict) -> str:
+    """The training run as recorded in the checkpoint: where, how long, and the accuracy it ended with."""
+    metrics = config.get("metrics", {})
+    rows = {"test accuracy at the end of training": f"{100 * metrics['test_accuracy']:.2f} %"
+            if "test_accuracy" in metrics else None,
+            "training time": f"{metrics['train_seconds']:,.0f} s" if "train_seconds" in metrics else None,
+            "device": f"{metrics['device']} ({metrics.get('world_size', 1)} process(es))" if "device" in metrics
+            else None,
+            "held-out accuracy, last epoch": f"{100 * metrics['holdout_curve'][-1]:.2f} % (training images past "
+                                             "train_limit)" if metrics.get("holdout_curve") else None}
+    lines = [f"| {key} | {value} |" for key, value in rows.items() if value is not None]
+    return "\n".join(["", "| run | value |", "|---|---|", *lines, ""]) if lines else ""
 
 
 def make_card(package: Path, name: str, config: dict, verification: dict, unverified: list[str]) -> str:
@@ -77,6 +93,10 @@ normalisation is inside every artifact.
 Every artifact was attacked with DeepFool *with the artifact itself in the loop* (its own logits for every
 step and success check, bisection to its own decision boundary) on {samples} test images. ρ₂ is the mean
 ‖r‖₂/‖x‖₂ in [0, 1] pixel space, unconstrained; the ratio compares with the checkpoint attacked the same way.
+The Square column is a query-only attack on the artifact's own scores (no gradients from anywhere). An
+artifact is published only when its gate passed: the paired accuracy drop against the checkpoint is at most
+0.5 point at the upper end of its 95 % interval, its ρ₂ at least 95 % of the checkpoint's, and its Square
+accuracy not significantly more than 2 points below the checkpoint's.
 
 {_table(verification)}
 
@@ -93,5 +113,5 @@ zoo serve {name}                # KServe v2 HTTP inference (onnxruntime or Tenso
 | hyperparameter | value |
 |---|---|
 {hyper}
-"""
+{_training(config)}"""
     return hub.ModelCard(f"---\n{data.to_yaml()}\n---\n{body}").content
