@@ -17,9 +17,7 @@ def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: P
     """Write a PNG with a ρ₂ histogram panel, an accuracy-vs-l2-budget panel (from ``robust_norms``: per image
     the ‖r‖₂ that fools the artifact, 0 where it is misclassified already) and one accuracy-vs-ε panel per
     l∞ attack."""
-    matplotlib = require("matplotlib", "verification plots", extra="report")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from ddzoo.eval.strong import robust_accuracy_curve
 
@@ -51,20 +49,13 @@ def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: P
         ax.set(xlabel="ε (l∞, [0,1] pixels)", ylabel="accuracy (%)", title=f"{attack.upper()} accuracy vs ε",
                ylim=(0, 100))
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return _save(fig, path)
 
 
 def plot_query_only(record: dict, norms: dict[str, torch.Tensor], path: Path) -> Path:
     """Write a PNG for a foreign model's record: per-image ‖r‖₂ by method, and accuracy against the l2 budget
     (the share of images whose perturbation is larger than ε; 0 for those already misclassified)."""
-    matplotlib = require("matplotlib", "verification plots", extra="report")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from ddzoo.eval.strong import robust_accuracy_curve
 
@@ -81,9 +72,23 @@ def plot_query_only(record: dict, norms: dict[str, torch.Tensor], path: Path) ->
                 title="Accuracy against the l2 budget")
     for ax in axes:
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (the ``report`` extra)."""
+    matplotlib = require("matplotlib", "verification plots", extra="report")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (temp file, then rename) and close it."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
