@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ddzoo.data import Split
-from ddzoo.device import show_progress
+from ddzoo.device import describe_machine, show_progress
 from ddzoo.errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
 from ddzoo.models import Classifier, memory_format_for
 from ddzoo.models.inference import accuracy
@@ -198,7 +198,7 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
     if ctx.is_main:
         metrics = {"test_accuracy": accuracy(model.eval(), *test.tensors(), device=device),
                    "train_seconds": round(progress["seconds"], 1), "device": str(device),
-                   "world_size": ctx.world_size}
+                   "machine": describe_machine(device), "world_size": ctx.world_size}
         if "holdout_curve" in progress:
             metrics["holdout_curve"] = progress["holdout_curve"]
         save_checkpoint(out, model, {**config, "seed": recipe["seed"], "metrics": metrics})

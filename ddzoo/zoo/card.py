@@ -57,6 +57,7 @@ def _training(config: dict) -> str:
             "training time": f"{metrics['train_seconds']:,.0f} s" if "train_seconds" in metrics else None,
             "device": f"{metrics['device']} ({metrics.get('world_size', 1)} process(es))" if "device" in metrics
             else None,
+            "machine": metrics.get("machine"),
             "held-out accuracy, last epoch": f"{100 * metrics['holdout_curve'][-1]:.2f} % (training images past "
                                              "train_limit)" if metrics.get("holdout_curve") else None}
     lines = [f"| {key} | {value} |" for key, value in rows.items() if value is not None]

@@ -26,6 +26,7 @@ def test_checkpoint_records_everything(lenet_checkpoint):
     assert config["normalization"]["mean"] == pytest.approx([0.1307])
     assert {"ddzoo", "torch", "numpy", "python"} <= set(config["versions"])
     assert config["metrics"]["test_accuracy"] > 0.95
+    assert "CPUs" in config["metrics"]["machine"]  # the processor the run used, for the card
     files = {p.name for p in lenet_checkpoint.iterdir()} - {"eps_ref.json"}  # zoo eval may have stored eps_ref
     assert files == {"config.json", "model.safetensors", "training_state.safetensors"}
 
