@@ -185,6 +185,27 @@ def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n
     return accuracy_record(_robust(frozen, attack, x, y, batch_size))
 
 
+def autoattack_accuracy_art(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,
+                            batch_size: int = 250) -> dict[str, float]:
+    """Robust accuracy under the Adversarial Robustness Toolbox's AutoAttack (ART 1.20.1, its default attack
+    list: APGD-CE, APGD-DLR, DeepFool, Square): a second implementation to cross-check torchattacks' figure."""
+    require("art", "the ART AutoAttack cross-check", extra="audit")
+    import numpy as np
+    from art.attacks.evasion import AutoAttack
+    from art.estimators.classification import PyTorchClassifier
+
+    frozen = attack_copy(model)
+    classifier = PyTorchClassifier(model=frozen, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
+                                   nb_classes=_classes(frozen, x), clip_values=(0.0, 1.0), device_type="cpu")
+    attack = AutoAttack(estimator=classifier, norm=np.inf if norm == "Linf" else 2, eps=eps, eps_step=eps / 4,
+                        batch_size=batch_size)
+    adversarial = torch.from_numpy(attack.generate(x=x.numpy(), y=y.numpy()).astype(np.float32))
+    if not torch.all((adversarial - x).flatten(1).norm(p=math.inf if norm == "Linf" else 2, dim=1) <= eps * 1.001):
+        raise RuntimeError("ART's AutoAttack left the budget")
+    with torch.no_grad():
+        return accuracy_record(frozen(adversarial).argmax(1) == y)
+
+
 def square_accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, norm: str,
                     eps: float, queries: int = 1000, batch_size: int = 250, seed: int = 0) -> dict[str, float]:
     """Robust accuracy under the Square attack (Andriushchenko et al. 2020), with its interval."""

@@ -123,3 +123,14 @@ def test_the_masking_checklist_flags_a_masked_model():
     masked = masking_checklist(record(bim_ref=0.2, large=0.3, square=0.2, white=0.5, deepfool_norm=2.0, fooled=0.9))
     assert not any(c["passed"] for c in masked)
     assert "30.0 %" in masked[1]["detail"] and "= 2.00" in masked[4]["detail"]
+
+
+def test_a_second_autoattack_implementation_agrees(lenet, mnist_test):
+    """ART's AutoAttack and torchattacks' give the same robust accuracy on the same images (an undefended LeNet
+    at l-inf 0.3: none left), and every ART adversarial stays inside the budget (checked inside)."""
+    from ddzoo.eval.strong import autoattack_accuracy, autoattack_accuracy_art
+
+    x, y = mnist_test.tensors(limit=20)
+    art = autoattack_accuracy_art(lenet, x, y, norm="Linf", eps=0.3)
+    torchattacks = autoattack_accuracy(lenet, x, y, norm="Linf", eps=0.3)
+    assert art["images"] == 20 and art["accuracy"] <= 0.1 and abs(art["accuracy"] - torchattacks["accuracy"]) <= 0.1
