@@ -15,6 +15,7 @@ checks over one model's evaluation, each a measured pass or fail with its number
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ def masking_measurements(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps
     """The two numbers the checklist needs beyond ``zoo eval``'s: BIM (50 steps) at 8·ε_ref, and Square
     vs BIM at ε_ref on the same images (``x`` is the stronger-attack subset)."""
     large = min(1.0, LARGE_EPS_FACTOR * eps_ref["bim"])
-    deep = EvalSettings(**{**settings.__dict__, "bim_steps": 50})
+    deep = replace(settings, bim_steps=50)
     bim_large = linf_accuracy(model, x, y, "bim", large, settings=deep, device=device)
     bim_at_ref = linf_accuracy(model, x, y, "bim", eps_ref["bim"], settings=settings, device=device)
 

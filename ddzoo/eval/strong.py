@@ -65,12 +65,18 @@ def minimum_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: S
             wrong = frozen(xb).argmax(1) != yb
         for name in attacks:
             adversarial = minimum_norm_attack(frozen, xb, yb, name, steps=steps)
-            with torch.no_grad():
-                fooled = frozen(adversarial).argmax(1) != yb
-            norms = l2_norms(adversarial - xb)
-            norms = torch.where(fooled, norms, torch.full_like(norms, math.inf))
-            found[name].append(torch.where(wrong, torch.zeros_like(norms), norms))
+            found[name].append(label_change_norms(frozen, xb, yb, adversarial, wrong))
     return {name: torch.cat(parts) for name, parts in found.items()}
+
+
+def label_change_norms(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                       adversarial: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    """Per image: ‖adversarial − x‖₂ where ``predict`` labels the adversarial other than ``y``, ∞ where it does
+    not (the attack failed), 0 where ``x`` itself is already ``wrong``."""
+    with torch.no_grad():
+        fooled = predict(adversarial).argmax(1).cpu() != y
+    norms = torch.where(fooled, l2_norms(adversarial - x), torch.full((len(x),), math.inf))
+    return torch.where(wrong, torch.zeros_like(norms), norms)
 
 
 def minimum_norm_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, *, steps: int = 100

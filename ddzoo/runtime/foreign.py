@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.runtime.base import InputSpec
-from ddzoo.runtime.ort import OrtRunner, ort_session
+from ddzoo.runtime.base import InputSpec, Runner
+from ddzoo.runtime.ort import ort_session
 
 LAYOUTS = ("nchw", "nhwc", "flat")
 FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -42,8 +42,10 @@ class InputConvention:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
 
-class ForeignOnnxRunner(OrtRunner):
+class ForeignOnnxRunner(Runner):
     """An onnxruntime session over a foreign classifier, adapted by an :class:`InputConvention`."""
+
+    backend = "onnxruntime"
 
     def __init__(self, path: Path | str, image_shape: tuple[int, int, int], convention: InputConvention,
                  providers: list[str] | tuple[str, ...] | None = None):
@@ -61,6 +63,10 @@ class ForeignOnnxRunner(OrtRunner):
         self._std = _per_channel(convention.std, channels)
         if (self._mean is None) != (self._std is None) or self._std is not None and bool((self._std == 0).any()):
             raise InvalidArgumentError("give --mean and --std together, with no std of 0")
+
+    @property
+    def runtime_version(self) -> str:
+        return self._version
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         c = self.convention

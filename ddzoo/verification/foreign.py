@@ -34,7 +34,8 @@ from ddzoo.data import get_dataset_info, load_split
 from ddzoo.data.files import load_labelled_images
 from ddzoo.device import show_progress
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.eval.strong import LogitsModule, accuracy_record, norm_summary, square_robust
+from ddzoo.eval.robustness import accuracy_fields
+from ddzoo.eval.strong import LogitsModule, accuracy_record, label_change_norms, norm_summary, square_robust
 from ddzoo.fileio import sha256_file
 from ddzoo.optional import require
 from ddzoo.package import package_versions
@@ -128,15 +129,12 @@ def hop_skip_jump_norms(predict: Callable[[torch.Tensor], torch.Tensor], x: torc
     for i in range(0, len(x), batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         wrong = predict(xb).argmax(1) != yb
-        found = torch.full((len(xb),), math.inf)
+        adversarial = xb.clone()
         attackable = torch.nonzero(~wrong).squeeze(1)
-        if attackable.numel():
-            _, adversarial, _ = attack(model, xb[attackable], fb.criteria.Misclassification(yb[attackable]),
-                                       epsilons=None)
-            fooled = predict(adversarial).argmax(1) != yb[attackable]
-            distance = l2_norms(adversarial - xb[attackable])
-            found[attackable] = torch.where(fooled, distance, torch.full_like(distance, math.inf))
-        norms.append(torch.where(wrong, torch.zeros_like(found), found))
+        if attackable.numel():  # HopSkipJump starts from a correctly classified image
+            adversarial[attackable] = attack(model, xb[attackable], fb.criteria.Misclassification(yb[attackable]),
+                                             epsilons=None)[1]
+        norms.append(label_change_norms(predict, xb, yb, adversarial, wrong))
     return torch.cat(norms)
 
 
@@ -181,9 +179,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
     runner = ForeignOnnxRunner(path, image_shape, convention)
     correct = runner.predict(x).argmax(1) == y
     record: dict = {"artifact": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
-                    "dataset": dataset, "split": "test" if images is None else str(images), "images": len(x),
-                    "clean_accuracy": correct.float().mean().item(),
-                    "clean_accuracy_ci95": accuracy_record(correct)["ci95"],
+                    "dataset": dataset, "split": "test" if images is None else str(images), **accuracy_fields(correct),
                     "input": {**convention.describe(), **probed}, "runtime": runner.describe(),
                     "versions": package_versions(), "settings": asdict(settings)}
     expected = expected_queries(settings, len(x), x[0].numel(), runner.precision != "int8")
