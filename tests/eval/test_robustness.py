@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,7 +54,10 @@ def test_normalised_space_equals_attacking_the_body(lenet, mnist_test):
     assert set(stats) == {"rho2", "rho2_fooled", "fooled", "mean_iterations"}
 
 
-def test_zoo_eval_json_and_stored_eps_ref(lenet_checkpoint, capsys):
+def test_zoo_eval_json_and_stored_eps_ref(lenet_checkpoint, tmp_path, capsys):
+    # A private copy: other tests' `zoo eval` may have stored an eps_ref.json (from other images) beside the shared one.
+    lenet_checkpoint = Path(shutil.copytree(lenet_checkpoint, tmp_path / "ckpt",
+                                            ignore=shutil.ignore_patterns("eps_ref.json")))
     config_before = (lenet_checkpoint / "config.json").read_bytes()
     assert main(["eval", str(lenet_checkpoint), "--dataset", "mnist", "--limit", "300", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
