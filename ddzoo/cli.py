@@ -501,6 +501,9 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="Dynamic batching: images per backend call.")] = 64,
     max_delay_ms: Annotated[float, typer.Option(help="Dynamic batching: longest wait for a batch.")] = 2.0,
     max_queue: Annotated[int, typer.Option(help="Images waiting at most; beyond, 503 + Retry-After.")] = 1024,
+    queue_wait_ms: Annotated[float, typer.Option(
+        help="A request finding the queue full waits this long for room before its 503 (0: refuse at once).")
+    ] = 100.0,
     instances: Annotated[int, typer.Option(help="Batches computed at once.")] = 1,
     timeout: Annotated[float, typer.Option(help="Per-request timeout (s).")] = 30.0,
     max_body_mb: Annotated[float | None, typer.Option(
@@ -521,6 +524,7 @@ def serve(
 
     package, model_name = resolve_package(model, name)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
+                             queue_wait_ms=queue_wait_ms,
                              instances=instances, timeout_s=timeout, api_key=api_key or constants.API_KEY,
                              grpc_port=grpc_port or None,
                              max_body_bytes=None if max_body_mb is None else int(max_body_mb * (1 << 20)))

@@ -50,6 +50,7 @@ class ServeSettings:
     max_batch: int = 64
     max_delay_ms: float = 2.0
     max_queue: int = 1024
+    queue_wait_ms: float = 100.0  # a request finding the queue full waits this long for room, then 503
     timeout_s: float = 30.0
     max_body_bytes: int | None = None  # default: what --max-batch images of this model can take (body_limit)
     instances: int = 1
@@ -59,6 +60,8 @@ class ServeSettings:
 
     def __post_init__(self):  # refused here, before the server starts, not at model load
         check_batching(self.max_batch, self.max_delay_ms, self.max_queue, self.instances)
+        if self.queue_wait_ms < 0:
+            raise InvalidArgumentError(f"need --queue-wait-ms >= 0; got {self.queue_wait_ms}")
         if self.timeout_s <= 0 or (self.max_body_bytes is not None and self.max_body_bytes < 1024):
             raise InvalidArgumentError("timeout must be > 0 s and the body limit at least 1024 bytes")
         if self.api_key is not None and len(self.api_key) < 16:
@@ -71,6 +74,14 @@ class ServeSettings:
         if self.max_body_bytes is not None:
             return self.max_body_bytes
         return self.max_batch * math.prod(image_shape) * 32 + (64 << 10)
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """An infer request whose images are in the batcher: its parsed body and the future of its logits."""
+
+    parsed: dict
+    future: asyncio.Future
 
 
 class Metrics:
@@ -125,6 +136,17 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         for wait in waits:
             queue.observe(wait)
 
+    async def submit_when_room(images):
+        """gRPC's way into the batcher: like HTTP's, waits up to --queue-wait-ms for room in a full queue."""
+        batcher = state["batcher"]
+        if not await batcher.wait_for_room(settings.queue_wait_ms / 1000):
+            raise QueueFullError(f"queue full (limit {settings.max_queue} images)")
+        try:
+            future = batcher.submit_nowait(images)
+        finally:
+            batcher.leave()
+        return await batcher.result(future, settings.timeout_s)
+
     async def load_model() -> None:
         try:
             runner, metadata = await asyncio.get_running_loop().run_in_executor(None, load)
@@ -159,7 +181,7 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
             state["grpc"], state["grpc_port"] = await start_grpc_server(
                 settings.grpc_host, settings.grpc_port, name=name, max_message_bytes=state["body_limit"],
                 api_key=settings.api_key, unavailable=unavailable, describe=describe, count=count,
-                submit=lambda images: state["batcher"].submit(images, settings.timeout_s))
+                submit=submit_when_room)
         except Exception as err:  # noqa: BLE001 - a port in use, a missing extra: reported like a load failure
             state["error"] = f"cannot start gRPC: {(str(err).splitlines() or [''])[0][:300]}"
             state["runner"] = None
@@ -265,13 +287,9 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         if reason:
             metrics.failures.labels(name, reason).inc()
 
-    async def answer_infer(model: str, version: str | None, scope: dict, receive):
-        """``(status, body, headers, failure reason)``, or None if the client left."""
-        if (problem := unavailable(model, version)) is not None:
-            return _failure(*problem)
-        runner, batcher, limit = state["runner"], state["batcher"], state["body_limit"]
-        if batcher.full():  # shed load before reading or parsing the body: under overload that work starves
-            return _failure(503, "the queue is full; retry later", "queue full", {"Retry-After": "1"})  # the rest
+    async def read_and_queue(scope: dict, receive, runner, batcher, limit: int):
+        """Read, check and parse one infer body and queue its images: a :class:`QueuedRequest`, a failure
+        answer, or None if the client left."""
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
         too_large = _failure(413, f"the body exceeds the limit of {limit} bytes ({settings.max_batch} images as "
@@ -297,13 +315,31 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
                     None, parse_infer_request, bytes(body), header_text, spec.name, spec.shape)
             else:
                 parsed, images = parse_infer_request(bytes(body), header_text, spec.name, spec.shape)
-            logits = await batcher.submit(images, settings.timeout_s)
-            content, response_headers = infer_response(parsed, name, spec.output_name, logits)
-            return 200, content, response_headers, None
+            return QueuedRequest(parsed, batcher.submit_nowait(images))
         except (BadRequestError, InvalidArgumentError) as err:
             return _failure(400, str(err), "bad request")
         except QueueFullError as err:
             return _failure(503, f"{err}; retry later", "queue full", {"Retry-After": "1"})
+
+    async def answer_infer(model: str, version: str | None, scope: dict, receive):
+        """``(status, body, headers, failure reason)``, or None if the client left."""
+        if (problem := unavailable(model, version)) is not None:
+            return _failure(*problem)
+        runner, batcher, limit = state["runner"], state["batcher"], state["body_limit"]
+        if not await batcher.wait_for_room(settings.queue_wait_ms / 1000):  # shed before reading or parsing
+            return _failure(503, "the queue is full; retry later", "queue full", {"Retry-After": "1"})
+        try:
+            queued = await read_and_queue(scope, receive, runner, batcher, limit)
+        finally:
+            batcher.leave()  # the room it was let in with: its images are queued now, or it failed
+        if not isinstance(queued, QueuedRequest):
+            return queued
+        try:
+            logits = await batcher.result(queued.future, settings.timeout_s)
+            content, response_headers = infer_response(queued.parsed, name, runner.input_spec.output_name, logits)
+            return 200, content, response_headers, None
+        except (BadRequestError, InvalidArgumentError) as err:  # e.g. an output this model does not have
+            return _failure(400, str(err), "bad request")
         except asyncio.TimeoutError:
             return _failure(503, f"no answer within {settings.timeout_s} s; retry later", "timeout",
                             {"Retry-After": "1"})

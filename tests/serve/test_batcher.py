@@ -151,3 +151,54 @@ def test_stop_finishes_queued_requests():
         return [f.result()[0, 0] for f in futures]
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_a_full_queue_lets_waiting_requests_in_first_come_first_served_as_room_frees():
+    async def scenario(batcher, backend):
+        backend.release.clear()  # hold the backend: one batch in it, the queue fills behind
+        first = batcher.submit_nowait(images(0))
+        await asyncio.sleep(0.05)
+        queued = batcher.submit_nowait(images(1))
+        assert batcher.full()
+        order: list[int] = []
+
+        async def wait_then_submit(value: int):
+            assert await batcher.wait_for_room(5.0)
+            order.append(value)
+            try:
+                future = batcher.submit_nowait(images(float(value)))
+            finally:
+                batcher.leave()
+            return await batcher.result(future)
+
+        waiting = [asyncio.ensure_future(wait_then_submit(v)) for v in (2, 3)]
+        await asyncio.sleep(0.05)
+        refused_at_once = await batcher.wait_for_room(0)  # others are in line: no jumping it
+        assert order == []  # nobody was let in while the queue stayed full
+        backend.release.set()
+        answers = await asyncio.gather(first, queued, *waiting)
+        return refused_at_once, order, answers
+
+    (refused_at_once, order, answers), backend = run(scenario, max_batch=1, max_delay_ms=1, max_queue=1)
+    assert refused_at_once is False
+    assert order == [2, 3]
+    assert [float(a[0, 0]) for a in answers] == [0, 1, 2, 3]
+    assert backend.batches == [[0], [1], [2], [3]]
+
+
+def test_a_request_waiting_for_room_is_refused_after_its_wait():
+    async def scenario(batcher, backend):
+        backend.release.clear()
+        first = batcher.submit_nowait(images(0))
+        await asyncio.sleep(0.05)
+        queued = batcher.submit_nowait(images(1))
+        start = asyncio.get_running_loop().time()
+        let_in = await batcher.wait_for_room(0.05)
+        waited = asyncio.get_running_loop().time() - start
+        backend.release.set()
+        await asyncio.gather(first, queued)
+        return let_in, waited, await batcher.wait_for_room(0)
+
+    (let_in, waited, later), _ = run(scenario, max_batch=1, max_delay_ms=1, max_queue=1)
+    assert let_in is False and waited >= 0.04
+    assert later is True  # room again once the queue drained

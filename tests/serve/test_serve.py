@@ -540,6 +540,21 @@ def test_a_full_queue_sheds_requests_before_parsing_them(verified_package):
             assert first.result().status_code == 200 and second.result().status_code == 200
 
 
+def test_a_request_finding_the_queue_full_waits_its_turn_within_queue_wait_ms(verified_package):
+    """Refusing at once invites clients to retry at once; a short wait in line serves them as room frees."""
+    settings_ = ServeSettings(max_batch=1, max_delay_ms=0, max_queue=1, queue_wait_ms=5000)
+    with Server(_loader(verified_package[0], delay_s=0.3), settings_) as slow:
+        url = f"{slow.url}/v2/models/{NAME}/infer"
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # computing
+            time.sleep(0.1)
+            second = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # queued: full
+            time.sleep(0.1)
+            third = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # waits for room
+            assert [f.result().status_code for f in (first, second, third)] == [200, 200, 200]
+        assert "queue full" not in requests.get(f"{slow.url}/metrics").text
+
+
 @pytest.mark.parametrize("header", ["²", "٣", "1e3", " 12", "-1", "9" * 20])
 def test_a_non_ascii_or_odd_length_header_is_a_400(header):
     """str.isdigit() accepts '²' and Arabic-Indic digits, which int() then refuses: found by the fuzz test."""
