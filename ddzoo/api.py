@@ -82,6 +82,7 @@ class PublishedModel:
     recipe: str | None
     accuracy: float | None  # of model.onnx, from its verification record
     rho2: float | None  # DeepFool ρ₂ (50 iterations, [0,1] pixels) of model.onnx
+    autoattack: float | None  # AutoAttack ℓ∞ robust accuracy of the checkpoint at the dataset's standard ε
     status: str  # "ok", or why the entry is damaged or unreadable
 
 
@@ -107,9 +108,10 @@ class VerificationResult:
 
 def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_drop: float = 0.005,
            min_rho_ratio: float = 0.95, max_square_drop: float = 0.02, square: int = 100, crosscheck: int = 0,
-           raise_on_failure: bool = True, offline: bool | None = None) -> VerificationResult:
-    """Verify every artifact of a package (DeepFool against the artifact itself, Square on ``square`` images)
-    and apply the gate (:class:`~ddzoo.verification.Gate`).
+           strong: int = 0, raise_on_failure: bool = True, offline: bool | None = None) -> VerificationResult:
+    """Verify every artifact of a package (DeepFool against the artifact itself, Square on ``square`` images;
+    ``strong`` images for minimum-norm best-of and AutoAttack on the checkpoint) and apply the gate
+    (:class:`~ddzoo.verification.Gate`).
 
     A pulled or bundled model is read-only: its records are returned, not written. Raises
     :class:`~ddzoo.errors.VerificationFailedError` on a failed gate unless ``raise_on_failure`` is False.
@@ -118,7 +120,8 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
     from ddzoo.zoo import is_read_only
 
     folder = _folder(name_or_path, None, offline)
-    result = verify_package(folder, settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square),
+    result = verify_package(folder, settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square,
+                                                            strong=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop),
                             write=not is_read_only(folder))

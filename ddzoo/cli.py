@@ -243,6 +243,9 @@ def verify(
         help="Images for the finite-difference cross-check (small inputs, not quantised; 0: skip).")] = 0,
     square: Annotated[int, typer.Option(
         help="Images for the query-only Square attack on each artifact at the l-inf eps_ref (0: skip).")] = 100,
+    strong: Annotated[int, typer.Option(
+        help="Images for the stronger white-box attacks on the checkpoint: minimum-norm best-of (DeepFool, FMN, "
+             "DDN) and AutoAttack at the dataset's standard budgets (slow; 0: skip, keep an earlier record).")] = 0,
     max_accuracy_drop: Annotated[float, typer.Option(
         help="Gate: largest accuracy drop (fraction), at the upper end of its 95 % interval.")] = 0.005,
     max_square_drop: Annotated[float, typer.Option(
@@ -313,7 +316,7 @@ def verify(
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
-                                                    square=square),
+                                                    square=square, strong=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
     names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
@@ -431,18 +434,22 @@ def pull(
     _emit({"reference": reference, "path": str(path)}, as_json, lambda r: typer.echo(r["path"]))
 
 
-LIST_SORTS = ("name", "accuracy", "rho2")
+LIST_SORTS = ("name", "accuracy", "rho2", "autoattack")
 
 
 @app.command("list")
 def list_zoo(
-    sort: Annotated[str, typer.Option(help="Order by name | accuracy | rho2 (the metrics descending).")] = "name",
+    sort: Annotated[str, typer.Option(
+        help="Order by name | accuracy | rho2 | autoattack (the metrics descending).")] = "name",
     dataset: Annotated[str | None, typer.Option(help="Only models of this dataset.")] = None,
     recipe: Annotated[str | None, typer.Option(help="Only this recipe (reference, deep-defense, ...).")] = None,
     min_rho2: Annotated[float | None, typer.Option(help="Only models whose ONNX ρ₂ is at least this.")] = None,
+    min_autoattack: Annotated[float | None, typer.Option(
+        help="Only models whose AutoAttack ℓ∞ accuracy (fraction) is at least this.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Bundled and cached models with their robustness (ONNX accuracy and ρ₂), filtered and sorted."""
+    """Bundled and cached models with their robustness (ONNX accuracy and ρ₂, the checkpoint's AutoAttack ℓ∞
+    accuracy where verified with --strong), filtered and sorted."""
     from ddzoo.errors import UnknownNameError
     from ddzoo.zoo import list_models
 
@@ -450,11 +457,12 @@ def list_zoo(
         raise UnknownNameError("sort key", sort, LIST_SORTS)
     rows = [r for r in list_models() if (dataset is None or r["dataset"] == dataset)
             and (recipe is None or r["recipe"] == recipe)
-            and (min_rho2 is None or (r["rho2"] is not None and r["rho2"] >= min_rho2))]
+            and (min_rho2 is None or (r["rho2"] is not None and r["rho2"] >= min_rho2))
+            and (min_autoattack is None or (r["autoattack"] is not None and r["autoattack"] >= min_autoattack))]
     if sort != "name":  # best first; rows without the metric last
         rows.sort(key=lambda r: (r[sort] is None, -(r[sort] or 0.0)))
-    shown = [{**r, "accuracy": "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
-              "rho2": "-" if r["rho2"] is None else f"{r['rho2']:.4f}"} for r in rows]
+    shown = [{**r, **{key: "-" if r[key] is None else f"{r[key]:.4f}" for key in ("accuracy", "rho2", "autoattack")}}
+             for r in rows]
     _emit(rows, as_json, lambda _: print_table(shown, "ddzoo models") if shown else typer.echo("no models"))
 
 

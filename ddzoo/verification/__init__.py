@@ -105,6 +105,7 @@ class VerifySettings(EvalSettings):
     crosscheck_iterations: int = 10
     square: int = 100  # images for the query-only Square attack at the l-inf eps_ref (0: skip)
     square_queries: int = 1000
+    strong: int = 0  # images for the stronger white-box attacks on the checkpoint (best-of, AutoAttack; 0: skip)
 
     def record(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -198,6 +199,21 @@ def square_record(runner: Runner, x: torch.Tensor, y: torch.Tensor, eps_ref: dic
             **accuracy_record(robust), "queries": settings.square_queries}, robust
 
 
+def strong_checkpoint_record(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str,
+                             settings: VerifySettings, previous: dict | None, sha256: str) -> dict | None:
+    """The checkpoint's stronger-attack record (minimum-norm best-of and AutoAttack at the dataset's standard
+    budgets) on the first ``settings.strong`` images; without ``strong``, the one measured before on the same
+    weights is kept (it is the checkpoint's, and costs minutes to redo)."""
+    if settings.strong:
+        from ddzoo.eval.strong import strong_record
+
+        n = settings.strong
+        return strong_record(model, x[:n], y[:n], dataset, autoattack=True)
+    if previous and previous.get("sha256") == sha256:
+        return previous.get("strong")
+    return None
+
+
 def resolve_eps_ref(package: Path, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     """The checkpoint's ε grid anchor: stored with the package (:func:`~ddzoo.package.read_eps_ref`), else found
     now by bisection on the verification images."""
@@ -252,6 +268,9 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         baseline["gate"] = {"passed": True, "reasons": [], "note": "the checkpoint is the baseline"}
         if settings.square:
             baseline["square"], baseline_robust = square_record(checkpoint, x, y, eps_ref, settings)
+        baseline["strong"] = strong_checkpoint_record(model, x, y, config["dataset"], settings,
+                                                      verification["records"].get(CHECKPOINT_ARTIFACT),
+                                                      baseline["sha256"])
         verification["records"][CHECKPOINT_ARTIFACT] = baseline
         for name in names:
             with open_runner(package / name) as runner:

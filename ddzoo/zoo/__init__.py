@@ -286,13 +286,17 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
 
 
 def summary(folder: Path) -> dict:
-    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂."""
-    from ddzoo.verification import headline
+    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂, and the
+    checkpoint's AutoAttack ℓ∞ robust accuracy (where ``zoo verify --strong`` measured it)."""
+    from ddzoo.verification import CHECKPOINT_ARTIFACT, headline
 
     config = read_config(folder)
-    onnx = headline(read_verification(folder)["records"].get(ONNX))
+    records = read_verification(folder)["records"]
+    onnx = headline(records.get(ONNX))
+    strong = (records.get(CHECKPOINT_ARTIFACT) or {}).get("strong") or {}
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
-            "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"]}
+            "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"],
+            "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy")}
 
 
 def _integrity(folder: Path) -> str:
@@ -312,7 +316,7 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     try:
         facts = summary(folder)
     except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
-        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None}
+        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None, "autoattack": None}
         status = status if status != "ok" else f"unreadable: {err}"
     return {**row, **facts, "status": status}
 

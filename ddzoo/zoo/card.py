@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.data import get_dataset_info
-from ddzoo.verification import HEADLINE_ITERATIONS, headline, summary_row
+from ddzoo.verification import CHECKPOINT_ARTIFACT, HEADLINE_ITERATIONS, headline, summary_row
 from ddzoo.zoo.hubs import import_hub
 
 LICENSE = "apache-2.0"
@@ -38,7 +38,42 @@ def eval_results(config: dict, verification: dict) -> list:
                                           metric_value=square["accuracy"],
                                           **{**common, "metric_args": {**common["metric_args"],
                                                                         "images": square["images"]}}))
+        if record.get("strong"):  # white-box attacks on the checkpoint, on their own sample
+            strong = record["strong"]
+            on_sample = {**common, "metric_args": {**common["metric_args"], "images": strong["images"]}}
+            results.append(hub.EvalResult(
+                metric_type="rho2", metric_value=strong["best_of"]["rho2"], **on_sample,
+                metric_name=f"best-of minimum-norm rho2, {'+'.join(strong['best_of']['attacks'])} ({name})"))
+            for norm, result in (strong.get("autoattack") or {}).items():
+                if isinstance(result, dict):
+                    results.append(hub.EvalResult(
+                        metric_type="robust_accuracy", metric_value=result["accuracy"], **on_sample,
+                        metric_name=f"AutoAttack {norm} eps={result['eps']:.4f} accuracy ({name})"))
     return results
+
+
+def _strong(verification: dict) -> str:
+    """The checkpoint's stronger-attack record as card text (empty without one)."""
+    strong = (verification.get("records", {}).get(CHECKPOINT_ARTIFACT) or {}).get("strong")
+    if not strong:
+        return ""
+    best, deepfool = strong["best_of"], strong["min_norm"].get("deepfool")
+    lines = ["", "## Stronger attacks (the checkpoint, white-box)", "",
+             f"On the first {strong['images']} test images: the smallest l2 perturbation that changes the label, "
+             f"per image the best of {', '.join(best['attacks'])} (foolbox {strong['steps']} steps), and "
+             "AutoAttack robust accuracy (torchattacks, standard version) at this dataset's standard budgets.", "",
+             "| metric | value |", "|---|---|",
+             f"| best-of ρ₂ (mean / median) | {best['rho2']:.4f} / {best['median_rho2']:.4f} |",
+             f"| best-of mean ‖r‖₂ | {best['mean_norm']:.4f} (success {100 * best['success']:.1f} %) |"]
+    if deepfool:
+        lines.append(f"| DeepFool mean ‖r‖₂ / best-of | {deepfool['mean_norm'] / best['mean_norm']:.2f} |")
+    for norm, result in (strong.get("autoattack") or {}).items():
+        if isinstance(result, dict):
+            low, high = result["ci95"]
+            lines.append(f"| AutoAttack {norm}, ε = {result['eps']:.4f} | {100 * result['accuracy']:.1f} % "
+                         f"[{100 * low:.1f}, {100 * high:.1f}] (n={result['images']}) |")
+    return "\n".join([*lines, ""])
+
 
 
 def _table(verification: dict) -> str:
@@ -100,7 +135,7 @@ artifact is published only when its gate passed: the paired accuracy drop agains
 accuracy not significantly more than 2 points below the checkpoint's.
 
 {_table(verification)}
-
+{_strong(verification)}
 ## Use
 
 ```bash

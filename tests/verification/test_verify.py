@@ -171,6 +171,31 @@ def test_the_card_lists_square_accuracy_in_its_model_index(lenet_package, tmp_pa
     assert "robust_accuracy" in card and "Square l-inf eps=" in card and "(model.onnx)" in card
 
 
+def test_strong_attacks_on_the_checkpoint_reach_the_record_card_and_listing(lenet_package, tmp_path):
+    """--strong: best-of and AutoAttack on the checkpoint into verification.json, the card's model-index and
+    `zoo list`; verifying again without --strong keeps the record measured on the same weights."""
+    from ddzoo.package import read_config, read_verification
+    from ddzoo.verification import VerifySettings, verify_package
+    from ddzoo.zoo import summary
+    from ddzoo.zoo.card import make_card
+
+    package = tmp_path / "pkg"
+    shutil.copytree(lenet_package, package)
+    quick = {"limit": 30, "crosscheck": 0, "square": 0, "iterations": (5,)}
+    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(**quick, strong=30))
+    strong = read_verification(package)["records"]["model.safetensors"]["strong"]
+    assert strong["images"] == 30 and strong["best_of"]["success"] == 1.0
+    assert strong["best_of"]["mean_norm"] <= strong["min_norm"]["deepfool"]["mean_norm"] + 1e-6
+    linf = strong["autoattack"]["Linf"]
+    assert linf["eps"] == 0.3 and linf["accuracy"] < 0.5  # an undefended LeNet at MNIST's l-inf 0.3
+    card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
+    assert "AutoAttack Linf eps=0.3000 accuracy (model.safetensors)" in card and "best-of minimum-norm" in card
+    assert "Stronger attacks (the checkpoint, white-box)" in card
+    assert summary(package)["autoattack"] == linf["accuracy"]
+    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(**quick))  # no --strong
+    assert read_verification(package)["records"]["model.safetensors"]["strong"] == strong
+
+
 def _flags(n: int, lost: int, gained: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image correctness of a checkpoint and an artifact: ``lost`` right only before, ``gained`` after."""
     base = torch.tensor([True] * (n // 2) + [False] * (n - n // 2))
