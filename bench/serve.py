@@ -43,14 +43,16 @@ from ddzoo.data import load_split
 from ddzoo.package import read_config
 from ddzoo.runtime import open_runner
 
-WRK_SCRIPT = """
+WRK_REQUEST = """
 local f = assert(io.open(os.getenv("ZOO_BENCH_BODY"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/octet-stream"
 wrk.headers["Inference-Header-Content-Length"] = os.getenv("ZOO_BENCH_HEADER_LENGTH")
-done = function(summary, latency, requests)
+"""  # wrk's Lua: every request is the binary-tensor body in the file $ZOO_BENCH_BODY
+
+WRK_SCRIPT = WRK_REQUEST + """done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('{"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, ' ..
     '"p50_us": %d, "p99_us": %d}\\n', summary.requests, summary.duration, e.status,
@@ -95,15 +97,21 @@ def direct(runner, images: np.ndarray, batch: int, seconds: float) -> dict:
     return summary(done, time.perf_counter() - start, latencies)
 
 
-def load_wrk(url: str, body: tuple[bytes, str], concurrency: int, seconds: float) -> dict:
+def run_wrk(script: str, url: str, body: tuple[bytes, str], connections: int, seconds: float,
+            *options: str) -> dict:
+    """The JSON line that ``script``'s ``done`` writes after wrk (one thread) ran ``seconds`` on ``url``."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "body").write_bytes(body[0])
-        (Path(tmp) / "infer.lua").write_text(WRK_SCRIPT)
+        (Path(tmp) / "infer.lua").write_text(script)
         env = {**os.environ, "ZOO_BENCH_BODY": str(Path(tmp) / "body"), "ZOO_BENCH_HEADER_LENGTH": body[1]}
-        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
-                              "-s", str(Path(tmp) / "infer.lua"), url], env=env, capture_output=True, text=True,
-                             check=True).stdout
-    row = json.loads(out.strip().splitlines()[-1])
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+                              *options, "-s", str(Path(tmp) / "infer.lua"), url], env=env, capture_output=True,
+                             text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def load_wrk(url: str, body: tuple[bytes, str], concurrency: int, seconds: float) -> dict:
+    row = run_wrk(WRK_SCRIPT, url, body, concurrency, seconds)
     return {"images_per_s": row["requests"] / (row["duration_us"] / 1e6), "p50_ms": row["p50_us"] / 1000,
             "p99_ms": row["p99_us"] / 1000, "requests": row["requests"],
             "errors": row["non_2xx"] + row["socket_errors"]}

@@ -25,15 +25,13 @@ import asyncio
 import http.client
 import json
 import os
-import subprocess
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from serve import direct, free_port, launch, paired, request_bytes
+from serve import WRK_REQUEST, direct, free_port, launch, paired, request_bytes, run_wrk
 
 from ddzoo.data import load_split
 from ddzoo.package import read_config
@@ -41,13 +39,7 @@ from ddzoo.runtime import open_runner
 
 BIG_BODY_MB = 50
 
-WRK_STATUS_SCRIPT = """
-local f = assert(io.open(os.getenv("ZOO_BENCH_BODY"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/octet-stream"
-wrk.headers["Inference-Header-Content-Length"] = os.getenv("ZOO_BENCH_HEADER_LENGTH")
+WRK_STATUS_SCRIPT = WRK_REQUEST + """
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) ok = 0; shed = 0; other = 0 end
@@ -162,14 +154,7 @@ def big_bodies(package: Path) -> dict:
 
 
 def wrk_statuses(url: str, body: tuple[bytes, str], connections: int, seconds: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "body").write_bytes(body[0])
-        (Path(tmp) / "status.lua").write_text(WRK_STATUS_SCRIPT)
-        env = {**os.environ, "ZOO_BENCH_BODY": str(Path(tmp) / "body"), "ZOO_BENCH_HEADER_LENGTH": body[1]}
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-                              "--timeout", "30s", "-s", str(Path(tmp) / "status.lua"), url], env=env,
-                             capture_output=True, text=True, check=True).stdout
-    row = json.loads(out.strip().splitlines()[-1])
+    row = run_wrk(WRK_STATUS_SCRIPT, url, body, connections, seconds, "--timeout", "30s")
     duration = row["duration_us"] / 1e6
     return {"connections": connections, "seconds": duration, "completed_images_per_s": row["ok"] / duration,
             "ok": row["ok"], "shed_503": row["shed"], "other_status": row["other"],

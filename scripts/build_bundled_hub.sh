@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Rebuild ddzoo/hub, the models bundled with ddzoo, from the checkpoints of scripts/mnist_results.sh:
-# export → verify (on the first $LIMIT test images) → publish the passing artifacts to the directory hub.
+# export → verify (on the first $LIMIT test images; Square on $SQUARE; best-of and AutoAttack on the checkpoint
+# on $STRONG) → publish the passing artifacts to the directory hub.
 #   ZOO_DATA_DIR=../shared/data RUNS=runs/final bash scripts/build_bundled_hub.sh
 set -euo pipefail
 RUNS=${RUNS:-runs/final}
 ZOO=${ZOO:-zoo}
 LIMIT=${LIMIT:-2000}
+SQUARE=${SQUARE:-200}
+STRONG=${STRONG:-500}
 HUB=${HUB:-ddzoo/hub}
 for name in ${NAMES:-lenet-mnist-ref lenet-mnist-dd lenet-fashion-mnist-ref lenet-fashion-mnist-dd}; do
   pkg="$RUNS/packages/$name"
   echo "== $name"
   $ZOO export "$RUNS/$name" --out "$pkg"
   # exit code 1 = an artifact failed the gate; its record stays in verification.json, publish leaves it out
-  $ZOO verify "$pkg" --limit "$LIMIT" --plot "$RUNS/packages/$name.verify.png" || [ $? -eq 1 ]
+  $ZOO verify "$pkg" --limit "$LIMIT" --square "$SQUARE" --strong "$STRONG" --plot "$RUNS/packages/$name.verify.png" || [ $? -eq 1 ]
   $ZOO publish "$pkg" --repo "ddzoo/$name" --hub "$HUB" --skip-unverified
 done

@@ -524,35 +524,28 @@ def test_grpc_needs_the_api_key_and_knows_only_its_model(grpc_server):
         client.get_model_metadata(NAME, model_version="7", headers=AUTH)
 
 
-def test_a_full_queue_sheds_requests_before_parsing_them(verified_package):
-    """Under overload the server refuses at once (503 + Retry-After) without reading or parsing the body."""
-    settings_ = ServeSettings(max_batch=1, max_delay_ms=0, max_queue=1)
-    with Server(_loader(verified_package[0], delay_s=1.0), settings_) as slow:
-        url = f"{slow.url}/v2/models/{NAME}/infer"
-        with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # computing
-            time.sleep(0.3)
-            second = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # queued: full
-            time.sleep(0.3)
-            refused = requests.post(url, data=b"{not json", timeout=30)
-            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-            assert "queue is full" in refused.json()["error"]  # not the 400 a parsed body would get
-            assert first.result().status_code == 200 and second.result().status_code == 200
-
-
-def test_a_request_finding_the_queue_full_waits_its_turn_within_queue_wait_ms(verified_package):
-    """Refusing at once invites clients to retry at once; a short wait in line serves them as room frees."""
-    settings_ = ServeSettings(max_batch=1, max_delay_ms=0, max_queue=1, queue_wait_ms=5000)
-    with Server(_loader(verified_package[0], delay_s=0.3), settings_) as slow:
+@pytest.mark.parametrize("queue_wait_ms", [0, 5000])
+def test_a_full_queue_sheds_before_parsing_or_lets_the_request_wait_its_turn(verified_package, queue_wait_ms):
+    """--queue-wait-ms 0: a full queue refuses at once (503 + Retry-After) without reading or parsing the body.
+    With a wait, the request waits in line and is served as room frees (refusing at once invites clients to
+    retry at once)."""
+    settings_ = ServeSettings(max_batch=1, max_delay_ms=0, max_queue=1, queue_wait_ms=queue_wait_ms)
+    with Server(_loader(verified_package[0], delay_s=0.5), settings_) as slow:
         url = f"{slow.url}/v2/models/{NAME}/infer"
         with ThreadPoolExecutor(3) as pool:
             first = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # computing
-            time.sleep(0.1)
+            time.sleep(0.2)
             second = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # queued: full
-            time.sleep(0.1)
-            third = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # waits for room
-            assert [f.result().status_code for f in (first, second, third)] == [200, 200, 200]
-        assert "queue full" not in requests.get(f"{slow.url}/metrics").text
+            time.sleep(0.2)
+            if queue_wait_ms:
+                third = pool.submit(requests.post, url, json={"inputs": [GOOD]}, timeout=30)  # waits for room
+                assert third.result().status_code == 200
+            else:
+                refused = requests.post(url, data=b"{not json", timeout=30)
+                assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+                assert "queue is full" in refused.json()["error"]  # not the 400 a parsed body would get
+            assert first.result().status_code == 200 and second.result().status_code == 200
+        assert ("queue full" in requests.get(f"{slow.url}/metrics").text) == (queue_wait_ms == 0)
 
 
 @pytest.mark.parametrize("header", ["²", "٣", "1e3", " 12", "-1", "9" * 20])
