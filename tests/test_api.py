@@ -42,6 +42,23 @@ def test_loaded_models_reproduce_their_card(name, data_dir):
             assert (logits.argmax(1) == torch_logits.argmax(1)).all()
 
 
+PAIRS = [name for name in BUNDLED if name.endswith("-dd") and name[:-3] + "-ref" in BUNDLED]
+
+
+@pytest.mark.parametrize("dd_name", PAIRS)
+def test_every_bundled_deep_defense_model_has_a_larger_rho2_than_its_reference(dd_name, data_dir):
+    """The zoo's central claim, measured here (not read from a card): DeepFool ρ₂ of the loaded Deep Defense
+    model on the first 200 test images is well above its reference's."""
+    from ddzoo.attacks.deepfool import deepfool
+
+    x, _ = load_split(read_config(pull(dd_name, offline=True))["dataset"], "test").tensors(limit=200)
+    rho = {}
+    for name in (dd_name, dd_name[:-3] + "-ref"):
+        model = ddzoo.load(name, offline=True)
+        rho[name] = deepfool(model, x).rho(x).mean().item()
+    assert rho[dd_name] > 1.3 * rho[dd_name[:-3] + "-ref"], rho
+
+
 def test_load_refuses_unknown_formats_and_models():
     with pytest.raises(InvalidArgumentError, match="unknown format 'tflite'"):
         ddzoo.load("lenet-mnist-dd", format="tflite")
