@@ -16,8 +16,10 @@ for name in ${NAMES:-lenet-mnist-ref lenet-mnist-dd lenet-fashion-mnist-ref lene
   [ -s "$ckpt.strong.json" ] && continue
   echo "== $name" >&2
   start=$SECONDS
-  $ZOO eval "$ckpt" --attacks deepfool,fmn,ddn --autoattack --strong-limit "$STRONG_LIMIT" --json \
-    > "$ckpt.strong.json.tmp"
+  reference=()  # a Deep Defense model's reference is its pair's (its recorded --init may be another folder)
+  case "$name" in *-dd) reference=(--reference "$RUNS/${name%-dd}-ref") ;; esac
+  $ZOO eval "$ckpt" "${reference[@]}" --attacks deepfool,fmn,ddn --autoattack --strong-limit "$STRONG_LIMIT" \
+    --json > "$ckpt.strong.json.tmp"
   mv "$ckpt.strong.json.tmp" "$ckpt.strong.json"
   echo "    ($((SECONDS - start)) s)" >&2
 done
