@@ -59,19 +59,10 @@ def run_demo(workdir: Path) -> int:
     return 0
 
 
-def classify_with_the_headline_model(names: tuple[str, ...] = ("resnet-cifar10-dd", "resnet-cifar10-ref")) -> None:
-    """Pull the zoo's headline model (or, until it is bundled, its reference) from the bundled hub (offline)
-    and classify real CIFAR-10 test images."""
+def classify_with_the_headline_model(name: str = "resnet-cifar10-dd") -> None:
+    """Pull the zoo's headline model from the bundled hub (offline) and classify real CIFAR-10 test images."""
     from ddzoo.data import get_dataset_info, load_split
-    from ddzoo.zoo.hubs import BUNDLED_HUB
 
-    bundled = [n for n in names if (BUNDLED_HUB / n / "main" / "manifest.json").is_file()]
-    if not bundled:
-        print(f"\nnone of {', '.join(names)} is bundled yet (issue 15); skipping their demo")
-        return
-    name = bundled[0]
-    if name != names[0]:
-        print(f"\n{names[0]} is not bundled yet (its Deep Defense tuning is under way: issue 15); using {name}")
     zoo("pull", name, "--offline")
     import ddzoo
 
