@@ -63,7 +63,7 @@ def test_load_refuses_unknown_formats_and_models():
     with pytest.raises(InvalidArgumentError, match="unknown format 'tflite'"):
         ddzoo.load("lenet-mnist-dd", format="tflite")
     with pytest.raises(InvalidArgumentError, match="no int8 artifact"):
-        ddzoo.load("lenet-mnist-dd", format="int8", offline=True)  # its INT8 failed the gate: not published
+        ddzoo.load("resnet-cifar10-dd", format="int8", offline=True)  # its INT8 failed the gate: not published
     with pytest.raises(ModelNotFoundError):
         ddzoo.load("no-such-model", offline=True)
     with pytest.raises(InvalidArgumentError, match="TensorRT"):
@@ -83,10 +83,10 @@ def test_verify_returns_a_typed_result_and_raises_on_a_failed_gate(data_dir):
     result = ddzoo.verify("lenet-mnist-dd", limit=40, square=0, max_accuracy_drop=1.0, min_rho_ratio=0.0,
                           offline=True)
     assert isinstance(result, ddzoo.VerificationResult) and result.passed and result.failures == {}
-    assert set(result.records) == {"model.safetensors", "model.onnx", "model.fp16.onnx"}
+    assert set(result.records) == {"model.safetensors", "model.onnx", "model.fp16.onnx", "model.int8.onnx"}
     assert result.records["model.onnx"]["images"] == 40
     with pytest.raises(VerificationFailedError, match="rho2 ratio"):
         ddzoo.verify("lenet-mnist-dd", limit=40, square=0, min_rho_ratio=1.5, offline=True)
     failed = ddzoo.verify("lenet-mnist-dd", limit=40, square=0, min_rho_ratio=1.5, raise_on_failure=False,
                           offline=True)
-    assert not failed.passed and set(failed.failures) == {"model.onnx", "model.fp16.onnx"}
+    assert not failed.passed and set(failed.failures) == {"model.onnx", "model.fp16.onnx", "model.int8.onnx"}
