@@ -75,6 +75,30 @@ def plot_query_only(record: dict, norms: dict[str, torch.Tensor], path: Path) ->
     return _save(fig, path)
 
 
+def plot_l2_budget_pairs(evaluations: list[dict], path: Path) -> Path:
+    """Write a PNG with one panel per dataset: accuracy against the l2 budget ε (the share of images whose
+    best-of minimal perturbation is larger than ε) for each evaluated model, reference and Deep Defense
+    together, with AutoAttack's ℓ2 robust accuracy at the standard ε as a point. ``evaluations`` are
+    ``zoo eval --attacks ... --autoattack --json`` records."""
+    plt = _pyplot()
+    datasets = sorted({e["dataset"] for e in evaluations})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for evaluation in (e for e in evaluations if e["dataset"] == dataset):
+            strong, name = evaluation["strong"], Path(evaluation["checkpoint"]).name
+            curve = strong["l2_curve"]
+            line, = ax.plot(curve["eps"], [100 * a for a in curve["accuracy"]], marker=".",
+                            label=f"{name} (best-of ρ₂ {strong['best_of']['rho2']:.4f})")
+            l2 = (strong.get("autoattack") or {}).get("L2")
+            if l2:
+                ax.errorbar([l2["eps"]], [100 * l2["accuracy"]], color=line.get_color(), marker="s",
+                            yerr=[[100 * (l2["accuracy"] - l2["ci95"][0])], [100 * (l2["ci95"][1] - l2["accuracy"])]])
+        ax.set(xlabel="ε (l2, [0,1] pixels)", ylabel="accuracy (%)", ylim=(0, 100),
+               title=f"{dataset}: best-of l2 budget curve (■ AutoAttack)")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _pyplot():
     """matplotlib's pyplot on the file-only Agg backend (the ``report`` extra)."""
     matplotlib = require("matplotlib", "verification plots", extra="report")

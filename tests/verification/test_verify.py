@@ -196,6 +196,19 @@ def test_strong_attacks_on_the_checkpoint_reach_the_record_card_and_listing(lene
     assert read_verification(package)["records"]["model.safetensors"]["strong"] == strong
 
 
+def test_the_pair_plot_draws_reference_and_deep_defense_together(tmp_path):
+    from ddzoo.verification.plot import plot_l2_budget_pairs
+
+    def evaluation(name: str, accuracy: list[float]) -> dict:
+        return {"checkpoint": f"runs/{name}", "dataset": "mnist", "strong": {
+            "best_of": {"rho2": 0.2}, "l2_curve": {"eps": [0.0, 1.0, 2.0], "accuracy": accuracy},
+            "autoattack": {"L2": {"eps": 2.0, "accuracy": 0.5, "ci95": [0.4, 0.6], "images": 100}}}}
+
+    path = plot_l2_budget_pairs([evaluation("ref", [0.99, 0.8, 0.1]), evaluation("dd", [0.99, 0.9, 0.5])],
+                                tmp_path / "pairs.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
 def _flags(n: int, lost: int, gained: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image correctness of a checkpoint and an artifact: ``lost`` right only before, ``gained`` after."""
     base = torch.tensor([True] * (n // 2) + [False] * (n - n // 2))
