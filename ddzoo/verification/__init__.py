@@ -324,7 +324,7 @@ def summary_row(record: dict) -> dict[str, str]:
             "FGS / BIM at ε_ref": f"{100 * record['fgs']['accuracy'][-1]:.1f} % / "
                                   f"{100 * record['bim']['accuracy'][-1]:.1f} %",
             "cross-check Δ": f"{cross['relative_difference']:.3f}" if cross else "-",
-            "Square acc. at ε_ref": _square(record["square"]) if record.get("square") else "-",
+            "Square acc. at ε_ref": accuracy_text(record["square"]) if record.get("square") else "-",
             "gate": "pass" if record["gate"]["passed"] else "FAIL"}
 
 
@@ -337,9 +337,10 @@ def _with_interval(record: dict) -> str:
     return text
 
 
-def _square(square: dict) -> str:
-    low, high = square["ci95"]
-    return f"{100 * square['accuracy']:.1f} % [{100 * low:.1f}, {100 * high:.1f}] (n={square['images']})"
+def accuracy_text(result: dict) -> str:
+    """An accuracy record (``accuracy``, ``ci95``, ``images``) as ``92.5 % [88.0, 95.4] (n=200)``."""
+    low, high = result["ci95"]
+    return f"{100 * result['accuracy']:.1f} % [{100 * low:.1f}, {100 * high:.1f}] (n={result['images']})"
 
 
 def _drop(paired: dict | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.data import get_dataset_info
-from ddzoo.verification import CHECKPOINT_ARTIFACT, HEADLINE_ITERATIONS, headline, summary_row
+from ddzoo.verification import CHECKPOINT_ARTIFACT, HEADLINE_ITERATIONS, accuracy_text, headline, summary_row
 from ddzoo.zoo.hubs import import_hub
 
 LICENSE = "apache-2.0"
@@ -69,9 +69,7 @@ def _strong(verification: dict) -> str:
         lines.append(f"| DeepFool mean ‖r‖₂ / best-of | {deepfool['mean_norm'] / best['mean_norm']:.2f} |")
     for norm, result in (strong.get("autoattack") or {}).items():
         if isinstance(result, dict):
-            low, high = result["ci95"]
-            lines.append(f"| AutoAttack {norm}, ε = {result['eps']:.4f} | {100 * result['accuracy']:.1f} % "
-                         f"[{100 * low:.1f}, {100 * high:.1f}] (n={result['images']}) |")
+            lines.append(f"| AutoAttack {norm}, ε = {result['eps']:.4f} | {accuracy_text(result)} |")
     return "\n".join([*lines, ""])
 
 
