@@ -27,7 +27,7 @@ def holdout_metrics(checkpoint: str, start: int, count: int) -> dict:
     recipe = config["recipe"]
     return {"checkpoint": checkpoint, "images": f"train[{start}:{start + len(x)}]", "lam": recipe.get("lam"),
             "c": recipe.get("c"), "d": recipe.get("d"), "candidates": recipe.get("num_candidates"),
-            "epochs": recipe.get("epochs"), "accuracy": accuracy(model, x, y),
+            "epochs": recipe.get("epochs"), "recipe": recipe, "accuracy": accuracy(model, x, y),
             "rho2_50_normalized": normalized["rho2"], "fooled": normalized["fooled"]}
 
 
