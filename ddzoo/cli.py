@@ -408,13 +408,15 @@ def publish(
         help="Publish artifacts without a passing verification (the card says so).")] = False,
     skip_unverified: Annotated[bool, typer.Option(
         help="Leave artifacts without a passing verification out of the upload.")] = False,
+    compare: Annotated[list[Path] | None, typer.Option(
+        help="Verified package folder of the same dataset to compare with in the card (repeatable).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write the model card and manifest, then upload the package (refuses unverified artifacts)."""
     from ddzoo.zoo import publish as publish_package
 
     result = publish_package(package, repo, revision=revision, hub=hub, allow_unverified=allow_unverified,
-                             skip_unverified=skip_unverified)
+                             skip_unverified=skip_unverified, compare=compare or [])
     _emit(result, as_json, lambda r: typer.echo(f"published {r['repo']}@{r['revision']} ({r['commit']}) to {r['url']}"))
 
 

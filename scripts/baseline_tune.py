@@ -17,8 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ADV_FIRST_EPS = 0.1
-ADV_SMALLEST_EPS = 0.025
 PARSEVAL_BETAS = (3e-4, 1e-3, 3e-3)
 
 
@@ -70,8 +68,9 @@ class Tuner:
         def run(eps: float) -> dict:
             return self.candidate(f"at-linf-{eps:.4g}", ["--recipe", "adversarial", "--adv-norm", "linf",
                                                          "--adv-eps", f"{eps:.4g}", "--adv-steps", "7"])
-        records, eps = [run(ADV_FIRST_EPS)], ADV_FIRST_EPS
-        while not self.meets(records[-1]) and eps / 2 >= ADV_SMALLEST_EPS - 1e-12:
+        first, halvings = self.args.first_eps, self.args.halvings
+        records, eps = [run(first)], first
+        while not self.meets(records[-1]) and eps / 2 >= first / 2 ** halvings - 1e-12:
             eps /= 2
             records.append(run(eps))
         if len(records) > 1 and self.meets(records[-1]):  # the geometric middle of the last short ε and this one
@@ -94,6 +93,8 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.003)
     parser.add_argument("--runs", required=True)
     parser.add_argument("--recipes", default="parseval,adversarial")
+    parser.add_argument("--first-eps", type=float, default=0.1, help="adversarial training's first l-inf ε")
+    parser.add_argument("--halvings", type=int, default=2, help="how often ε may halve while accuracy is short")
     parser.add_argument("--train-limit", type=int, default=50000)
     parser.add_argument("--holdout-start", type=int, default=50000)
     parser.add_argument("--holdout-count", type=int, default=10000)

@@ -245,12 +245,26 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
     raise ModelNotFoundError(f"model {name}@{revision} not found{hint}: {where}; {fix}")
 
 
+def _peers(folders: list[Path | str], dataset: str) -> list[tuple[str, dict, dict]]:
+    """(name, config, verification) of each package folder to compare with; all must be of ``dataset``."""
+    peers = []
+    for folder in map(Path, folders):
+        config = read_config(folder)
+        if config["dataset"] != dataset:
+            raise InvalidArgumentError(f"cannot compare with {folder}: it is a {config['dataset']} model, not "
+                                       f"{dataset}; pass --compare only packages of the same dataset")
+        peers.append((validate_name(folder.resolve().name), config, read_verification(folder)))
+    return peers
+
+
 def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str = "hf",
-            allow_unverified: bool = False, skip_unverified: bool = False) -> dict:
+            allow_unverified: bool = False, skip_unverified: bool = False,
+            compare: list[Path | str] = ()) -> dict:
     """Write the package's card and manifest, then upload it to ``hub`` as ``repo`` (``ORG/NAME``).
 
     Refuses artifacts without a passing verification record for their current bytes, unless
     ``allow_unverified`` (the card then names them) or ``skip_unverified`` (they are left out of the upload).
+    The card compares the model with the verified packages in ``compare`` (folders, same dataset).
     """
     from ddzoo.verification import CHECKPOINT_ARTIFACT, VerificationFailedError, headline
     from ddzoo.zoo.card import make_card
@@ -271,8 +285,9 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
         raise VerificationFailedError(f"refusing to publish {package}: {detail}; run 'zoo verify {package}' "
                                       "or pass --allow-unverified")
     verification = read_verification(package)
+    peers = _peers(list(compare), config["dataset"])
     current = {k: v for k, v in verification["records"].items() if k == CHECKPOINT_ARTIFACT or status.get(k) == "pass"}
-    card = make_card(package, name, config, {**verification, "records": current}, unverified)
+    card = make_card(package, name, config, {**verification, "records": current}, unverified, peers)
     atomic_write_bytes(package / CARD, card.encode())
     files = [*write_manifest(package, exclude=left_out)["files"], MANIFEST]
     onnx = headline(current.get(ONNX))

@@ -14,6 +14,18 @@ from ddzoo.zoo.hubs import import_hub
 
 LICENSE = "apache-2.0"
 
+DEFENCES = {  # recipe name → what the defence is, in one sentence for the card
+    "reference": "plain cross-entropy training, no defence: the model the defences are measured against.",
+    "deep-defense": "Deep Defense (Yan, Guo, Zhang, NeurIPS 2018): fine-tuning with a regulariser on the norm of "
+                    "each image's DeepFool perturbation, the attack unrolled and differentiated, added to the "
+                    "cross-entropy.",
+    "adversarial": "adversarial training (Madry et al., ICLR 2018; the FGS variant: Goodfellow et al., ICLR 2015): "
+                   "training on the worst examples an attack finds in an ε-ball around each image (norm, ε and "
+                   "steps in the recipe table).",
+    "parseval": "Parseval networks (Cissé et al., ICML 2017): after every step each weight matrix is retracted "
+                "towards a Parseval tight frame, bounding each layer's Lipschitz constant (β in the recipe table).",
+}
+
 
 def eval_results(config: dict, verification: dict) -> list:
     """One accuracy and one ρ₂ result per verified artifact (metric_config = the artifact's file name)."""
@@ -74,6 +86,38 @@ def _strong(verification: dict) -> str:
 
 
 
+def _checkpoint_facts(verification: dict) -> dict[str, str]:
+    """The checkpoint record's headline numbers as table cells (the comparison table's columns)."""
+    record = verification.get("records", {}).get(CHECKPOINT_ARTIFACT) or {}
+    strong = record.get("strong") or {}
+    attacks = strong.get("autoattack") or {}
+    rho2 = headline(record)["rho2"]
+    return {"accuracy": accuracy_text({"accuracy": record["clean_accuracy"], "ci95": record["clean_accuracy_ci95"],
+                                       "images": record["images"]}) if record else "-",
+            "DeepFool ρ₂": f"{rho2:.4f}" if rho2 is not None else "-",
+            "best-of ρ₂": f"{strong['best_of']['rho2']:.4f}" if strong else "-",
+            **{f"AutoAttack {norm}": f"{100 * attacks[norm]['accuracy']:.1f} % (ε {attacks[norm]['eps']:g})"
+               if isinstance(attacks.get(norm), dict) else "-" for norm in ("Linf", "L2")},
+            "images (best-of, AutoAttack)": str(strong.get("images", "-"))}
+
+
+def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[str, dict, dict]]) -> str:
+    """How this model compares with ``peers`` (name, config, verification) on the same test images."""
+    if not peers:
+        return ""
+    rows = [(name, config, verification), *peers]
+    head = ["model", "defence", *_checkpoint_facts(verification)]
+    lines = ["", "## How it compares", "",
+             f"The checkpoints of this model and its neighbours in the zoo, measured by the same `zoo verify` on the "
+             f"first test images of {config['dataset']} (white-box, in PyTorch):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for peer, peer_config, peer_verification in rows:
+        cells = [f"**{peer}**" if peer == name else peer, peer_config.get("recipe", {}).get("name", "reference"),
+                 *_checkpoint_facts(peer_verification).values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, ""])
+
+
 def _table(verification: dict) -> str:
     rows = [summary_row(r) for r in verification.get("records", {}).values()]
     if not rows:
@@ -97,14 +141,17 @@ def _training(config: dict) -> str:
     return "\n".join(["", "| run | value |", "|---|---|", *lines, ""]) if lines else ""
 
 
-def make_card(package: Path, name: str, config: dict, verification: dict, unverified: list[str]) -> str:
-    """The card's full text for package ``name``."""
+def make_card(package: Path, name: str, config: dict, verification: dict, unverified: list[str],
+              peers: list[tuple[str, dict, dict]] = ()) -> str:
+    """The card's full text for package ``name``; ``peers`` (name, config, verification) of other packages on the
+    same dataset make its comparison table."""
     hub = import_hub()
     recipe = config.get("recipe", {})
+    defence = recipe.get("name", "reference")
     data = hub.ModelCardData(
         license=LICENSE, library_name="ddzoo", pipeline_tag="image-classification", model_name=name,
         datasets=[config["dataset"]], metrics=["accuracy", "rho2"],
-        tags=["adversarial-robustness", "deep-defense" if recipe.get("name") == "deep-defense" else "reference",
+        tags=["adversarial-robustness", defence,
               "deepfool", "onnx", *sorted({r["runtime"]["precision"] for r in verification.get("records", {}).values()}
                                           & {"fp16", "int8"}),
               "image-classification", config["arch"], config["dataset"]],
@@ -118,9 +165,8 @@ def make_card(package: Path, name: str, config: dict, verification: dict, unveri
 # {name}
 
 A `{config['arch']}` classifier for {config['dataset']} from the [ddzoo](https://github.com/ddzoo) model zoo,
-trained with the **{recipe.get('name', 'reference')}** recipe{' (Yan, Guo, Zhang, "Deep Defense", NeurIPS 2018)'
-if recipe.get('name') == 'deep-defense' else ''}. Inputs are float32 NCHW pixels in [0, 1]; the
-normalisation is inside every artifact.
+trained with the **{defence}** recipe: {DEFENCES.get(defence, "see the recipe table.")} Inputs are float32
+NCHW pixels in [0, 1]; the normalisation is inside every artifact.
 {warning}
 ## Robustness as deployed
 
@@ -133,7 +179,7 @@ artifact is published only when its gate passed: the paired accuracy drop agains
 accuracy not significantly more than 2 points below the checkpoint's.
 
 {_table(verification)}
-{_strong(verification)}
+{_strong(verification)}{_comparison(name, config, verification, list(peers))}
 ## Use
 
 ```bash

@@ -19,6 +19,7 @@ from ddzoo.errors import ChecksumError, InvalidArgumentError
 from ddzoo.package import read_manifest
 from ddzoo.verification import VerificationFailedError
 from ddzoo.zoo import ModelNotFoundError, info, list_models, publish, pull
+from ddzoo.zoo.hubs import BUNDLED_HUB
 from tests.zoo.conftest import ORG
 
 
@@ -167,3 +168,36 @@ def test_skip_unverified_leaves_failing_artifacts_out(package, tmp_path):
     assert not (folder / "model.fp16.onnx").exists() and (folder / "model.onnx").is_file()
     assert "model.fp16.onnx" not in read_manifest(folder)["files"]
     assert "model.fp16.onnx" not in (folder / "README.md").read_text()
+
+
+def _bundled_records(name: str, into: Path) -> Path:
+    """A folder named ``name`` holding a bundled package's config and verification records."""
+    folder = into / name
+    folder.mkdir()
+    for file in ("config.json", "verification.json"):
+        (folder / file).write_bytes((BUNDLED_HUB / name / "main" / file).read_bytes())
+    return folder
+
+
+def test_the_card_compares_with_packages_of_the_same_dataset_only(hub, package, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from ddzoo.package import read_config
+    from ddzoo.zoo.card import DEFENCES
+
+    peer = _bundled_records("lenet-mnist-dd", tmp_path)
+    publish(package, f"{ORG}/lenet-compared", compare=[peer])
+    text = ModelCard.load(package / "README.md").text
+    table = text.split("## How it compares")[1].split("## Use")[0]
+    record = json.loads((peer / "verification.json").read_text())["records"]["model.safetensors"]
+    row = next(line for line in table.splitlines() if line.startswith("| lenet-mnist-dd |"))
+    assert "deep-defense" in row and f"{record['deepfool']['50']['rho2']:.4f}" in row
+    assert f"{record['strong']['best_of']['rho2']:.4f}" in row
+    assert f"{100 * record['strong']['autoattack']['Linf']['accuracy']:.1f} %" in row
+    assert "| **lenet-compared** |" in table
+    assert DEFENCES[read_config(package)["recipe"]["name"]] in " ".join(text.split("## Robust")[0].split())
+
+    before = hub.requests
+    with pytest.raises(InvalidArgumentError, match="fashion-mnist model, not mnist"):
+        publish(package, f"{ORG}/lenet-compared", compare=[_bundled_records("lenet-fashion-mnist-ref", tmp_path)])
+    assert hub.requests == before
