@@ -220,9 +220,11 @@ def starting_model(arch: str, dataset: str, init: Path | str | None, seed: int, 
 
 def train_recipe(name: str, arch: str, dataset: str, out: Path | str, recipe: Any, *, init: Path | str | None,
                  device: str | None, resume: bool, stop_after_epochs: int | None, train_limit: int | None,
-                 after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
+                 after_step: Callable[[nn.Module], None] | None = None,
+                 reshape: Callable[[Classifier, str], Classifier] | None = None) -> Path | None:
     """Train with a recipe dataclass that has ``validate``, ``objective``, ``lr_at`` and ``seed`` (reference-
-    style recipes: adversarial, Parseval), from scratch or fine-tuning ``init``; records it as ``name``."""
+    style recipes: adversarial, Parseval), from scratch or fine-tuning ``init``; records it as ``name``.
+    ``reshape(model, dataset)`` may swap the starting model for the recipe's form of its architecture."""
     from dataclasses import asdict
 
     from ddzoo.device import pick_device
@@ -230,6 +232,8 @@ def train_recipe(name: str, arch: str, dataset: str, out: Path | str, recipe: An
     recipe.validate()
     dev = pick_device(device)
     model, arch, dataset = starting_model(arch, dataset, init, recipe.seed, dev)
+    if reshape is not None:
+        model = reshape(model, dataset)
     settings = {**asdict(recipe), "init": None if init is None else str(init), "train_limit": train_limit}
     return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
                         config={"dataset": dataset, "recipe": {"name": name, **settings}}, device=dev,

@@ -5,8 +5,9 @@ matrix W is pulled towards a Parseval tight frame by the retraction
 
 whose fixed points have all singular values 0 or 1, bounding each layer's Lipschitz constant. A convolution's
 kernel is its (out, in·k_h·k_w) matrix scaled by √(k_h·k_w) (each input pixel meets k_h·k_w kernel taps), so
-its operator norm stays near 1. The paper's convex residual aggregation changes the architecture and is not
-applied: the recipe is for the zoo's architectures as they are (LeNet, MLP have no residual sums).
+its operator norm stays near 1. Residual sums become the paper's convex combinations: an architecture with
+residual blocks is trained in its convex form (``resnet20`` → ``resnet20-parseval``, the same weights), which
+the checkpoint records as its architecture; LeNet and the MLP have no residual sums and stay as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ddzoo.errors import InvalidArgumentError
+from ddzoo.models import Classifier, create_model
 from ddzoo.train.loop import train_recipe
 from ddzoo.train.reference import ReferenceRecipe
 
@@ -37,6 +39,19 @@ def parseval_retraction(model: nn.Module, beta: float) -> None:
             matrix = weight.reshape(weight.shape[0], -1) * scale
             matrix = (1 + beta) * matrix - beta * matrix @ (matrix.T @ matrix)
             weight.copy_((matrix / scale).reshape(weight.shape))
+
+
+CONVEX_FORMS = {"resnet20": "resnet20-parseval"}  # architectures with residual sums → their convex form
+
+
+def convex_form(model: Classifier, dataset: str) -> Classifier:
+    """``model`` rebuilt with convex residual aggregation where its architecture sums residuals (weights kept)."""
+    form = CONVEX_FORMS.get(model.arch)
+    if form is None:
+        return model
+    convex = create_model(form, dataset)
+    convex.load_state_dict(model.state_dict())
+    return convex.to(next(model.parameters()).device).train(model.training)
 
 
 def parseval_deviation(model: nn.Module) -> dict[str, float]:
@@ -68,5 +83,5 @@ def train_parseval(arch: str, dataset: str, out: Path | str, recipe: ParsevalRec
     """Train ``arch`` on ``dataset`` as a Parseval network (or fine-tune the checkpoint ``init``) into ``out``."""
     return train_recipe("parseval", arch, dataset, out, recipe, init=init, device=device, resume=resume,
                         stop_after_epochs=stop_after_epochs, train_limit=train_limit,
-                        after_step=lambda m: parseval_retraction(m, recipe.beta))
+                        after_step=lambda m: parseval_retraction(m, recipe.beta), reshape=convex_form)
 

@@ -18,7 +18,7 @@ from ddzoo.models.paper import lenet
 
 
 def test_registry_holds_the_paper_models():
-    assert list_architectures() == ["convnet", "lenet", "mlp", "resnet20"]
+    assert list_architectures() == ["convnet", "lenet", "mlp", "resnet20", "resnet20-parseval"]
 
 
 @pytest.mark.parametrize("name", list_architectures())

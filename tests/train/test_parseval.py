@@ -53,3 +53,26 @@ def test_bad_beta_is_refused():
 
     with pytest.raises(InvalidArgumentError, match="beta"):
         ParsevalRecipe(beta=0.0).validate()
+
+
+def test_residual_sums_become_convex_combinations_with_the_same_weights(data_dir, tmp_path):
+    from ddzoo.models import create_model
+    from ddzoo.models.resnet import BasicBlock
+    from ddzoo.train.parseval import convex_form
+
+    torch.manual_seed(0)
+    summed, convex = BasicBlock(16, 32, 2), BasicBlock(16, 32, 2, residual_weight=0.5)
+    convex.load_state_dict(summed.state_dict())
+    x = torch.randn(4, 16, 8, 8)
+    torch.testing.assert_close(convex.eval()(x), 0.5 * summed.eval()(x))  # ReLU(½f + ½x) = ½·ReLU(f + x)
+
+    reference = create_model("resnet20", "cifar10", seed=0)
+    reshaped = convex_form(reference, "cifar10")
+    assert reshaped.arch == "resnet20-parseval" and convex_form(create_model("lenet", "mnist"), "mnist").arch == "lenet"
+    assert all(torch.equal(reference.state_dict()[k], v) for k, v in reshaped.state_dict().items())
+
+    folder = train_parseval("resnet20", "cifar10", tmp_path / "p", ParsevalRecipe(epochs=1, batch_size=64),
+                            device="cpu", train_limit=128)
+    model, config = load_checkpoint(folder)
+    assert config["arch"] == "resnet20-parseval" and model.arch == "resnet20-parseval"
+    assert all(block.residual_weight == 0.5 for block in model.net.layers)
