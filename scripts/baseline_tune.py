@@ -65,17 +65,23 @@ class Tuner:
         return {**max(records, key=lambda r: r["accuracy"]), "matched": False}
 
     def adversarial(self) -> dict:
+        """ε from --first-eps: halved while short (at most --halvings times) or, with --largest-eps above it,
+        doubled while met; then once the geometric middle of the last ε that met and the last that fell short."""
         def run(eps: float) -> dict:
             return self.candidate(f"at-linf-{eps:.4g}", ["--recipe", "adversarial", "--adv-norm", "linf",
                                                          "--adv-eps", f"{eps:.4g}", "--adv-steps", "7"])
-        first, halvings = self.args.first_eps, self.args.halvings
-        records, eps = [run(first)], first
-        while not self.meets(records[-1]) and eps / 2 >= first / 2 ** halvings - 1e-12:
-            eps /= 2
-            records.append(run(eps))
-        if len(records) > 1 and self.meets(records[-1]):  # the geometric middle of the last short ε and this one
-            records.append(run(eps * math.sqrt(2)))
-        return self.choose(records)
+        a = self.args
+        tried = {a.first_eps: run(a.first_eps)}
+        eps, factor = a.first_eps, (2.0 if self.meets(tried[a.first_eps]) else 0.5)
+        while self.meets(tried[eps]) == (factor > 1) and (
+                eps * 2 <= (a.largest_eps or a.first_eps) * (1 + 1e-9) if factor > 1
+                else eps / 2 >= a.first_eps / 2 ** a.halvings * (1 - 1e-9)):
+            eps *= factor
+            tried[eps] = run(eps)
+        if len(tried) > 1 and self.meets(tried[eps]) != self.meets(tried[eps / factor]):
+            middle = math.sqrt(eps * eps / factor)
+            tried[middle] = run(middle)
+        return self.choose(list(tried.values()))
 
     def parseval(self) -> dict:
         records = []
@@ -95,6 +101,7 @@ def main() -> None:
     parser.add_argument("--recipes", default="parseval,adversarial")
     parser.add_argument("--first-eps", type=float, default=0.1, help="adversarial training's first l-inf ε")
     parser.add_argument("--halvings", type=int, default=2, help="how often ε may halve while accuracy is short")
+    parser.add_argument("--largest-eps", type=float, help="ε may double up to this while accuracy is met")
     parser.add_argument("--train-limit", type=int, default=50000)
     parser.add_argument("--holdout-start", type=int, default=50000)
     parser.add_argument("--holdout-count", type=int, default=10000)
