@@ -16,8 +16,8 @@ for name in ${NAMES:-lenet-mnist-ref lenet-mnist-dd lenet-fashion-mnist-ref lene
   [ -s "$ckpt.strong.json" ] && continue
   echo "== $name" >&2
   start=$SECONDS
-  reference=()  # a Deep Defense model's reference is its pair's (its recorded --init may be another folder)
-  case "$name" in *-dd) reference=(--reference "$RUNS/${name%-dd}-ref") ;; esac
+  reference=()  # a defended model's reference is its family's -ref (its recorded --init may be another folder)
+  case "$name" in *-dd|*-at|*-parseval) reference=(--reference "$RUNS/${name%-*}-ref") ;; esac
   $ZOO eval "$ckpt" "${reference[@]}" --attacks deepfool,fmn,ddn --autoattack --strong-limit "$STRONG_LIMIT" \
     --json > "$ckpt.strong.json.tmp"
   mv "$ckpt.strong.json.tmp" "$ckpt.strong.json"
