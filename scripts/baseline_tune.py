@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PARSEVAL_BETAS = (3e-4, 1e-3, 3e-3)
+BETAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)  # Parseval's ladder, half decades
 
 
 class Tuner:
@@ -64,32 +64,34 @@ class Tuner:
             return {**max(matched, key=lambda r: r["rho2_50_normalized"]), "matched": True}
         return {**max(records, key=lambda r: r["accuracy"]), "matched": False}
 
+    def ladder(self, run, value, up: int, down: int, middle: bool) -> dict:
+        """Candidates ``value(0)``, then ``value(1), value(2) ...`` while the bound is met (at most ``up``) or
+        ``value(-1), value(-2) ...`` while it is not (at most ``down``); with ``middle``, then once the geometric
+        middle of the last value that met and the last that fell short. Returns the chosen record."""
+        tried = {0: run(value(0))}
+        step = 1 if self.meets(tried[0]) else -1
+        k = 0
+        while self.meets(tried[k]) == (step > 0) and abs(k + step) <= (up if step > 0 else down):
+            k += step
+            tried[k] = run(value(k))
+        records = list(tried.values())
+        if middle and k != 0 and self.meets(tried[k]) != self.meets(tried[k - step]):
+            records.append(run(math.sqrt(value(k) * value(k - step))))
+        return self.choose(records)
+
     def adversarial(self) -> dict:
-        """ε from --first-eps: halved while short (at most --halvings times) or, with --largest-eps above it,
-        doubled while met; then once the geometric middle of the last ε that met and the last that fell short."""
-        def run(eps: float) -> dict:
-            return self.candidate(f"at-linf-{eps:.4g}", ["--recipe", "adversarial", "--adv-norm", "linf",
-                                                         "--adv-eps", f"{eps:.4g}", "--adv-steps", "7"])
         a = self.args
-        tried = {a.first_eps: run(a.first_eps)}
-        eps, factor = a.first_eps, (2.0 if self.meets(tried[a.first_eps]) else 0.5)
-        while self.meets(tried[eps]) == (factor > 1) and (
-                eps * 2 <= (a.largest_eps or a.first_eps) * (1 + 1e-9) if factor > 1
-                else eps / 2 >= a.first_eps / 2 ** a.halvings * (1 - 1e-9)):
-            eps *= factor
-            tried[eps] = run(eps)
-        if len(tried) > 1 and self.meets(tried[eps]) != self.meets(tried[eps / factor]):
-            middle = math.sqrt(eps * eps / factor)
-            tried[middle] = run(middle)
-        return self.choose(list(tried.values()))
+        return self.ladder(lambda eps: self.candidate(
+            f"at-linf-{eps:.4g}", ["--recipe", "adversarial", "--adv-norm", "linf", "--adv-eps", f"{eps:.4g}",
+                                   "--adv-steps", "7"]),
+            lambda k: a.first_eps * 2.0 ** k, round(math.log2((a.largest_eps or a.first_eps) / a.first_eps)),
+            a.halvings, True)
 
     def parseval(self) -> dict:
-        records = []
-        for beta in PARSEVAL_BETAS:
-            records.append(self.candidate(f"parseval-{beta:g}", ["--recipe", "parseval", "--beta", f"{beta:g}"]))
-            if not self.meets(records[-1]):
-                break
-        return self.choose(records)
+        first = BETAS.index(self.args.first_beta)
+        return self.ladder(lambda beta: self.candidate(f"parseval-{beta:g}", ["--recipe", "parseval", "--beta",
+                                                                             f"{beta:g}"]),
+                           lambda k: BETAS[first + k], len(BETAS) - 1 - first, first, False)
 
 
 def main() -> None:
@@ -100,7 +102,8 @@ def main() -> None:
     parser.add_argument("--runs", required=True)
     parser.add_argument("--recipes", default="parseval,adversarial")
     parser.add_argument("--first-eps", type=float, default=0.1, help="adversarial training's first l-inf ε")
-    parser.add_argument("--halvings", type=int, default=2, help="how often ε may halve while accuracy is short")
+    parser.add_argument("--halvings", type=int, default=4, help="how often ε may halve while accuracy is short")
+    parser.add_argument("--first-beta", type=float, default=3e-4, choices=BETAS, help="Parseval's first β")
     parser.add_argument("--largest-eps", type=float, help="ε may double up to this while accuracy is met")
     parser.add_argument("--train-limit", type=int, default=50000)
     parser.add_argument("--holdout-start", type=int, default=50000)
