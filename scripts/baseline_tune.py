@@ -94,6 +94,37 @@ class Tuner:
                            lambda k: BETAS[first + k], len(BETAS) - 1 - first, first, False)
 
 
+def table(tuner: Tuner) -> None:
+    """The held-out rounds as a markdown table, ratios against the reference scored the same way."""
+    def scored(checkpoint: str, file: str) -> dict:
+        if not (tuner.runs / file).exists():
+            (tuner.runs / file).write_text(subprocess.run(
+                [sys.executable, "scripts/holdout_rho.py", checkpoint, "--start", str(tuner.args.holdout_start),
+                 "--count", str(tuner.args.holdout_count)], check=True, capture_output=True, text=True).stdout)
+        return json.loads((tuner.runs / file).read_text())
+
+    def gap(record: dict) -> float:  # accuracy minus Deep Defense's, in points, without "-0.00"
+        return round(100 * (record["accuracy"] - tuner.args.target), 2) + 0.0
+
+    reference = scored(tuner.args.ref, "reference.json")
+    chosen = {r["checkpoint"] for r in json.loads((tuner.runs / "chosen.json").read_text()).values()}
+    print("| candidate | held-out accuracy | Δ vs Deep Defense | held-out ρ₂ (× reference) | training s |\n"
+          "|---|---:|---:|---:|---:|")
+    for name, r in (("reference", reference), *((("Deep Defense", scored(tuner.args.dd, "deep-defense.json")),)
+                                                 if tuner.args.dd else ())):
+        print(f"| {name} | {100 * r['accuracy']:.2f} % | {gap(r):+.2f} | "
+              f"{r['rho2_50_normalized']:.4f} ({r['rho2_50_normalized'] / reference['rho2_50_normalized']:.2f}×) | – |")
+    for line in tuner.scores.read_text().splitlines():
+        r = json.loads(line)
+        recipe = r["recipe"]
+        name = (f"adversarial ε = {recipe['eps']:.4g}" if recipe["name"] == "adversarial"
+                else f"Parseval β = {recipe['beta']:g}")
+        name = f"**{name} (chosen)**" if r["checkpoint"] in chosen else name
+        print(f"| {name} | {100 * r['accuracy']:.2f} % | {gap(r):+.2f} | "
+              f"{r['rho2_50_normalized']:.4f} ({r['rho2_50_normalized'] / reference['rho2_50_normalized']:.2f}×) | "
+              f"{r['train_seconds']:,.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", required=True, help="reference checkpoint every candidate fine-tunes")
@@ -112,8 +143,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--zoo", default="zoo")
+    parser.add_argument("--table", action="store_true", help="print the rounds so far as a markdown table")
+    parser.add_argument("--dd", help="with --table: the Deep Defense checkpoint, scored the same way")
     args = parser.parse_args()
     tuner = Tuner(args)
+    if args.table:
+        return table(tuner)
     chosen_path = tuner.runs / "chosen.json"
     chosen = json.loads(chosen_path.read_text()) if chosen_path.exists() else {}
     for recipe in args.recipes.split(","):
