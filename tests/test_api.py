@@ -90,3 +90,40 @@ def test_verify_returns_a_typed_result_and_raises_on_a_failed_gate(data_dir):
     failed = ddzoo.verify("lenet-mnist-dd", limit=40, square=0, min_rho_ratio=1.5, raise_on_failure=False,
                           offline=True)
     assert not failed.passed and set(failed.failures) == {"model.onnx", "model.fp16.onnx", "model.int8.onnx"}
+
+
+def _family_reference(name: str) -> str:
+    return name.rsplit("-", 1)[0] + "-ref"
+
+
+ADVERSARIAL = [name for name in BUNDLED if name.endswith("-at") and _family_reference(name) in BUNDLED]
+PARSEVAL = [name for name in BUNDLED if name.endswith("-parseval") and _family_reference(name) in BUNDLED]
+
+
+@pytest.mark.parametrize("at_name", ADVERSARIAL)
+def test_every_bundled_adversarially_trained_model_resists_pgd_at_its_eps(at_name, data_dir):
+    """Adversarial training's defining claim, measured on the loaded models: at the ε it trained at, a 20-step
+    PGD leaves far more of the first 200 test images right than on its reference."""
+    from ddzoo.attacks import pgd
+
+    recipe = read_config(pull(at_name, offline=True))["recipe"]
+    x, y = load_split(read_config(pull(at_name, offline=True))["dataset"], "test").tensors(limit=200)
+    robust = {}
+    for name in (at_name, _family_reference(at_name)):
+        model = ddzoo.load(name, offline=True)
+        adversarial = pgd(model, x, y, recipe["eps"], norm=recipe["norm"], steps=20,
+                          generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            robust[name] = (model(adversarial).argmax(1) == y).float().mean().item()
+    assert robust[at_name] > robust[_family_reference(at_name)] + 0.2, robust
+
+
+@pytest.mark.parametrize("parseval_name", PARSEVAL)
+def test_every_bundled_parseval_model_is_closer_to_tight_frames_than_its_reference(parseval_name):
+    """Parseval training's defining property on the shipped weights: every layer's ‖M Mᵀ − I‖ is smaller."""
+    from ddzoo.train.parseval import parseval_deviation
+
+    deviation = {name: parseval_deviation(ddzoo.load(name, offline=True))
+                 for name in (parseval_name, _family_reference(parseval_name))}
+    reference = deviation[_family_reference(parseval_name)]
+    assert all(value < reference[layer] for layer, value in deviation[parseval_name].items()), deviation

@@ -65,9 +65,12 @@ def test_deep_defense_cli_needs_init(capsys, tmp_path):
     assert "pass --init CHECKPOINT" in capsys.readouterr().err
 
 
-def test_two_process_gloo_run_equals_one_process(lenet_checkpoint, tmp_path, data_dir):
-    """torchrun, 2 CPU processes (gloo), per-rank batch 25 == one process with batch 50."""
-    args = ["train", "--recipe", "deep-defense", "--init", str(lenet_checkpoint), "--epochs", "1",
+@pytest.mark.parametrize("recipe", [["--recipe", "deep-defense"],
+                                    ["--recipe", "adversarial", "--adv-attack", "fgs", "--adv-weight", "0.5"]])
+def test_two_process_gloo_run_equals_one_process(recipe, lenet_checkpoint, tmp_path, data_dir):
+    """torchrun, 2 CPU processes (gloo), per-rank batch 25 == one process with batch 50 (adversarial training
+    with FGS: PGD's random start is drawn per batch, so a split batch draws other starts)."""
+    args = ["train", *recipe, "--init", str(lenet_checkpoint), "--epochs", "1",
             "--batch-size", "50", "--train-limit", "100", "--device", "cpu"]
     env = {**os.environ, "ZOO_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1", "ZOO_OFFLINE": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
