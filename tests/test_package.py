@@ -20,7 +20,7 @@ def test_unknown_model_is_one_line_listing_valid_names(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert code == 1
     assert err.count("\n") == 0
-    assert err == "zoo: error: unknown model 'vgg99'; choose one of: convnet, lenet, mlp, resnet20"
+    assert err == "zoo: error: unknown model 'vgg99'; choose one of: convnet, lenet, mlp, resnet20, resnet20-parseval"
     assert not (tmp_path / "x").exists()
 
 
@@ -39,7 +39,7 @@ def test_usage_error_exit_code(capsys):
 def test_json_listings(capsys):
     assert main(["models", "list", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
-    assert [m["name"] for m in models] == ["convnet", "lenet", "mlp", "resnet20"]
+    assert [m["name"] for m in models] == ["convnet", "lenet", "mlp", "resnet20", "resnet20-parseval"]
     assert main(["data", "list", "--json"]) == 0
     names = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
     assert names["cifar10"]["shape"] == [3, 32, 32] and names["mnist"]["test"] == 10_000
