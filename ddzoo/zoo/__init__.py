@@ -247,13 +247,21 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
 
 def _peers(folders: list[Path | str], dataset: str) -> list[tuple[str, dict, dict]]:
     """(name, config, verification) of each package folder to compare with; all must be of ``dataset``."""
+    from ddzoo.zoo.card import checkpoint_facts
+
     peers = []
     for folder in map(Path, folders):
         config = read_config(folder)
         if config["dataset"] != dataset:
             raise InvalidArgumentError(f"cannot compare with {folder}: it is a {config['dataset']} model, not "
                                        f"{dataset}; pass --compare only packages of the same dataset")
-        peers.append((validate_name(folder.resolve().name), config, read_verification(folder)))
+        verification = read_verification(folder)
+        try:
+            checkpoint_facts(verification)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise InvalidArgumentError(f"cannot compare with {folder}: its checkpoint record is incomplete "
+                                       f"({err!r}); run 'zoo verify {folder}' first") from None
+        peers.append((validate_name(folder.resolve().name), config, verification))
     return peers
 
 

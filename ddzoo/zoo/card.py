@@ -86,7 +86,7 @@ def _strong(verification: dict) -> str:
 
 
 
-def _checkpoint_facts(verification: dict) -> dict[str, str]:
+def checkpoint_facts(verification: dict) -> dict[str, str]:
     """The checkpoint record's headline numbers as table cells (the comparison table's columns)."""
     record = verification.get("records", {}).get(CHECKPOINT_ARTIFACT) or {}
     strong = record.get("strong") or {}
@@ -106,14 +106,14 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
     if not peers:
         return ""
     rows = [(name, config, verification), *peers]
-    head = ["model", "defence", *_checkpoint_facts(verification)]
+    head = ["model", "defence", *checkpoint_facts(verification)]
     lines = ["", "## How it compares", "",
              f"The checkpoints of this model and its neighbours in the zoo, measured by the same `zoo verify` on the "
              f"first test images of {config['dataset']} (white-box, in PyTorch):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for peer, peer_config, peer_verification in rows:
         cells = [f"**{peer}**" if peer == name else peer, peer_config.get("recipe", {}).get("name", "reference"),
-                 *_checkpoint_facts(peer_verification).values()]
+                 *checkpoint_facts(peer_verification).values()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, ""])
 

@@ -201,3 +201,13 @@ def test_the_card_compares_with_packages_of_the_same_dataset_only(hub, package, 
     with pytest.raises(InvalidArgumentError, match="fashion-mnist model, not mnist"):
         publish(package, f"{ORG}/lenet-compared", compare=[_bundled_records("lenet-fashion-mnist-ref", tmp_path)])
     assert hub.requests == before
+
+
+def test_a_peer_without_a_complete_checkpoint_record_is_one_clear_error(hub, package, tmp_path):
+    peer = _bundled_records("lenet-mnist-dd", tmp_path)
+    records = json.loads((peer / "verification.json").read_text())
+    del records["records"]["model.safetensors"]["clean_accuracy_ci95"]
+    (peer / "verification.json").write_text(json.dumps(records))
+    with pytest.raises(InvalidArgumentError, match="checkpoint record is incomplete.*run 'zoo verify"):
+        publish(package, f"{ORG}/lenet-compared", compare=[peer])
+    assert hub.requests == 0
