@@ -103,13 +103,13 @@ PARSEVAL = [name for name in BUNDLED if name.endswith("-parseval") and _family_r
 @pytest.mark.parametrize("at_name", ADVERSARIAL)
 def test_every_bundled_adversarially_trained_model_resists_pgd_at_its_eps(at_name, data_dir):
     """Adversarial training's defining claim, measured on the loaded models: at the ε it trained at, a 20-step
-    PGD leaves more of the first 1,000 test images right than on its reference (Fashion-MNIST, ε 0.0125:
-    85.6 % vs 80.0 % measured)."""
+    PGD leaves more of the first 500 test images right than on its reference (measured: Fashion-MNIST, ε 0.0125:
+    86.8 % vs 81.8 %; MNIST, ε 0.15: 87.6 % vs 18.6 %)."""
     from ddzoo.attacks import pgd
 
     config = read_config(pull(at_name, offline=True))
     recipe = config["recipe"]
-    x, y = load_split(config["dataset"], "test").tensors(limit=1000)
+    x, y = load_split(config["dataset"], "test").tensors(limit=500)
     robust = {}
     for name in (at_name, _family_reference(at_name)):
         model = ddzoo.load(name, offline=True)

@@ -36,8 +36,13 @@ def test_zoo_list_filters_and_sorts_by_robustness(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert rows and all(r["dataset"] == "mnist" for r in rows)
     assert [r["rho2"] for r in rows] == sorted((r["rho2"] for r in rows), reverse=True)
-    assert rows[0]["name"] == "lenet-mnist-dd"  # Deep Defense's larger rho2 comes first
+    # on MNIST adversarial training's DeepFool rho2 is the largest, then Deep Defense's; the reference's is last
+    assert [r["name"] for r in rows] == ["lenet-mnist-at", "lenet-mnist-dd", "lenet-mnist-parseval",
+                                         "lenet-mnist-ref"]
     assert main(["list", "--recipe", "deep-defense", "--min-rho2", "0.2", "--json"]) == 0
     assert {r["name"] for r in json.loads(capsys.readouterr().out)} == {"lenet-mnist-dd"}
+    assert main(["list", "--dataset", "fashion-mnist", "--sort", "autoattack", "--json"]) == 0
+    assert [r["recipe"] for r in json.loads(capsys.readouterr().out)] == ["deep-defense", "adversarial", "parseval",
+                                                                          "reference"]
     assert main(["list", "--sort", "speed"]) == 1
     assert "unknown sort key 'speed'" in capsys.readouterr().err
