@@ -1,8 +1,8 @@
 """Tune the baselines (adversarial training, Parseval) by the rule in docs/results.md, issue 19.
 
 Runs the candidates one after another, each ``zoo train ... --resume`` (so the script resumes where it stopped),
-scores each on held-out training images with scripts/holdout_rho.py, appends the scores to RUNS/holdout.jsonl
-and writes the chosen checkpoint per recipe to RUNS/chosen.json. Example (Fashion-MNIST):
+scores each on held-out training images (scripts/holdout_rho.py's holdout_metrics), appends the scores to
+RUNS/holdout.jsonl and writes the chosen checkpoint per recipe to RUNS/chosen.json. Example (Fashion-MNIST):
 
     python scripts/baseline_tune.py --ref runs/final/lenet-fashion-mnist-ref --target 0.9055 \\
         --runs runs/baselines-fashion
@@ -16,6 +16,8 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+
+from holdout_rho import holdout_metrics  # scripts/ is on sys.path when this runs as a script
 
 BETAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)  # Parseval's ladder, half decades
 
@@ -44,16 +46,17 @@ class Tuner:
         print("==", " ".join(command), file=sys.stderr, flush=True)
         if not (out / "config.json").exists():
             subprocess.run(command, check=True)
-        scored = subprocess.run([sys.executable, "scripts/holdout_rho.py", str(out), "--start",
-                                 str(self.args.holdout_start), "--count", str(self.args.holdout_count)],
-                                check=True, capture_output=True, text=True).stdout
-        record = {**json.loads(scored), "command": " ".join(command),
+        record = {**self.score(str(out)), "command": " ".join(command),
                   "train_seconds": json.loads((out / "config.json").read_text())["metrics"]["train_seconds"]}
         with self.scores.open("a") as f:
             f.write(json.dumps(record) + "\n")
         print("  ", json.dumps({k: record[k] for k in ("checkpoint", "accuracy", "rho2_50_normalized")}),
               file=sys.stderr, flush=True)
         return record
+
+    def score(self, checkpoint: str) -> dict:
+        """scripts/holdout_rho.py's record of ``checkpoint`` on the held-out images."""
+        return holdout_metrics(checkpoint, self.args.holdout_start, self.args.holdout_count)
 
     def meets(self, record: dict) -> bool:
         return record["accuracy"] >= self.bound
@@ -98,9 +101,7 @@ def table(tuner: Tuner) -> None:
     """The held-out rounds as a markdown table, ratios against the reference scored the same way."""
     def scored(checkpoint: str, file: str) -> dict:
         if not (tuner.runs / file).exists():
-            (tuner.runs / file).write_text(subprocess.run(
-                [sys.executable, "scripts/holdout_rho.py", checkpoint, "--start", str(tuner.args.holdout_start),
-                 "--count", str(tuner.args.holdout_count)], check=True, capture_output=True, text=True).stdout)
+            (tuner.runs / file).write_text(json.dumps(tuner.score(checkpoint)) + "\n")
         return json.loads((tuner.runs / file).read_text())
 
     def gap(record: dict) -> float:  # accuracy minus Deep Defense's, in points, without "-0.00"

@@ -13,10 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _interval(result: dict) -> str:
-    low, high = result["ci95"]
-    return f"{100 * result['accuracy']:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
+from strong_table import interval  # scripts/ is on sys.path when this runs as a script
 
 
 def row(m: dict, reference: dict) -> list[str]:
@@ -31,7 +28,7 @@ def row(m: dict, reference: dict) -> list[str]:
             f"{m['deepfool']['box_constrained']['rho2']:.4f}",
             f"{100 * m['fgs']['accuracy'][-1]:.1f} / {100 * m['bim']['accuracy'][-1]:.1f} %",
             f"{best:.4f} ({best / reference['strong']['best_of']['rho2']:.2f}×)",
-            *(f"{_interval(aa[norm])} (ε {aa[norm]['eps']:g})" if norm in aa else "–" for norm in ("Linf", "L2")),
+            *(f"{interval(aa[norm])} (ε {aa[norm]['eps']:g})" if norm in aa else "–" for norm in ("Linf", "L2")),
             "pass" if masking and all(c["passed"] for c in masking) else "FAIL" if masking else "–",
             f"{config['metrics']['train_seconds']:,.0f}"]
 

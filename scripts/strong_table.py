@@ -17,7 +17,8 @@ def _name(m: dict) -> str:
     return Path(m["checkpoint"]).name
 
 
-def _aa(result: dict) -> str:
+def interval(result: dict) -> str:
+    """A robust-accuracy record as ``16.2 % [13.2, 19.7]`` (its 95 % Wilson interval)."""
     low, high = result["ci95"]
     return f"{100 * result['accuracy']:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
 
@@ -44,7 +45,7 @@ def main(paths: list[str]) -> None:
               f"{norms.get('fmn', {}).get('mean_norm', float('nan')):.4f} / **{best['mean_norm']:.4f}** "
               f"| {norms['deepfool']['rho2']:.4f} / {best['rho2']:.4f} "
               f"| {norms['deepfool']['mean_norm'] / best['mean_norm']:.2f} "
-              f"| {_aa(aa['Linf'])} (ε {aa['Linf']['eps']:.4g}) | {_aa(aa['L2'])} (ε {aa['L2']['eps']:.4g}) "
+              f"| {interval(aa['Linf'])} (ε {aa['Linf']['eps']:.4g}) | {interval(aa['L2'])} (ε {aa['L2']['eps']:.4g}) "
               f"| {versus} |")
     print()
     checks = [c["check"] for c in evals[0]["masking"]["checklist"]]

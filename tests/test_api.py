@@ -42,7 +42,11 @@ def test_loaded_models_reproduce_their_card(name, data_dir):
             assert (logits.argmax(1) == torch_logits.argmax(1)).all()
 
 
-PAIRS = [name for name in BUNDLED if name.endswith("-dd") and name[:-3] + "-ref" in BUNDLED]
+def _family_reference(name: str) -> str:
+    return name.rsplit("-", 1)[0] + "-ref"
+
+
+PAIRS = [name for name in BUNDLED if name.endswith("-dd") and _family_reference(name) in BUNDLED]
 
 
 @pytest.mark.parametrize("dd_name", PAIRS)
@@ -53,10 +57,10 @@ def test_every_bundled_deep_defense_model_has_a_larger_rho2_than_its_reference(d
 
     x, _ = load_split(read_config(pull(dd_name, offline=True))["dataset"], "test").tensors(limit=200)
     rho = {}
-    for name in (dd_name, dd_name[:-3] + "-ref"):
+    for name in (dd_name, _family_reference(dd_name)):
         model = ddzoo.load(name, offline=True)
         rho[name] = deepfool(model, x).rho(x).mean().item()
-    assert rho[dd_name] > 1.3 * rho[dd_name[:-3] + "-ref"], rho
+    assert rho[dd_name] > 1.3 * rho[_family_reference(dd_name)], rho
 
 
 def test_load_refuses_unknown_formats_and_models():
@@ -90,10 +94,6 @@ def test_verify_returns_a_typed_result_and_raises_on_a_failed_gate(data_dir):
     failed = ddzoo.verify("lenet-mnist-dd", limit=40, square=0, min_rho_ratio=1.5, raise_on_failure=False,
                           offline=True)
     assert not failed.passed and set(failed.failures) == {"model.onnx", "model.fp16.onnx", "model.int8.onnx"}
-
-
-def _family_reference(name: str) -> str:
-    return name.rsplit("-", 1)[0] + "-ref"
 
 
 ADVERSARIAL = [name for name in BUNDLED if name.endswith("-at") and _family_reference(name) in BUNDLED]
