@@ -12,6 +12,26 @@ from ddzoo import constants
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# `make test` runs two pytest-xdist workers on CI's two cores: one torch thread each (two would oversubscribe)
+TORCH_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+torch.set_num_threads(TORCH_THREADS)
+os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))  # the same for the CLI runs in subprocesses
+
+
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once per test run, even across pytest-xdist workers (they share the parent of their
+    base temp dirs; a file lock makes the others wait, then reuse the folder). Returns the folder."""
+    from filelock import FileLock
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    folder = root / "shared-fixtures" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{folder}.lock"):
+        if not (folder.parent / f"{folder.name}.built").exists():
+            build(folder)
+            (folder.parent / f"{folder.name}.built").touch()
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +65,8 @@ def lenet_checkpoint(data_dir, tmp_path_factory) -> Path:
     """A LeNet trained for one epoch on real MNIST (~98 % test accuracy)."""
     from ddzoo.train import ReferenceRecipe, train_reference
 
-    torch.set_num_threads(2)
-    out = tmp_path_factory.mktemp("ckpt") / "lenet-mnist-ref"
-    return train_reference("lenet", "mnist", out, ReferenceRecipe(epochs=1), device="cpu")
+    return _built_once(tmp_path_factory, "lenet-mnist-ref",
+                       lambda out: train_reference("lenet", "mnist", out, ReferenceRecipe(epochs=1), device="cpu"))
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +82,8 @@ def lenet_package(lenet_checkpoint, tmp_path_factory) -> Path:
     """``lenet_checkpoint`` exported to ONNX fp32, fp16 and INT8 (parity on the full MNIST test set)."""
     from ddzoo.export import export_package
 
-    out = tmp_path_factory.mktemp("pkg") / "lenet-mnist-test"
-    export_package(lenet_checkpoint, out, formats="onnx,fp16,int8")
-    return out
+    return _built_once(tmp_path_factory, "lenet-mnist-test",
+                       lambda out: export_package(lenet_checkpoint, out, formats="onnx,fp16,int8"))
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +91,12 @@ def verified_package(lenet_package, tmp_path_factory):
     """A copy of ``lenet_package`` verified on 200 test images: (folder, verification.json contents)."""
     import shutil
 
+    from ddzoo.package import read_verification
     from ddzoo.verification import VerifySettings, verify_package
 
-    package = tmp_path_factory.mktemp("verified") / "lenet-mnist-test"
-    shutil.copytree(lenet_package, package)
-    return package, verify_package(package, settings=VerifySettings(limit=200, crosscheck=4, square=0))
+    def build(package: Path) -> None:
+        shutil.copytree(lenet_package, package)
+        verify_package(package, settings=VerifySettings(limit=200, crosscheck=4, square=0))
+
+    package = _built_once(tmp_path_factory, "verified/lenet-mnist-test", build)
+    return package, read_verification(package)
