@@ -13,7 +13,8 @@ from ddzoo import constants
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 # `make test` runs two pytest-xdist workers on CI's two cores: one torch thread each (two would oversubscribe)
-TORCH_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+TORCH_THREADS = 1 if XDIST_WORKER else 2
 torch.set_num_threads(TORCH_THREADS)
 os.environ.setdefault("OMP_NUM_THREADS", str(TORCH_THREADS))  # the same for the CLI runs in subprocesses
 
@@ -23,14 +24,14 @@ def _built_once(tmp_path_factory, name: str, build) -> Path:
     base temp dirs; a file lock makes the others wait, then reuse the folder). Returns the folder."""
     from filelock import FileLock
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    root = tmp_path_factory.getbasetemp().parent if XDIST_WORKER else tmp_path_factory.getbasetemp()
     folder = root / "shared-fixtures" / name
+    built = folder.with_name(f"{folder.name}.built")
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{folder}.lock"):
-        if not (folder.parent / f"{folder.name}.built").exists():
+        if not built.exists():
             build(folder)
-            (folder.parent / f"{folder.name}.built").touch()
+            built.touch()
     return folder
 
 
