@@ -98,7 +98,13 @@ def train(
     space: Annotated[str, typer.Option(help="Where ρ is measured: normalized (paper) | pixel.")] = "normalized",
     adv_norm: Annotated[str, typer.Option(help="Adversarial training: linf | l2.")] = "linf",
     adv_eps: Annotated[float, typer.Option(help="Adversarial training: ε ([0,1] pixels).")] = 0.3,
-    adv_attack: Annotated[str, typer.Option(help="Adversarial training: pgd (Madry) | fgs (Goodfellow).")] = "pgd",
+    adv_attack: Annotated[str, typer.Option(
+        help="Adversarial training: pgd (Madry) | fgs (Goodfellow) | nfgsm (de Jorge et al. 2022).")] = "pgd",
+    adv_noise: Annotated[float, typer.Option(help="N-FGSM: uniform noise half-width, in units of ε.")] = 2.0,
+    guard_images: Annotated[int, typer.Option(
+        help="Adversarial training: PGD accuracy on this many held-out images (needs --train-limit) after "
+             "every epoch; the checkpoint keeps the best epoch.")] = 0,
+    guard_steps: Annotated[int, typer.Option(help="PGD steps of the --guard-images check.")] = 10,
     adv_steps: Annotated[int, typer.Option(help="Adversarial training: PGD steps.")] = 7,
     adv_step_size: Annotated[float | None, typer.Option(help="PGD step (default 2.5·ε/steps).")] = None,
     adv_weight: Annotated[float, typer.Option(help="Weight of the adversarial loss (1: Madry, 0.5: FGS paper).")
@@ -138,7 +144,8 @@ def train(
         folder = finetune_deep_defense(init, out, settings, **run)
     elif recipe == "adversarial":
         settings = AdversarialRecipe(norm=adv_norm, eps=adv_eps, attack=adv_attack, attack_steps=adv_steps,
-                                     attack_step_size=adv_step_size, adv_weight=adv_weight,
+                                     attack_step_size=adv_step_size, adv_weight=adv_weight, noise=adv_noise,
+                                     guard_images=guard_images, guard_steps=guard_steps,
                                      warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
         folder = train_adversarial(model, dataset, out, settings, init=init, **run)
     elif recipe == "parseval":

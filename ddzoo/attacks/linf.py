@@ -1,5 +1,5 @@
-"""Loss-gradient attacks: FGS (Goodfellow et al. 2015), BIM (Kurakin et al. 2017) and PGD (Madry et al. 2018,
-l∞ and l2, random start).
+"""Loss-gradient attacks: FGS (Goodfellow et al. 2015), BIM (Kurakin et al. 2017), PGD (Madry et al. 2018,
+l∞ and l2, random start) and N-FGSM (de Jorge et al. 2022, the noisy single step of fast adversarial training).
 
 All attack the true labels with the cross-entropy loss and keep images inside ``bounds``.
 """
@@ -71,3 +71,15 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm:
             step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
         adv = project(adv + alpha * step).detach()
     return adv
+
+
+def noisy_fgs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, noise: float = 2.0,
+              step_size: float | None = None, generator: torch.Generator | None = None,
+              bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """N-FGSM (de Jorge et al., NeurIPS 2022): from ``x + η``, η uniform in ``[−noise·eps, noise·eps]``, one sign
+    step of ``step_size`` (default ``eps``), not projected back onto the eps-ball (only onto the box). The paper's
+    k = 2, α = ε avoid the catastrophic overfitting of FGSM with random start at ε = 8/255 for the same cost."""
+    alpha = eps if step_size is None else step_size
+    x = x.detach()
+    start = x + noise * eps * (torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2 - 1)
+    return (start + alpha * _loss_gradient(model, start, y).sign()).clamp(*bounds).detach()

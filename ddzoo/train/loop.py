@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -31,6 +32,7 @@ from ddzoo.package import CONFIG, save_checkpoint, save_tensors
 from ddzoo.train.distributed import DistContext, all_reduce_mean
 
 STATE = "training_state.safetensors"
+BEST = "best_epoch.safetensors"  # the guard's best epoch so far (weights only), while a guarded run is unfinished
 HOLDOUT_SCORED = 10_000  # held-out images scored after every epoch (the first ones: all of them in the zoo's splits)
 
 
@@ -52,6 +54,8 @@ class SGDRecipe:
     def lr_at(self, step: int, total: int) -> float:
         """Learning rate at ``step`` of ``total``; constant unless a recipe says otherwise."""
         return self.lr
+# guard(model, holdout, device) -> a held-out score (higher is better) whose best epoch the checkpoint keeps.
+Guard = Callable[[Classifier, Split, torch.device], float | None]
 # objective(wrapped, model, x, y) -> (loss, statistics); ``wrapped`` is the DDP wrapper when distributed.
 Objective = Callable[[nn.Module, Classifier, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
@@ -113,11 +117,23 @@ def _holdout_accuracy(model: nn.Module, holdout: Split, device: torch.device) ->
             module.training = training
 
 
+def _guard_epoch(model: nn.Module, score: float | None, progress: dict[str, Any], out: Path,
+                 device: torch.device) -> None:
+    """Record the guard's score of the epoch just ended; keep the weights if it is the best so far."""
+    if score is None:
+        return
+    curve = progress.setdefault("holdout_guard_curve", [])
+    curve.append(score)
+    if score >= max(curve):  # ties go to the later epoch (lower learning rate)
+        save_tensors(out / BEST, model.state_dict())
+        progress["best_epoch"] = progress["epoch"]
+
+
 def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, recipe: dict[str, Any],
         lr_at: Callable[[int, int], float], test: Split, config: dict[str, Any], device: torch.device,
         ctx: DistContext | None = None, resume: bool = False, stop_after_epochs: int | None = None,
         on_model: Callable[[nn.Module], nn.Module] | None = None, holdout: Split | None = None,
-        after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
+        after_step: Callable[[nn.Module], None] | None = None, guard: Guard | None = None) -> Path | None:
     """Train ``model`` with SGD (momentum, weight decay) on ``objective`` and write a checkpoint to ``out``.
 
     Args:
@@ -137,6 +153,8 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
         holdout: held-out training images whose accuracy after every epoch is recorded (``holdout_curve`` in
             the saved progress and the checkpoint's metrics): a learning curve that never touches the test set.
         after_step: called with the model after every optimizer step (e.g. Parseval's retraction).
+        guard: scores the model on ``holdout`` after every epoch (``holdout_guard_curve``); the checkpoint
+            keeps the weights of the best-scoring epoch (``best_epoch``), e.g. against catastrophic overfitting.
 
     Returns:
         ``out`` when training is complete, None when stopped early.
@@ -191,16 +209,21 @@ def fit(model: Classifier, train: Split, objective: Objective, *, out: Path, rec
         progress["seconds"] += time.perf_counter() - started
         if holdout is not None and ctx.is_main:
             progress.setdefault("holdout_curve", []).append(_holdout_accuracy(model, holdout, device))
+            if guard is not None:
+                _guard_epoch(model, guard(model, holdout, device), progress, out, device)
         epochs_run += 1
         if ctx.is_main:
             save_training_state(out, model, optimizer, generator, progress)
         ctx.barrier()
     if ctx.is_main:
+        if "best_epoch" in progress:
+            model.load_state_dict(load_file(str(out / BEST), device=str(device)))
         metrics = {"test_accuracy": accuracy(model.eval(), *test.tensors(), device=device),
                    "train_seconds": round(progress["seconds"], 1), "device": str(device),
                    "machine": describe_machine(device), "world_size": ctx.world_size}
-        if "holdout_curve" in progress:
-            metrics["holdout_curve"] = progress["holdout_curve"]
+        for key in ("holdout_curve", "holdout_guard_curve", "best_epoch"):
+            if key in progress:
+                metrics[key] = progress[key]
         save_checkpoint(out, model, {**config, "seed": recipe["seed"], "metrics": metrics})
     ctx.barrier()
     return out
@@ -221,7 +244,8 @@ def starting_model(arch: str, dataset: str, init: Path | str | None, seed: int, 
 def train_recipe(name: str, arch: str, dataset: str, out: Path | str, recipe: Any, *, init: Path | str | None,
                  device: str | None, resume: bool, stop_after_epochs: int | None, train_limit: int | None,
                  after_step: Callable[[nn.Module], None] | None = None,
-                 reshape: Callable[[Classifier, str], Classifier] | None = None) -> Path | None:
+                 reshape: Callable[[Classifier, str], Classifier] | None = None, guard: Guard | None = None
+                 ) -> Path | None:
     """Train with a recipe dataclass that has ``validate``, ``objective``, ``lr_at`` and ``seed`` (reference-
     style recipes: adversarial, Parseval), from scratch or fine-tuning ``init``; records it as ``name``.
     ``reshape(model, dataset)`` may swap the starting model for the recipe's form of its architecture."""
@@ -238,13 +262,14 @@ def train_recipe(name: str, arch: str, dataset: str, out: Path | str, recipe: An
     return run_training(model, dataset, out, recipe.objective, recipe=settings, lr_at=recipe.lr_at,
                         config={"dataset": dataset, "recipe": {"name": name, **settings}}, device=dev,
                         resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit,
-                        after_step=after_step)
+                        after_step=after_step, guard=guard)
 
 
 def run_training(model: Classifier, dataset: str, out: Path | str, objective: Objective, *,
                  recipe: dict[str, Any], lr_at: Callable[[int, int], float], config: dict[str, Any],
                  device: torch.device, resume: bool = False, stop_after_epochs: int | None = None,
-                 train_limit: int | None = None, after_step: Callable[[nn.Module], None] | None = None) -> Path | None:
+                 train_limit: int | None = None, after_step: Callable[[nn.Module], None] | None = None,
+                 guard: Guard | None = None) -> Path | None:
     """Load the data, join the torchrun job if there is one, wrap the model in DDP and :func:`fit`.
 
     With ``train_limit``, the training images past it are held out; the first :data:`HOLDOUT_SCORED` of them are
@@ -271,6 +296,6 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
         return fit(model, train, objective, out=Path(out), recipe=recipe, lr_at=lr_at,
                    test=load_split(dataset, "test"), config=config, device=device, ctx=ctx, resume=resume,
                    stop_after_epochs=stop_after_epochs, on_model=ddp if ctx.enabled else None,
-                   holdout=holdout, after_step=after_step)
+                   holdout=holdout, after_step=after_step, guard=guard)
     finally:
         shutdown_distributed(ctx)

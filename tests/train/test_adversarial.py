@@ -7,8 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ddzoo.attacks import attack_copy, fgs, pgd
-from ddzoo.package import load_checkpoint
+from ddzoo.attacks import attack_copy, fgs, noisy_fgs, pgd
+from ddzoo.data import Split, load_split
+from ddzoo.package import load_checkpoint, read_config
 from ddzoo.train import AdversarialRecipe, train_adversarial
 
 
@@ -64,6 +65,44 @@ def test_adversarial_resume_equals_uninterrupted(lenet_checkpoint, tmp_path):
 def test_bad_adversarial_options_are_refused():
     from ddzoo.errors import InvalidArgumentError
 
-    for bad in ({"norm": "l1"}, {"attack": "fgs", "norm": "l2"}, {"adv_weight": 2.0}, {"eps": -1.0}):
+    for bad in ({"norm": "l1"}, {"attack": "fgs", "norm": "l2"}, {"adv_weight": 2.0}, {"eps": -1.0},
+                {"attack": "nfgsm", "norm": "l2"}, {"noise": -1.0}, {"guard_images": -1}, {"guard_steps": 0}):
         with pytest.raises(InvalidArgumentError):
             AdversarialRecipe(**bad).validate()
+
+
+def test_noisy_fgs_leaves_the_eps_ball_by_its_noise_only_and_fools(lenet, mnist_test):
+    """N-FGSM: |δ| ≤ (k + 1)·ε, not projected onto the ε-ball (most pixels leave it), inside the box."""
+    x, y = mnist_test.tensors(limit=200)
+    model = attack_copy(lenet)
+    eps = 0.1
+    adv = noisy_fgs(model, x, y, eps, noise=2.0, generator=torch.Generator().manual_seed(0))
+    delta = (adv - x).abs()
+    assert delta.max() <= 3 * eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert (delta > eps + 1e-6).float().mean() > 0.1
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).float().mean() < (model(x).argmax(1) == y).float().mean()
+
+
+def test_guard_keeps_the_best_epoch_and_resumes(lenet_checkpoint, tmp_path):
+    """With --guard-images, every epoch's held-out PGD accuracy is recorded and the checkpoint holds the
+    weights of the best epoch; a resumed guarded run ends with the same weights and curve."""
+    recipe = AdversarialRecipe(epochs=3, eps=0.1, attack="nfgsm", lr=0.01, batch_size=50, guard_images=100,
+                               guard_steps=3)
+    run = {"init": lenet_checkpoint, "device": "cpu", "train_limit": 300}
+    whole = train_adversarial("lenet", "mnist", tmp_path / "whole", recipe, **run)
+    metrics = read_config(whole)["metrics"]
+    curve = metrics["holdout_guard_curve"]
+    assert len(curve) == 3 and len(metrics["holdout_curve"]) == 3
+    best = max(range(3), key=lambda i: (curve[i], i)) + 1
+    assert metrics["best_epoch"] == best
+    model, _ = load_checkpoint(whole)
+    train = load_split("mnist", "train")
+    holdout = Split(train.info, train.name, train.images[300:400], train.labels[300:400])
+    assert abs(recipe.guard(model, holdout, torch.device("cpu")) - curve[best - 1]) <= 0.02  # layout rounding
+    split = tmp_path / "split"
+    train_adversarial("lenet", "mnist", split, recipe, stop_after_epochs=2, **run)
+    train_adversarial("lenet", "mnist", split, recipe, resume=True, **run)
+    assert read_config(split)["metrics"]["holdout_guard_curve"] == curve
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(split / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
