@@ -1,79 +1,129 @@
-"""Verification speed: DeepFool against an ONNX artifact (onnxruntime in the loop, bisection to its boundary)
-versus plain DeepFool on the checkpoint, same images and settings, one run.
+"""Verification speed: the replay pipeline against the artifact-in-the-loop pipeline it replaced, one run.
 
-Both: 50 iterations, K = 10 candidates, overshoot 0.02, unconstrained, batches of 500. Target: verifying the
-ONNX artifact costs <= 1.5x attacking the checkpoint itself.
+Both verify copies of the same package (checkpoint, fp32, fp16 and INT8 ONNX artifacts) on the same test images
+with the same settings. The old pipeline is the package as it was at ``--old`` (default: the last commit before
+the replay pipeline), extracted with ``git archive`` and run in a subprocess; the new one is this checkout. Prints
+each pipeline's wall time, their ratio, and the records compared artifact by artifact: clean accuracy (must be
+identical), ρ₂ at every budget and the ρ₂ ratio (within 1 %), the gate verdicts (the same), and how many images
+left the checkpoint's path (attacked with the artifact in the loop).
 
-    python bench/verify.py [--images 1000] [--lenet CKPT] [--resnet CKPT] [--json OUT]
+    python bench/verify.py [--package DIR_OR_NAME] [--images 1000] [--square 100] [--old REV] [--json OUT]
+                           [--only new]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
-from deepfool import RUNS, checkpoint  # bench/deepfool.py: the same reference checkpoints
 
-from ddzoo.attacks import attack_copy, deepfool
-from ddzoo.attacks.deepfool import l2_norms
-from ddzoo.data import load_split
 from ddzoo.export import export_package
-from ddzoo.package import load_checkpoint
-from ddzoo.runtime import open_runner
-from ddzoo.train import ReferenceRecipe
-from ddzoo.verification.attack import artifact_deepfool
+from ddzoo.package import package_files
+from ddzoo.verification import VerifySettings, verify_package
 
-STEPS, CANDIDATES, BATCH = 50, 10, 500
+RUNS = Path("runs/bench")
+OLD = "616655c"  # main before the replay pipeline (issue 28)
+OLD_RUN = """
+import json, sys, time
+import torch
+torch.set_num_threads(2)
+from ddzoo.verification import VerifySettings, verify_package
+started = time.perf_counter()
+verify_package(sys.argv[1], settings=VerifySettings(limit=int(sys.argv[2]), square=int(sys.argv[3])))
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
 
 
-def in_batches(fn, x):
-    start = time.perf_counter()
-    parts = [fn(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]
-    seconds = time.perf_counter() - start
-    r = torch.cat([p[0] for p in parts])
-    fooled = torch.cat([p[1] for p in parts])
-    return {"images_per_s": len(x) / seconds, "seconds": round(seconds, 2),
-            "rho2": (l2_norms(r) / l2_norms(x)).mean().item(), "fooled": fooled.float().mean().item()}
+def full_package(source: str) -> Path:
+    """The package with all three ONNX precisions (the bundled one lacks INT8: exported once into runs/bench)."""
+    from ddzoo.api import _folder
+
+    folder = _folder(source, None, None)
+    if (folder / "model.int8.onnx").is_file():
+        return folder
+    target = RUNS / f"{folder.resolve().name if folder.name != 'main' else folder.parent.name}-full"
+    if not (target / "model.int8.onnx").is_file():
+        print(f"exporting {folder} with fp16 and int8 into {target}", file=sys.stderr)
+        export_package(folder, target, formats="onnx,fp16,int8", parity_limit=1000)
+    return target
+
+
+def fresh_copy(package: Path, target: Path) -> Path:
+    """A copy of the package without verification records."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for file in package_files(package):
+        if file != "verification.json":
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(package / file, target / file)
+    return target
+
+
+def run_old(rev: str, package: Path, images: int, square: int) -> float:
+    tree = RUNS / f"ddzoo-{rev}"
+    if not (tree / "ddzoo").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", rev, "ddzoo"], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    done = subprocess.run([sys.executable, "-c", OLD_RUN, str(package.resolve()), str(images), str(square)],
+                          cwd=tree, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def compare(old: dict, new: dict) -> list[dict]:
+    rows = []
+    for name, record in new["records"].items():
+        before = old["records"][name]
+        row = {"artifact": name, "accuracy_same": before["clean_accuracy"] == record["clean_accuracy"],
+               "gate_same": before["gate"]["passed"] == record["gate"]["passed"],
+               "in_the_loop": record.get("method", {}).get("images_in_the_loop", {})}
+        for key in ("5", "50", "box_constrained"):
+            row[f"rho2 {key}"] = record["deepfool"][key]["rho2"] / before["deepfool"][key]["rho2"] - 1
+        row["rho2 ratio"] = record["rho2_ratio"] / before["rho2_ratio"] - 1
+        row["within_1pct"] = all(abs(v) <= 0.01 for k, v in row.items() if k.startswith("rho2"))
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--package", default="resnet-cifar10-dd")
     parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--lenet")
-    parser.add_argument("--resnet")
+    parser.add_argument("--square", type=int, default=100)
+    parser.add_argument("--old", default=OLD)
+    parser.add_argument("--only", choices=["new"], help="skip the old pipeline (time the new one alone)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    cases = [("lenet", "mnist", checkpoint(args.lenet, "lenet", "mnist", ReferenceRecipe(epochs=2))),
-             ("resnet20", "cifar10", checkpoint(args.resnet, "resnet20", "cifar10", ReferenceRecipe(epochs=3, lr=0.1)))]
-    report = []
-    for arch, dataset, ckpt in cases:
-        package = RUNS / f"{arch}-{dataset}-package"
-        if not (package / "model.onnx").is_file():
-            export_package(ckpt, package, formats="onnx", parity_limit=1000)
-        model = attack_copy(load_checkpoint(ckpt)[0])
-        x, _ = load_split(dataset, "test").tensors(limit=args.images)
-        with open_runner(package / "model.onnx", providers=["CPUExecutionProvider"]) as runner:
-            def plain(xb, model=model):
-                result = deepfool(model, xb, max_iter=STEPS, num_candidates=CANDIDATES)
-                return result.perturbation, result.fooled
-
-            def verified(xb, model=model, runner=runner):
-                result = artifact_deepfool(model, runner, xb, max_iter=STEPS, num_candidates=CANDIDATES)
-                return result.perturbation, result.fooled
-
-            rows = {"checkpoint (torch)": in_batches(plain, x), "ONNX artifact in the loop": in_batches(verified, x)}
-        cost = rows["checkpoint (torch)"]["images_per_s"] / rows["ONNX artifact in the loop"]["images_per_s"]
-        print(f"\n{arch} on {dataset}: {len(x)} test images, {STEPS} iterations, K={CANDIDATES}, "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        print(f"{'attack':28s} {'img/s':>8s} {'rho2':>8s} {'fooled':>7s}")
-        for name, row in rows.items():
-            print(f"{name:28s} {row['images_per_s']:8.1f} {row['rho2']:8.4f} {row['fooled']:7.3f}")
-        print(f"verification cost: {cost:.2f}x attacking the checkpoint (target <= 1.5x)")
-        report.append({"arch": arch, "dataset": dataset, "checkpoint": str(ckpt), "rows": rows, "cost_ratio": cost})
+    package = full_package(args.package)
+    report: dict = {"package": str(package), "images": args.images, "square": args.square,
+                    "torch": torch.__version__, "threads": torch.get_num_threads()}
+    new_copy = fresh_copy(package, RUNS / "verify-new")
+    started = time.perf_counter()
+    new = verify_package(new_copy, settings=VerifySettings(limit=args.images, square=args.square))
+    report["new_seconds"] = time.perf_counter() - started
+    print(f"new (replay) pipeline: {report['new_seconds']:.1f} s on {args.images} images, Square on {args.square}")
+    if args.only != "new":
+        old_copy = fresh_copy(package, RUNS / "verify-old")
+        report["old_seconds"] = run_old(args.old, old_copy, args.images, args.square)
+        old = json.loads((old_copy / "verification.json").read_text())
+        report["speedup"] = report["old_seconds"] / report["new_seconds"]
+        report["records"] = compare(old, new)
+        print(f"old (in-the-loop, {args.old}) pipeline: {report['old_seconds']:.1f} s -> speed-up "
+              f"{report['speedup']:.2f}x")
+        print(f"{'artifact':20s} {'acc same':>8s} {'gate same':>9s} {'Δρ₂ 5':>8s} {'Δρ₂ 50':>8s} {'Δρ₂ box':>8s} "
+              f"{'Δratio':>8s}  in the loop")
+        for row in report["records"]:
+            print(f"{row['artifact']:20s} {row['accuracy_same']!s:>8s} {row['gate_same']!s:>9s} "
+                  f"{100 * row['rho2 5']:+7.2f}% {100 * row['rho2 50']:+7.2f}% "
+                  f"{100 * row['rho2 box_constrained']:+7.2f}% "
+                  f"{100 * row['rho2 ratio']:+7.2f}%  {row['in_the_loop']}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -15,7 +15,7 @@ differentiable graph is built for it alone with a single vector-Jacobian product
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 import torch
@@ -48,6 +48,28 @@ class DeepFoolResult:
         return l2_norms(self.perturbation, eps) / l2_norms(x, eps)
 
 
+@dataclass
+class DeepFoolTrace:
+    """The decisions an untargeted :func:`deepfool` run took, recorded so that another implementation of the same
+    classifier (a deployed artifact) can be checked against them with forward passes only.
+
+    Attributes:
+        checks: per success check, ``(rows, points, fooled)``: the images (rows of the attacked batch), the
+            points looked at and the verdict there.
+        steps: per step, ``(rows, points, candidates, norms, chosen, value)``: where the step linearised, the
+            rows' candidate classes (k̂ first), ``||w'_k||`` of every other candidate, the chosen column l (into
+            ``candidates[:, 1:]``) and ``f'_l``.
+    """
+
+    checks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    steps: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
+
+    def extend(self, other: DeepFoolTrace, rows: torch.Tensor) -> None:
+        """Append ``other``, a trace of a run on ``x[rows]``, in this trace's row numbering."""
+        self.checks += [(rows[r], *rest) for r, *rest in other.checks]
+        self.steps += [(rows[r], *rest) for r, *rest in other.steps]
+
+
 def l2_norms(v: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """l2 norm over all but the first axis, ``sqrt(Σv² + eps²)``."""
     return (v.flatten(1).pow(2).sum(1) + eps * eps).sqrt()
@@ -72,6 +94,7 @@ def deepfool(
     clean_logits: torch.Tensor | None = None,
     step_margin: float | None = None,
     oracle: Oracle | None = None,
+    trace: DeepFoolTrace | None = None,
     eps: float = 1e-5,
 ) -> DeepFoolResult:
     """Run l2 DeepFool on a batch.
@@ -100,6 +123,7 @@ def deepfool(
         oracle: logits of another implementation of the same classifier (e.g. a deployed ONNX artifact);
             when given, the clean prediction, the candidates, every step's logit differences f' and every
             success check come from it, and only the gradients w' from ``model``. Not with ``create_graph``.
+        trace: if given, every check and step is recorded into it (untargeted, without ``create_graph``).
         eps: added inside norms, keeping divisions and their gradients finite.
 
     Returns:
@@ -111,6 +135,8 @@ def deepfool(
         raise InvalidArgumentError(f"linearize_at must be 'accumulated' or 'overshoot', got {linearize_at!r}")
     if oracle is not None and create_graph:
         raise InvalidArgumentError("an oracle gives no gradients; use it without create_graph")
+    if trace is not None and (create_graph or targets is not None):
+        raise InvalidArgumentError("a trace records untargeted runs without create_graph")
     x = x.detach()
     n = x.shape[0]
 
@@ -158,9 +184,13 @@ def deepfool(
         if step > 0:
             if check_at_step_point:
                 forward = _forward(model, point, oracle)
+                checked = point.detach()
                 done = succeeded(forward.values, active)
             else:
-                done = succeeded(logits_of(clip(x[active] + (1 + overshoot) * total[active].detach())), active)
+                checked = clip(x[active] + (1 + overshoot) * total[active].detach())
+                done = succeeded(logits_of(checked), active)
+            if trace is not None:
+                trace.checks.append((active, checked, done))
             finished[active[done]] = True
             if forward is not None and int(done.sum()) * gradient_passes < int((~done).sum()):
                 stepping = ~done  # few finished: their backward passes cost less than a new forward for the rest
@@ -171,36 +201,48 @@ def deepfool(
             break
         if forward is None:
             forward = _forward(model, point, oracle)
+        info: dict[str, torch.Tensor] | None = {} if trace is not None else None
         r_step = _step(forward, candidates[active], create_graph, full_graph, eps,
-                       targeted=targets is not None, margin=margin)
+                       targeted=targets is not None, margin=margin, info=info)
         if stepping is not None:
             active, r_step = active[stepping], r_step[stepping]
+        if info is not None and trace is not None:
+            keep = slice(None) if stepping is None else stepping
+            trace.steps.append((active, forward.point.detach()[keep], candidates[active], info["norms"][keep],
+                                info["nearest"][keep], info["value"][keep]))
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
     if active.numel():  # the samples that used every iteration: were they fooled in the end?
         final = clip(x[active] + (1 + overshoot) * total[active].detach())
         finished[active] = succeeded(logits_of(final), active)
+        if trace is not None:
+            trace.checks.append((active, final, finished[active]))
     perturbation = clip(x + (1 + overshoot) * total) - x
     return DeepFoolResult(perturbation, iterations, finished, start)
 
 
-def deepfool_budgets(model: nn.Module, x: torch.Tensor, budgets: Iterable[int], **kwargs) -> dict[int, DeepFoolResult]:
+def deepfool_budgets(model: nn.Module, x: torch.Tensor, budgets: Iterable[int], *, trace: DeepFoolTrace | None = None,
+                     **kwargs) -> dict[int, DeepFoolResult]:
     """:func:`deepfool` at several iteration budgets (``max_iter``), exactly, for little more than the smallest.
 
     DeepFool is deterministic per image, so an image fooled within a smaller budget follows the same trajectory
     to the same result under a larger one; each larger budget re-attacks only the images still not fooled.
-    ``kwargs`` go to :func:`deepfool` (not ``create_graph``, ``targets`` or ``clean_logits``).
+    ``trace`` records every run (the re-attacks' first steps twice). ``kwargs`` go to :func:`deepfool` (not
+    ``create_graph``, ``targets`` or ``clean_logits``).
     """
     results: dict[int, DeepFoolResult] = {}
     previous: DeepFoolResult | None = None
     for budget in sorted(set(budgets)):
         if previous is None:
-            previous = deepfool(model, x, max_iter=budget, **kwargs)
+            previous = deepfool(model, x, max_iter=budget, trace=trace, **kwargs)
         else:
             rows = torch.nonzero(~previous.fooled).squeeze(1)
             if rows.numel():
-                update = deepfool(model, x[rows], max_iter=budget, **kwargs)
+                part = DeepFoolTrace() if trace is not None else None
+                update = deepfool(model, x[rows], max_iter=budget, trace=part, **kwargs)
+                if trace is not None and part is not None:
+                    trace.extend(part, rows)
                 merged = {f.name: getattr(previous, f.name).index_copy(0, rows, getattr(update, f.name))
                           for f in fields(previous)}
                 previous = replace(previous, **merged)
@@ -251,12 +293,13 @@ def _forward(model: nn.Module, point: torch.Tensor, oracle: Oracle | None = None
 
 
 def _step(forward: _Forward, candidates: torch.Tensor, create_graph: bool, full_graph: bool, eps: float,
-          targeted: bool = False, margin: float = 0.0) -> torch.Tensor:
+          targeted: bool = False, margin: float = 0.0, info: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """One DeepFool step at ``forward.point`` for each row, toward the nearest linearised candidate boundary.
 
     The logit values come from ``forward.values`` (an oracle's, if given) and only the gradients from the
     model's graph in ``forward.logits``. Targeted rows (candidates ``[k̂, target]``) replace k̂ by the strongest
-    non-target class at the point; a row already classified as its target there takes no step.
+    non-target class at the point; a row already classified as its target there takes no step. ``info``, if
+    given, receives the candidates' ``norms``, the ``nearest`` column and its ``value`` f'_l.
     """
     point, logits, values = forward.point, forward.logits, forward.values
     with torch.enable_grad():
@@ -279,6 +322,8 @@ def _step(forward: _Forward, candidates: torch.Tensor, create_graph: bool, full_
         norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
         nearest = (value_diffs.abs() / norms).argmin(1)  # l, a constant for differentiation
         rows = torch.arange(point.shape[0], device=point.device)
+        if info is not None:
+            info.update(norms=norms.detach(), nearest=nearest, value=value_diffs[rows, nearest].detach())
         if create_graph and full_graph:
             w, f = all_grads[rows, nearest], diffs[rows, nearest]
         elif create_graph:

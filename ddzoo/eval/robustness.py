@@ -122,11 +122,23 @@ def linf_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_ref:
               judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, dict]:
     """FGS and BIM accuracy at ``EPS_FACTORS``·ε_ref of each (``judge``: see :func:`linf_accuracy`)."""
     grids = {}
-    for attack in LINF_ATTACKS:
-        eps = [factor * eps_ref[attack] for factor in EPS_FACTORS]
+    for attack, eps in linf_eps(eps_ref).items():
         grids[attack] = {"eps": eps, "accuracy": [linf_accuracy(model, x, y, attack, e, settings=settings,
                                                                 device=device, judge=judge) for e in eps]}
     return grids
+
+
+def linf_eps(eps_ref: dict[str, float]) -> dict[str, list[float]]:
+    """The ε grid of each l∞ attack: ``EPS_FACTORS``·ε_ref."""
+    return {attack: [factor * eps_ref[attack] for factor in EPS_FACTORS] for attack in LINF_ATTACKS}
+
+
+def linf_adversarials(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_ref: dict[str, float], *,
+                      settings: EvalSettings) -> dict[str, list[torch.Tensor]]:
+    """The FGS and BIM adversarial examples of one batch at every ε of the grid: they depend on ``model``'s
+    gradients alone, so any number of artifacts can be judged on them with forward passes."""
+    return {attack: [LINF_ATTACKS[attack](model, x, y, e, **({"steps": settings.bim_steps} if attack == "bim" else {}))
+                     for e in eps] for attack, eps in linf_eps(eps_ref).items()}
 
 
 def find_eps_ref(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, *,

@@ -10,25 +10,61 @@ reference weights — then moves each perturbation along its direction onto the 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
+from ddzoo.attacks.deepfool import DeepFoolTrace, deepfool_budgets, l2_norms
 from ddzoo.runtime import Runner
+
+
+class Predictor(Protocol):
+    """Anything with a Runner's ``predict`` (logits of float32 pixels): a runner, or a module wrapped by
+    :class:`ModulePredictor`."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class ModulePredictor:
+    """A torch module as a :class:`Predictor` (no gradients; its logits on the module's device)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
 
 
 @dataclass
 class ArtifactAttack:
-    """Per image: the perturbation fooling the artifact (or the partial one), fooled flag, iterations, and the
-    perturbation as DeepFool returned it before bisection."""
+    """Per image: the perturbation fooling the artifact (or the partial one), fooled flag, iterations, the
+    perturbation as DeepFool returned it before the line search (``unshrunk``), and the line search's final
+    bracket: ``unshrunk`` scaled by ``high`` fools the artifact (inf: no scale found), scaled by ``low`` not."""
 
     perturbation: torch.Tensor
     fooled: torch.Tensor
     iterations: torch.Tensor
     start_labels: torch.Tensor
     unshrunk: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+    def take(self, rows: torch.Tensor) -> ArtifactAttack:
+        """The images ``rows`` only."""
+        return ArtifactAttack(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def put(self, rows: torch.Tensor, other: ArtifactAttack) -> ArtifactAttack:
+        """A copy with the images ``rows`` replaced by ``other``'s."""
+        return ArtifactAttack(*(getattr(self, f.name).index_copy(0, rows, getattr(other, f.name))
+                                for f in fields(self)))
+
+    @staticmethod
+    def cat(parts: list[ArtifactAttack]) -> ArtifactAttack:
+        """Batches joined in order."""
+        return ArtifactAttack(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(ArtifactAttack)))
 
     def rho(self, x: torch.Tensor) -> torch.Tensor:
         return l2_norms(self.perturbation) / l2_norms(x)
@@ -38,14 +74,15 @@ def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
-def to_boundary(runner: Runner, x: torch.Tensor, r: torch.Tensor, start: torch.Tensor, fooled: torch.Tensor,
+def to_boundary(runner: Predictor, x: torch.Tensor, r: torch.Tensor, start: torch.Tensor, fooled: torch.Tensor,
                 steps: int = 8, bounds: tuple[float, float] | None = None, max_scale: float = 4.0
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Move each ``x + r`` along ``r`` onto the artifact's decision boundary (its fooling side).
 
     A fooling ``r`` is shrunk by bisection, first inside [0.9, 1] (DeepFool overshoots by a few per cent),
     else inside [0, 0.9]. A ``r`` that does not fool the artifact is stretched (×1.5 up to ``max_scale``)
-    until it does, then bisected. Returns the new perturbations and which of them fool the artifact.
+    until it does, then bisected. Returns the new perturbations, which of them fool the artifact, and the final
+    bracket of scales (``low`` does not fool, ``high`` does; inf where no scale did).
     """
     def flips(rows: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         points = x[rows] + _expand(t, x) * r[rows]
@@ -68,6 +105,7 @@ def to_boundary(runner: Runner, x: torch.Tensor, r: torch.Tensor, start: torch.T
         hit = stretch[now]
         low[hit], high[hit], fooled[hit] = scale / 1.5, scale, True
         stretch = stretch[~now]
+    low[~fooled], high[~fooled] = scale, float("inf")  # the largest scale probed did not fool
     rows = torch.nonzero(fooled).squeeze(1)
     for _ in range(steps if rows.numel() else 0):
         mid = (low[rows] + high[rows]) / 2
@@ -75,10 +113,10 @@ def to_boundary(runner: Runner, x: torch.Tensor, r: torch.Tensor, start: torch.T
         high[rows] = torch.where(now, mid, high[rows])
         low[rows] = torch.where(now, low[rows], mid)
     moved = r * _expand(torch.where(fooled, high, torch.ones(len(x))), r)
-    return (moved if bounds is None else (x + moved).clamp(*bounds) - x), fooled
+    return (moved if bounds is None else (x + moved).clamp(*bounds) - x), fooled, low, high
 
 
-def artifact_deepfool(model: nn.Module, runner: Runner, x: torch.Tensor, *, max_iter: int, num_candidates: int,
+def artifact_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, *, max_iter: int, num_candidates: int,
                       overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
                       bisection_steps: int = 8) -> ArtifactAttack:
     """DeepFool on ``runner``'s artifact with gradients from ``model`` (the same weights in torch, CPU)."""
@@ -86,17 +124,20 @@ def artifact_deepfool(model: nn.Module, runner: Runner, x: torch.Tensor, *, max_
                                      overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps)[max_iter]
 
 
-def artifact_deepfool_budgets(model: nn.Module, runner: Runner, x: torch.Tensor, budgets: Iterable[int], *,
+def artifact_deepfool_budgets(model: nn.Module, runner: Predictor, x: torch.Tensor, budgets: Iterable[int], *,
                               num_candidates: int, overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
-                              bisection_steps: int = 8) -> dict[int, ArtifactAttack]:
-    """:func:`artifact_deepfool` at several iteration budgets from one sweep (:func:`deepfool_budgets`)."""
+                              bisection_steps: int = 8, trace: DeepFoolTrace | None = None
+                              ) -> dict[int, ArtifactAttack]:
+    """:func:`artifact_deepfool` at several iteration budgets from one sweep (:func:`deepfool_budgets`);
+    ``trace`` records the sweep's decisions (see :mod:`ddzoo.verification.replay`)."""
     sweep = deepfool_budgets(model, x, budgets, overshoot=overshoot, num_candidates=num_candidates, bounds=bounds,
-                             oracle=runner.predict)
+                             oracle=runner.predict, trace=trace)
     attacks = {}
     for budget, result in sweep.items():
-        r, fooled = to_boundary(runner, x, result.perturbation, result.start_labels, result.fooled,
-                                bisection_steps, bounds)
-        attacks[budget] = ArtifactAttack(r, fooled, result.iterations, result.start_labels, result.perturbation)
+        r, fooled, low, high = to_boundary(runner, x, result.perturbation, result.start_labels, result.fooled,
+                                           bisection_steps, bounds)
+        attacks[budget] = ArtifactAttack(r, fooled, result.iterations, result.start_labels, result.perturbation,
+                                         low, high)
     return attacks
 
 

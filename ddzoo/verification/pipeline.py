@@ -1,0 +1,223 @@
+"""``zoo verify``: robustness measured on the exact bytes that will be deployed.
+
+The pipeline: plan (:mod:`~ddzoo.verification.plan`) → checkpoint attacks, once per batch
+(:mod:`~ddzoo.verification.checkpoint`) → replay on every artifact with forward passes, the artifact-in-the-loop
+DeepFool only for images whose decisions leave the checkpoint's path (:mod:`~ddzoo.verification.replay`) → Square on
+each artifact alone → gate (:mod:`~ddzoo.verification.gate`) → records in ``verification.json``, each tied to its
+artifact's sha256, so ``zoo publish`` can refuse artifacts without a passing record for their current bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ddzoo.attacks import attack_copy
+from ddzoo.attacks.deepfool import l2_norms
+from ddzoo.device import show_progress
+from ddzoo.eval.robustness import accuracy_fields, linf_eps, summarize
+from ddzoo.fileio import sha256_file
+from ddzoo.package import WEIGHTS, package_versions, read_verification, write_verification
+from ddzoo.runtime import Runner, open_runner
+from ddzoo.verification.attack import ArtifactAttack, ModulePredictor, Predictor, artifact_deepfool_budgets
+from ddzoo.verification.checkpoint import BOX, CheckpointBatch, attack_checkpoint
+from ddzoo.verification.gate import Gate, paired_accuracy_drop
+from ddzoo.verification.plan import CHECKPOINT_ARTIFACT, VerifySettings, make_plan, resolve_eps_ref
+from ddzoo.verification.record import crosscheck_record, square_record, strong_checkpoint_record
+from ddzoo.verification.replay import replay_deepfool
+
+BOXED = "box_constrained"
+REPLAY_METHOD = ("the checkpoint's DeepFool decisions replayed on the artifact (forward passes); artifact-in-the-loop "
+                 "DeepFool with the checkpoint's gradients for the images whose decisions leave that path; both "
+                 "moved onto the artifact's own boundary by bisection")
+IN_THE_LOOP_METHOD = "artifact-in-the-loop DeepFool with the checkpoint's gradients, bisected onto its boundary"
+
+
+@dataclass
+class Measurement:
+    """One runner's per-image results, gathered batch by batch."""
+
+    correct: list[torch.Tensor] = field(default_factory=list)
+    agree: list[torch.Tensor] = field(default_factory=list)
+    norms: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    fooled: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    iterations: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    fooled_8bit: list[torch.Tensor] = field(default_factory=list)
+    linf: dict[str, list[list[torch.Tensor]]] = field(default_factory=dict)
+    left_path: dict[str, int] = field(default_factory=dict)
+    deepfool_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def add_deepfool(self, key: str, attack: ArtifactAttack, left: torch.Tensor) -> None:
+        self.norms.setdefault(key, []).append(l2_norms(attack.perturbation))
+        self.fooled.setdefault(key, []).append(attack.fooled)
+        self.iterations.setdefault(key, []).append(attack.iterations)
+        self.left_path[key] = self.left_path.get(key, 0) + int(left.sum())
+
+
+def _measure(runner: Predictor, batch: CheckpointBatch, reference_labels: torch.Tensor, labels: torch.Tensor,
+             deepfool: dict[int, ArtifactAttack], boxed: ArtifactAttack, left: dict[str, torch.Tensor],
+             into: Measurement) -> None:
+    """Everything but DeepFool's search, for one batch on one runner: accuracy, agreement, the DeepFool results
+    given, the 8-bit check of the box-constrained ones and the FGS / BIM adversarials judged by ``runner``."""
+    into.correct.append(labels == batch.y)
+    into.agree.append(labels == reference_labels)
+    for budget, attack in deepfool.items():
+        into.add_deepfool(str(budget), attack, left[str(budget)])
+    into.add_deepfool(BOXED, boxed, left[BOXED])
+    rounded = ((batch.x + boxed.unshrunk) * 255).round() / 255
+    into.fooled_8bit.append((runner.predict(rounded).argmax(1) != boxed.start_labels) & boxed.fooled)
+    for attack, adversarials in batch.linf.items():
+        judged = [runner.predict(adv).argmax(1) == batch.y for adv in adversarials]
+        into.linf.setdefault(attack, [[] for _ in judged])
+        for column, correct in zip(into.linf[attack], judged, strict=True):
+            column.append(correct)
+
+
+def _same_start(labels_logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Per image: the runner's top-K classes are the checkpoint's DeepFool candidates, the same one first."""
+    top = labels_logits.topk(candidates.shape[1], dim=1).indices
+    return (top[:, 0] == candidates[:, 0]) & torch.all(top.sort(1).values == candidates.sort(1).values, dim=1)
+
+
+def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: CheckpointBatch, logits: torch.Tensor,
+                       settings: VerifySettings) -> tuple[dict[int, ArtifactAttack], ArtifactAttack,
+                                                          dict[str, torch.Tensor]]:
+    """The artifact's DeepFool results on one batch: replayed, or (``settings.replay`` off) all in the loop."""
+    common = {"num_candidates": settings.num_candidates, "overshoot": settings.overshoot,
+              "bisection_steps": settings.bisection_steps}
+    most = max(settings.iterations)
+    if not settings.replay:
+        everything = torch.ones(len(batch.x), dtype=torch.bool)
+        deepfool = artifact_deepfool_budgets(model, runner, batch.x, settings.iterations, **common)
+        boxed = artifact_deepfool_budgets(model, runner, batch.x, (most,), bounds=BOX, **common)[most]
+        return deepfool, boxed, {**{str(b): everything for b in deepfool}, BOXED: everything}
+    same_start = _same_start(logits, batch.candidates)
+    deepfool, left = replay_deepfool(model, runner, batch.x, batch.deepfool, batch.trace, same_start,
+                                     tolerance=settings.replay_tolerance, **common)
+    boxed, left_boxed = replay_deepfool(model, runner, batch.x, {most: batch.boxed}, batch.boxed_trace, same_start,
+                                        tolerance=settings.replay_tolerance, bounds=BOX, **common)
+    return deepfool, boxed[most], {**{str(b): left for b in deepfool}, BOXED: left_boxed}
+
+
+def _record(measured: Measurement, x_norms: torch.Tensor, eps_ref: dict, settings: VerifySettings,
+            method: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """The record's measured fields (see :class:`~ddzoo.eval.robustness.RobustnessRecord`); also the per-image ρ₂
+    at the most iterations and correctness, for the plot and the paired comparisons."""
+    correct = torch.cat(measured.correct)
+    record: dict = {**accuracy_fields(correct), "top1_agreement": torch.cat(measured.agree).float().mean().item(),
+                    "deepfool": {}, "timings": {}}
+    for key in [*map(str, sorted(settings.iterations)), BOXED]:
+        norms, fooled, steps = (torch.cat(part[key]) for part in
+                                (measured.norms, measured.fooled, measured.iterations))
+        summary = summarize(norms, x_norms, fooled, steps)
+        if key == BOXED:
+            summary = {"max_iter": max(settings.iterations), **summary,
+                       "fooled_8bit": torch.cat(measured.fooled_8bit).float().mean().item()}
+        record["deepfool"][key] = summary
+    grid = linf_eps(eps_ref)
+    for attack, columns in measured.linf.items():
+        record[attack] = {"eps": grid[attack], "accuracy": [torch.cat(c).float().mean().item() for c in columns]}
+    record["method"] = {"deepfool": method, "images_in_the_loop": dict(measured.left_path)}
+    record["timings"] = {"deepfool_images_per_s": len(correct) / max(measured.deepfool_seconds, 1e-9),
+                         "total_s": measured.seconds}
+    most = str(max(settings.iterations))
+    return record, torch.cat(measured.norms[most]) / x_norms, correct
+
+
+def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
+                   settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
+                   plot: Path | str | None = None, write: bool = True) -> dict:
+    """Verify artifacts of ``package`` and update its ``verification.json``.
+
+    Args:
+        package: a folder made by ``zoo export``.
+        artifacts: paths inside the package (default: every ONNX file and engine).
+        settings: attack settings; ``settings.limit`` verifies on the first N test images.
+        gate: the pass/fail thresholds.
+        plot: if given, write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
+        write: update the package's ``verification.json`` (False: only return the records, e.g. for a
+            read-only cache snapshot).
+
+    Returns:
+        the updated contents of ``verification.json``; records of artifacts the package no longer holds
+        are dropped.
+    """
+    plan = make_plan(package, artifacts, settings)
+    package, x, y = plan.package, plan.x, plan.y
+    verification = read_verification(package)
+    present = {CHECKPOINT_ARTIFACT, *plan.present}
+    verification["records"] = {k: v for k, v in verification["records"].items() if k in present}
+    x_norms = l2_norms(x)
+    with ExitStack() as stack:
+        checkpoint = stack.enter_context(open_runner(package, backend="torch", device="cpu"))
+        model = attack_copy(checkpoint.model)
+        eps_ref = resolve_eps_ref(package, model, x, y)
+        runners = {name: stack.enter_context(open_runner(package / name)) for name in plan.artifacts}
+        measured = {name: Measurement() for name in [CHECKPOINT_ARTIFACT, *plan.artifacts]}
+        batches = range(0, len(x), settings.batch_size)
+        label = f"verify: checkpoint attacks + replay on {len(runners)} artifact(s)"
+        for begin in tqdm(batches, desc=label, disable=not show_progress(), leave=False, unit="batch"):
+            xb, yb = x[begin:begin + settings.batch_size], y[begin:begin + settings.batch_size]
+            started = time.perf_counter()
+            batch = attack_checkpoint(model, xb, yb, eps_ref, settings)
+            reference_labels = checkpoint.predict(xb).argmax(1)
+            none = torch.zeros(len(xb), dtype=torch.bool)
+            _measure(ModulePredictor(model), batch, reference_labels, reference_labels, batch.deepfool, batch.boxed,
+                     {**{str(b): none for b in batch.deepfool}, BOXED: none}, measured[CHECKPOINT_ARTIFACT])
+            measured[CHECKPOINT_ARTIFACT].deepfool_seconds += batch.deepfool_seconds
+            measured[CHECKPOINT_ARTIFACT].seconds += time.perf_counter() - started
+            for name, runner in runners.items():
+                started = time.perf_counter()
+                logits = runner.predict(xb)
+                deepfool, boxed, left = _artifact_deepfool(model, runner, batch, logits, settings)
+                measured[name].deepfool_seconds += time.perf_counter() - started
+                _measure(runner, batch, reference_labels, logits.argmax(1), deepfool, boxed, left, measured[name])
+                measured[name].seconds += time.perf_counter() - started
+        common = {"dataset": plan.config["dataset"], "split": "test", "settings": settings.record(),
+                  "eps_ref": eps_ref, "versions": package_versions()}
+        rhos, corrects = {}, {}
+        baseline, rhos[CHECKPOINT_ARTIFACT], corrects[CHECKPOINT_ARTIFACT] = _record(
+            measured[CHECKPOINT_ARTIFACT], x_norms, eps_ref, settings, "DeepFool on the checkpoint, bisected onto "
+            "its boundary")
+        baseline.update(artifact=CHECKPOINT_ARTIFACT, sha256=sha256_file(package / WEIGHTS),
+                        runtime=checkpoint.describe(), rho2_ratio=1.0, **common)
+        baseline["gate"] = {"passed": True, "reasons": [], "note": "the checkpoint is the baseline"}
+        if settings.square:
+            baseline["square"], baseline_robust = square_record(ModulePredictor(model), x, y, eps_ref, settings)
+            baseline["timings"]["total_s"] += baseline["square"]["seconds"]
+        baseline["strong"] = strong_checkpoint_record(model, x, y, plan.config["dataset"], settings,
+                                                      verification["records"].get(CHECKPOINT_ARTIFACT),
+                                                      baseline["sha256"])
+        verification["records"][CHECKPOINT_ARTIFACT] = baseline
+        most = str(max(settings.iterations))
+        for name, runner in runners.items():
+            method = REPLAY_METHOD if settings.replay else IN_THE_LOOP_METHOD
+            record, rhos[name], corrects[name] = _record(measured[name], x_norms, eps_ref, settings, method)
+            record["accuracy_drop"] = paired_accuracy_drop(corrects[CHECKPOINT_ARTIFACT], corrects[name])
+            if settings.square:
+                record["square"], robust = square_record(runner, x, y, eps_ref, settings)
+                record["square"]["robust_drop"] = paired_accuracy_drop(baseline_robust, robust)
+                record["timings"]["total_s"] += record["square"]["seconds"]
+            record["crosscheck"] = crosscheck_record(runner, x, settings, model) if settings.crosscheck else None
+            record.update(artifact=name, sha256=sha256_file(package / name), bytes=(package / name).stat().st_size,
+                          runtime=runner.describe(), **common)
+            record["rho2_ratio"] = record["deepfool"][most]["rho2"] / baseline["deepfool"][most]["rho2"]
+            record["gate"] = gate.judge(record, baseline)
+            record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            verification["records"][name] = record
+    if write:
+        write_verification(package, verification)
+    if plot:
+        from ddzoo.verification.plot import plot_verification
+
+        norms = {name: rho * x_norms for name, rho in rhos.items()}
+        plot_verification(verification, rhos, Path(plot), robust_norms={
+            name: torch.where(corrects[name], norm, torch.zeros_like(norm)) for name, norm in norms.items()})
+    return verification

@@ -1,0 +1,61 @@
+"""The parts of a record measured per runner beside DeepFool: the finite-difference cross-check, Square on the
+artifact alone, and the checkpoint's stronger-attack record."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ddzoo.runtime import Runner
+from ddzoo.verification.attack import Predictor, artifact_deepfool, finite_difference_deepfool
+from ddzoo.verification.plan import VerifySettings
+
+
+def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings, model: torch.nn.Module) -> dict:
+    """ρ₂ from finite-difference DeepFool (the artifact alone) vs the gradient-assisted attack, same images."""
+    sample = x[: settings.crosscheck]
+    most = settings.crosscheck_iterations
+    t0 = time.perf_counter()
+    blind = finite_difference_deepfool(runner, sample, max_iter=most, num_candidates=settings.num_candidates,
+                                       overshoot=settings.overshoot, step=settings.crosscheck_step)
+    seconds = time.perf_counter() - t0
+    assisted = artifact_deepfool(model, runner, sample, max_iter=most, num_candidates=settings.num_candidates,
+                                 overshoot=settings.overshoot, bisection_steps=settings.bisection_steps)
+    rho_blind, rho_assisted = blind.rho(sample).mean().item(), assisted.rho(sample).mean().item()
+    return {"images": len(sample), "max_iter": most,
+            "method": f"finite-difference DeepFool (central, step {settings.crosscheck_step})",
+            "rho2_finite_difference": rho_blind, "rho2_gradient_assisted": rho_assisted,
+            "relative_difference": abs(rho_blind - rho_assisted) / max(rho_assisted, 1e-12),
+            "fooled_finite_difference": blind.fooled.float().mean().item(), "seconds": seconds}
+
+
+def square_record(runner: Predictor, x: torch.Tensor, y: torch.Tensor, eps_ref: dict, settings: VerifySettings
+                  ) -> tuple[dict, torch.Tensor]:
+    """Robust accuracy of the artifact itself under the query-only Square attack (its logits alone, so it works
+    on quantised artifacts where gradients and finite differences see nothing) at the l∞ ε_ref; also the
+    per-image robust flags (for the paired comparison with the checkpoint)."""
+    from ddzoo.eval.strong import accuracy_record, square_robust
+
+    n = settings.square
+    started = time.perf_counter()
+    robust = square_robust(runner.predict, x[:n], y[:n], norm="Linf", eps=float(eps_ref["fgs"]),
+                           queries=settings.square_queries)
+    return {"eps": float(eps_ref["fgs"]), "norm": "Linf", "seconds": time.perf_counter() - started,
+            "method": "Square attack (torchattacks 3.5.1), the artifact's own logits only",
+            **accuracy_record(robust), "queries": settings.square_queries}, robust
+
+
+def strong_checkpoint_record(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str,
+                             settings: VerifySettings, previous: dict | None, sha256: str) -> dict | None:
+    """The checkpoint's stronger-attack record (minimum-norm best-of and AutoAttack at the dataset's standard
+    budgets) on the first ``settings.strong`` images; without ``strong``, the one measured before on the same
+    weights is kept (it is the checkpoint's, and costs minutes to redo)."""
+    if settings.strong:
+        from ddzoo.eval.strong import strong_record
+
+        n = settings.strong
+        return strong_record(model, x[:n], y[:n], dataset, autoattack=True)
+    if previous and previous.get("sha256") == sha256:
+        return previous.get("strong")
+    return None

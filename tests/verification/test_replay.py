@@ -1,0 +1,105 @@
+"""The replay pipeline: the checkpoint's attacks replayed on artifacts give the records the artifact-in-the-loop
+pipeline gives, attacking with the artifact in the loop only the images that leave the checkpoint's path."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from ddzoo.attacks import attack_copy
+from ddzoo.attacks.deepfool import DeepFoolTrace, deepfool
+from ddzoo.package import load_checkpoint
+from ddzoo.runtime import open_runner
+from ddzoo.verification import VerifySettings, verify_package
+from ddzoo.verification.attack import ModulePredictor, artifact_deepfool_budgets
+from ddzoo.verification.replay import replay_deepfool
+
+SETTINGS = {"limit": 200, "square": 0, "batch_size": 100}
+
+
+@pytest.fixture(scope="module")
+def both(lenet_package, tmp_path_factory):
+    """The same package verified by the replay pipeline and with every image in the loop."""
+    records = {}
+    for replay in (True, False):
+        copy = tmp_path_factory.mktemp("replay") / "package"
+        shutil.copytree(lenet_package, copy)
+        records[replay] = verify_package(copy, settings=VerifySettings(replay=replay, **SETTINGS))["records"]
+    return records
+
+
+@pytest.mark.parametrize("artifact", ["model.onnx", "model.fp16.onnx", "model.int8.onnx"])
+def test_replay_gives_the_in_the_loop_records(both, artifact):
+    """Accuracy and the FGS / BIM grid identical, ρ₂ at every budget and its ratio within 1 %, same verdict."""
+    new, old = both[True][artifact], both[False][artifact]
+    assert new["clean_accuracy"] == old["clean_accuracy"] and new["top1_agreement"] == old["top1_agreement"]
+    assert new["fgs"] == old["fgs"] and new["bim"] == old["bim"]
+    for key in ("5", "50", "box_constrained"):
+        assert new["deepfool"][key]["rho2"] == pytest.approx(old["deepfool"][key]["rho2"], rel=0.01), key
+        assert new["deepfool"][key]["fooled"] == pytest.approx(old["deepfool"][key]["fooled"], abs=0.01), key
+    assert new["rho2_ratio"] == pytest.approx(old["rho2_ratio"], rel=0.01)
+    assert new["gate"]["passed"] == old["gate"]["passed"]
+    assert old["method"]["images_in_the_loop"]["50"] == SETTINGS["limit"]  # the old way: every image
+    assert "replayed" in new["method"]["deepfool"]
+
+
+def test_an_fp32_artifact_stays_on_the_checkpoints_path(both):
+    """ONNX Runtime fp32 takes the checkpoint's decisions on (almost) every image: next to nothing is redone."""
+    left = both[True]["model.onnx"]["method"]["images_in_the_loop"]
+    assert left["50"] <= 0.02 * SETTINGS["limit"] and left["box_constrained"] <= 0.02 * SETTINGS["limit"], left
+
+
+def test_images_leaving_the_path_are_attacked_on_the_artifact(lenet_package, mnist_test):
+    """An 'artifact' that is another network leaves the path on most images; those get the artifact-in-the-loop
+    result exactly, and the ones kept got the same decisions at every traced point."""
+    checkpoint = attack_copy(load_checkpoint(lenet_package)[0])
+    other = attack_copy(load_checkpoint(lenet_package)[0])
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    x, _ = mnist_test.tensors(limit=100)
+    trace = DeepFoolTrace()
+    common = {"num_candidates": 10, "overshoot": 0.02, "bisection_steps": 8}
+    mine = artifact_deepfool_budgets(checkpoint, ModulePredictor(checkpoint), x, (5, 50), trace=trace, **common)
+    artifact = ModulePredictor(other)
+    with torch.no_grad():
+        same_start = other(x).argmax(1) == checkpoint(x).argmax(1)
+    replayed, left = replay_deepfool(checkpoint, artifact, x, mine, trace, same_start, tolerance=0.01, **common)
+    assert left.float().mean() > 0.5
+    fresh = artifact_deepfool_budgets(checkpoint, artifact, x[left], (5, 50), **common)
+    for budget in (5, 50):
+        assert torch.equal(replayed[budget].perturbation[left], fresh[budget].perturbation)
+        assert torch.equal(replayed[budget].perturbation[~left], mine[budget].perturbation[~left])
+        with torch.no_grad():  # every replayed perturbation fools the artifact it is reported for
+            fooled = other(x + replayed[budget].perturbation).argmax(1) != replayed[budget].start_labels
+        assert torch.equal(fooled, replayed[budget].fooled)
+
+
+def test_a_trace_records_every_check_and_step(lenet_package, mnist_test):
+    """The trace holds one step per iteration an image took and a verdict per check, the last one its result."""
+    model = attack_copy(load_checkpoint(lenet_package)[0])
+    x, _ = mnist_test.tensors(limit=50)
+    trace = DeepFoolTrace()
+    result = deepfool(model, x, max_iter=50, trace=trace)
+    steps = torch.zeros(len(x), dtype=torch.long)
+    for rows, *_ in trace.steps:
+        steps[rows] += 1
+    assert torch.equal(steps, result.iterations)
+    last = torch.zeros(len(x), dtype=torch.bool)
+    for rows, points, verdicts in trace.checks:
+        last[rows] = verdicts
+        with torch.no_grad():
+            assert torch.equal(model(points).argmax(1) != result.start_labels[rows], verdicts)
+    assert torch.equal(last, result.fooled)
+
+
+def test_the_pipeline_reads_every_artifact_with_one_checkpoint_pass(lenet_package, tmp_path):
+    """Verification opens each artifact once and records how many images each budget redid in the loop."""
+    copy = tmp_path / "package"
+    shutil.copytree(lenet_package, copy)
+    records = verify_package(copy, artifacts=["model.onnx"], settings=VerifySettings(limit=100, square=0))["records"]
+    assert set(records["model.onnx"]["method"]["images_in_the_loop"]) == {"5", "50", "box_constrained"}
+    with open_runner(copy / "model.onnx") as runner:
+        assert runner.describe() == records["model.onnx"]["runtime"]
