@@ -26,8 +26,11 @@ def _folder(name_or_path: str | Path, format: str | None, offline: bool | None) 
     """A package folder given as a path, or a model pulled by name (cache first; ``format`` None: all
     artifacts but engines)."""
     path = Path(name_or_path)
-    if path.is_dir():
-        return path
+    try:
+        if path.is_dir():
+            return path
+    except OSError:  # not a folder the filesystem can name (e.g. too long): then it is a model name
+        pass
     from ddzoo.zoo import pull
 
     return pull(str(name_or_path), formats=[format] if format else None, offline=offline)
