@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ddzoo.errors import InvalidArgumentError, VerificationFailedError
+from ddzoo.errors import InvalidArgumentError, VerificationFailedError, echo
 from ddzoo.package import artifact_for, load_checkpoint, package_artifacts
 from ddzoo.runtime import Runner, local_engine, open_runner
 
@@ -59,7 +59,7 @@ def load(name_or_path: str | Path, *, format: str = "torch", device: str | None 
         >>> model(torch.rand(1, 1, 28, 28)).argmax(1)
     """
     if format not in FORMATS:
-        raise InvalidArgumentError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
+        raise InvalidArgumentError(f"unknown format {echo(format)}; choose one of: {', '.join(FORMATS)}")
     folder = _folder(name_or_path, format, offline)
     if format == "torch":
         model, _ = load_checkpoint(folder, device or "cpu")

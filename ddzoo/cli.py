@@ -402,7 +402,7 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise InvalidArgumentError(f"{option} takes comma-separated numbers, e.g. 0.49,0.48,0.45; got {text!r}"
+        raise InvalidArgumentError(f"{option} takes comma-separated numbers, e.g. 0.49,0.48,0.45; got {echo(text)}"
                                    ) from None
 
 

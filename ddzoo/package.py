@@ -261,7 +261,7 @@ def package_artifacts(package: Path | str) -> list[str]:
 def artifact_for(package: Path | str, precision: str = "fp32") -> Path:
     """The ONNX artifact of ``precision`` (``fp32``, ``fp16``, ``int8``); an error listing what the package has."""
     if precision not in ONNX_FILES:
-        raise InvalidArgumentError(f"unknown precision {precision!r}; choose one of: {', '.join(ONNX_FILES)}")
+        raise InvalidArgumentError(f"unknown precision {echo(precision)}; choose one of: {', '.join(ONNX_FILES)}")
     path = Path(package) / ONNX_FILES[precision]
     if not path.is_file():
         raise InvalidArgumentError(f"{package} has no {precision} ONNX artifact ({path.name}); it has: "

@@ -107,11 +107,12 @@ def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes
     in RGB and BGR order too unless ``channels`` says which.
     """
     if channels not in (None, "rgb", "bgr"):
-        raise InvalidArgumentError(f"unknown channel order {channels!r}; choose rgb or bgr")
+        raise InvalidArgumentError(f"unknown channel order {echo(channels)}; choose rgb or bgr")
     session, _, _ = ort_session(Path(path), None)
     (inp,) = _single_input(session)
     if inp.type not in FLOAT_TYPES:
-        raise InvalidArgumentError(f"{path}: input {inp.name!r} is {inp.type}; only float image inputs are supported")
+        raise InvalidArgumentError(f"{path}: input {echo(inp.name)} is {inp.type}; only float image inputs are "
+                                   "supported")
     if layout is not None and layout not in LAYOUTS:
         raise InvalidArgumentError(f"unknown layout {echo(layout)}; choose from {', '.join(LAYOUTS)}")
     layout = _layout_of(inp.shape, image_shape, path, layout, images_label)
