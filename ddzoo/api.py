@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ddzoo.errors import InvalidArgumentError, VerificationFailedError
+from ddzoo.errors import InvalidArgumentError, VerificationFailedError, echo
 from ddzoo.package import artifact_for, load_checkpoint, package_artifacts
 from ddzoo.runtime import Runner, local_engine, open_runner
 
@@ -26,8 +26,11 @@ def _folder(name_or_path: str | Path, format: str | None, offline: bool | None) 
     """A package folder given as a path, or a model pulled by name (cache first; ``format`` None: all
     artifacts but engines)."""
     path = Path(name_or_path)
-    if path.is_dir():
-        return path
+    try:
+        if path.is_dir():
+            return path
+    except OSError:  # not a folder the filesystem can name (e.g. too long): then it is a model name
+        pass
     from ddzoo.zoo import pull
 
     return pull(str(name_or_path), formats=[format] if format else None, offline=offline)
@@ -56,7 +59,7 @@ def load(name_or_path: str | Path, *, format: str = "torch", device: str | None 
         >>> model(torch.rand(1, 1, 28, 28)).argmax(1)
     """
     if format not in FORMATS:
-        raise InvalidArgumentError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
+        raise InvalidArgumentError(f"unknown format {echo(format)}; choose one of: {', '.join(FORMATS)}")
     folder = _folder(name_or_path, format, offline)
     if format == "torch":
         model, _ = load_checkpoint(folder, device or "cpu")

@@ -1,6 +1,19 @@
 """The ``zoo`` command: thin typer commands over importable functions.
 
-``main()`` turns a :class:`~ddzoo.errors.ZooError` into a one-line message on stderr and exit code 1.
+``main()`` turns every failure into one line on stderr (user and hub input in it bounded) and an exit code a
+script can act on:
+
+====  ==========================================================================================================
+ 0    success
+ 1    error: the command could not do its job (a hub unreachable or holding no such model, a damaged or hostile
+      download, a dataset, checkpoint or artifact that cannot be read or loaded)
+ 2    usage: fix the command line (an unknown option, name or value; a file that is not what the command takes;
+      typer's own usage errors)
+ 3    gate failed: a verification ran and an artifact failed its gate (``zoo verify``), or ``zoo publish`` refused
+      an artifact without a passing verification
+ 4    internal error: a bug; ``ZOO_DEBUG=1`` shows the traceback
+130   interrupted (Ctrl-C)
+====  ==========================================================================================================
 """
 
 from __future__ import annotations
@@ -13,10 +26,22 @@ from typing import Annotated, Any
 
 import typer
 
-from ddzoo.errors import InvalidArgumentError, ZooError
+from ddzoo.errors import (
+    InvalidArgumentError,
+    UnknownNameError,
+    VerificationFailedError,
+    ZooError,
+    echo,
+    shorten,
+)
 from ddzoo.package import ONNX
 
-app = typer.Typer(help="ddzoo: adversarially robust classifiers, verified as deployed.",
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+MESSAGE_CHARS = 1000  # the longest error message main() prints
+
+app = typer.Typer(help="ddzoo: adversarially robust classifiers, verified as deployed.\n\n"
+                       "Exit codes: 0 success, 1 error (a hub, file or model could not be used), 2 usage (fix the "
+                       "command line), 3 a verification gate failed, 4 internal error (a bug), 130 interrupted.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Datasets: list and check the real data sources.", no_args_is_help=True)
 models_app = typer.Typer(help="Architectures in the model registry.", no_args_is_help=True)
@@ -377,7 +402,7 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise InvalidArgumentError(f"{option} takes comma-separated numbers, e.g. 0.49,0.48,0.45; got {text!r}"
+        raise InvalidArgumentError(f"{option} takes comma-separated numbers, e.g. 0.49,0.48,0.45; got {echo(text)}"
                                    ) from None
 
 
@@ -439,7 +464,7 @@ def pull(
     """Fetch a model package into the cache (checked against its manifest) and print its path."""
     from ddzoo.zoo import pull as pull_package
 
-    path = pull_package(reference, formats=format, offline=offline or None, hubs=hub)
+    path = pull_package(reference, formats=format, offline=offline or None, hubs=hub, offline_option="--offline")
     _emit({"reference": reference, "path": str(path)}, as_json, lambda r: typer.echo(r["path"]))
 
 
@@ -492,18 +517,26 @@ def info(reference: Annotated[str, typer.Argument(help="NAME[@REVISION] (cached 
     _emit(data, as_json, render)
 
 
+def is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; False for a path the filesystem refuses (e.g. a name too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def resolve_package(name_or_path: str, name: str | None = None) -> tuple[Path, str]:
     """A package folder and its model name: the folder itself, or a model pulled by name (cache first)."""
     path = Path(name_or_path)
-    if path.is_dir():
+    if is_dir(path):
         return path, name or path.resolve().name
     if "/" in name_or_path.partition("@")[0] or path.suffix:
-        raise InvalidArgumentError(f"no package folder {name_or_path}; pass a folder made by 'zoo export' "
+        raise InvalidArgumentError(f"no package folder {echo(name_or_path)}; pass a folder made by 'zoo export' "
                                    "or a model name from 'zoo list'")
     from ddzoo.names import parse_reference
     from ddzoo.zoo import pull as pull_package
 
-    return pull_package(name_or_path), name or parse_reference(name_or_path)[0]
+    return pull_package(name_or_path, offline_option="ZOO_OFFLINE=1"), name or parse_reference(name_or_path)[0]
 
 
 @app.command("serve")
@@ -593,26 +626,36 @@ def _render_eval(m: dict) -> None:
     print_table(rows, f"{m['checkpoint']} on {m['dataset']} test ({m['images']} images)")
 
 
+def exit_code(err: ZooError) -> int:
+    """The documented exit code of a known error (see the module's table)."""
+    if isinstance(err, VerificationFailedError):
+        return EXIT_GATE_FAILED
+    if isinstance(err, (InvalidArgumentError, UnknownNameError)):
+        return EXIT_USAGE
+    return EXIT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``zoo``: known errors become one line on stderr and exit code 1."""
+    """Entry point of ``zoo``: every failure becomes one line on stderr and a documented exit code (the
+    module's table)."""
     try:
         app(args=argv, prog_name="zoo")
     except SystemExit as done:  # typer's normal exit, usage errors included (code 2)
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        return done.code if isinstance(done.code, int) else (EXIT_OK if done.code is None else EXIT_ERROR)
     except ZooError as err:
-        print(f"zoo: error: {err}", file=sys.stderr)
-        return 1
+        print(f"zoo: error: {shorten(' '.join(str(err).split()), MESSAGE_CHARS)}", file=sys.stderr)
+        return exit_code(err)
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - a bug or an unforeseen failure: still one line, no traceback
         if os.environ.get("ZOO_DEBUG"):
             raise
-        first = str(err).splitlines()[0] if str(err) else ""
-        print(f"zoo: internal error: {type(err).__name__}: {first[:300]}; run again with ZOO_DEBUG=1 for the "
+        first = shorten(str(err).splitlines()[0] if str(err) else "", 300)
+        print(f"zoo: internal error: {type(err).__name__}: {first}; run again with ZOO_DEBUG=1 for the "
               "traceback and report it", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_INTERNAL
+    return EXIT_OK
 
 
 def run() -> None:

@@ -1,13 +1,28 @@
 """Every ddzoo exception, in one module.
 
 Each is a :class:`ZooError` and also a stdlib type (``ValueError``, ``OSError``, ``KeyError`` ...), so
-callers can catch either. ``ddzoo.cli.main`` turns a ``ZooError`` into a one-line message and exit code 1;
-messages therefore say what to do instead.
+callers can catch either. ``ddzoo.cli.main`` turns a ``ZooError`` into a one-line message and a documented exit
+code (see ``ddzoo.cli``); messages therefore say what to do instead, and echo what a user or a hub sent only
+through :func:`echo` (bounded: a hostile 100 KB name must not become a 100 KB message).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+ECHO_CHARS = 60  # how much of a user-provided string a message repeats
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: max(limit - 24, 8)]}… ({len(text):,} characters)"
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """How a message repeats user or hub input: its ``repr``, shortened (see :func:`shorten`)."""
+    return shorten(repr(value), limit)
 
 
 class ZooError(Exception):
@@ -22,7 +37,7 @@ class UnknownNameError(ZooError, KeyError):
 
     def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...]):
         self.kind, self.name, self.valid = kind, name, list(valid)
-        super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(self.valid)}")
+        super().__init__(f"unknown {kind} {echo(name)}; choose one of: {', '.join(self.valid)}")
 
 
 class DuplicateNameError(ZooError, ValueError):
@@ -38,11 +53,11 @@ class DataError(ZooError, OSError):
 
 
 class ChecksumError(DataError):
-    """A file whose sha256 differs from the expected one."""
+    """A file whose sha256 (or size, ``what="size"``) differs from the expected one."""
 
-    def __init__(self, path: Path | str, expected: str, actual: str, fix: str):
+    def __init__(self, path: Path | str, expected: str, actual: str, fix: str, what: str = "sha256"):
         self.path, self.expected, self.actual = Path(path), expected, actual
-        super().__init__(f"{path}: sha256 {actual} does not match the expected {expected}; {fix}")
+        super().__init__(f"{path}: {what} {actual} does not match the expected {expected}; {fix}")
 
 
 class DatasetNotFoundError(DataError):
@@ -75,6 +90,12 @@ class ModelNotFoundError(ZooError, LookupError):
 
 class HubUnavailableError(ZooError, ConnectionError):
     """A hub could not be reached (network down, server error)."""
+
+
+class HubContentError(ZooError, OSError):
+    """A hub served what its own manifest or the package rules forbid: an unsafe file name or commit id, a
+    listed file that is missing or not a regular file, more bytes than declared. The package is refused and
+    nothing is written."""
 
 
 class BadRequestError(ZooError, ValueError):

@@ -27,6 +27,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def write_capped(chunks: Iterable[bytes], path: Path, limit: int) -> int | None:
+    """Stream ``chunks`` into ``path`` (through a temporary file and a rename), stopping as soon as they hold
+    more than ``limit`` bytes: then nothing is left at ``path`` and None is returned; else the byte count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                written += len(chunk)
+                if written > limit:
+                    break
+                handle.write(chunk)
+        if written > limit:
+            Path(tmp).unlink()
+            return None
+        os.replace(tmp, path)
+        return written
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save
 
 from ddzoo import __version__
 from ddzoo.data import get_dataset_info
-from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError
+from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError, echo, shorten
 from ddzoo.fileio import atomic_write_bytes, sha256_file, write_json
 from ddzoo.models import Classifier, create_model
 from ddzoo.names import validate_package_path
@@ -51,22 +51,37 @@ PRECISIONS = tuple(ONNX_FILES)
 CONFIG_FORMAT = "ddzoo-checkpoint/1"
 VERIFICATION_FORMAT = "ddzoo-verification/1"
 MANIFEST_FORMAT = "ddzoo-manifest/1"
-MAX_JSON_BYTES = {CONFIG: 1 << 20, MANIFEST: 1 << 20, VERIFICATION: 16 << 20, EXPORT_RECORD: 16 << 20}
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The most bytes ddzoo reads of a metadata file: checked before parsing, and at pull time against the sizes a
+# manifest declares, so a package that could not be read is never fetched. Any other .json: JSON_BYTES.
+MAX_METADATA_BYTES = {CONFIG: 1 << 20, MANIFEST: 1 << 20, VERIFICATION: 16 << 20, EXPORT_RECORD: 16 << 20,
+                      CARD: 1 << 20}
+JSON_BYTES = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def read_json(path: Path, what: str, fix: str) -> Any:
-    """Parse a package's JSON file, refusing one over its size bound before reading it."""
-    limit = MAX_JSON_BYTES.get(path.name, 1 << 20)
+def read_limit(name: str) -> int | None:
+    """The most bytes ddzoo reads of the package file ``name`` (a path inside the package); None: an artifact,
+    bounded only by its manifest entry."""
+    if name in MAX_METADATA_BYTES:
+        return MAX_METADATA_BYTES[name]
+    return JSON_BYTES if name.endswith(".json") else None
+
+
+def read_json(path: Path, what: str, fix: str, shown: str | None = None) -> Any:
+    """Parse a package's JSON file, refusing one over its size bound before reading it; messages name it as
+    ``shown`` (default: its path)."""
+    limit = read_limit(path.name) or JSON_BYTES
+    shown = shown or str(path)
     try:
         size = path.stat().st_size
         if size > limit:
-            raise CheckpointError(f"{path}: {size} bytes, over the {limit}-byte limit of a {what}; {fix}")
+            raise CheckpointError(f"{shown}: {size:,} bytes, over the {limit:,}-byte limit of a {what}; {fix}")
         return json.loads(path.read_bytes())
     except (ValueError, RecursionError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); {fix}") from err
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise CheckpointError(f"{shown}: not valid JSON ({shorten(reason, 200)}); {fix}") from err
     except OSError as err:
-        raise CheckpointError(f"{path}: unreadable {what} ({err}); {fix}") from err
+        raise CheckpointError(f"{shown}: unreadable {what} ({err.strerror or err}); {fix}") from err
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -246,7 +261,7 @@ def package_artifacts(package: Path | str) -> list[str]:
 def artifact_for(package: Path | str, precision: str = "fp32") -> Path:
     """The ONNX artifact of ``precision`` (``fp32``, ``fp16``, ``int8``); an error listing what the package has."""
     if precision not in ONNX_FILES:
-        raise InvalidArgumentError(f"unknown precision {precision!r}; choose one of: {', '.join(ONNX_FILES)}")
+        raise InvalidArgumentError(f"unknown precision {echo(precision)}; choose one of: {', '.join(ONNX_FILES)}")
     path = Path(package) / ONNX_FILES[precision]
     if not path.is_file():
         raise InvalidArgumentError(f"{package} has no {precision} ONNX artifact ({path.name}); it has: "
@@ -319,33 +334,44 @@ def write_manifest(package: Path, exclude: tuple[str, ...] | list[str] = ()) -> 
     return manifest
 
 
-def read_manifest(package: Path) -> dict:
-    """The package's manifest, size-bounded before parsing and every entry checked (names, sha256, sizes)."""
-    path = package / MANIFEST
-    fix = "re-publish the package"
-    manifest = read_json(path, "manifest", "the package was refused")
+def read_manifest(package: Path, where: str | None = None) -> dict:
+    """The package's manifest, size-bounded before parsing and every entry checked (names, sha256, sizes: a
+    metadata file over the size ddzoo reads, :func:`read_limit`, is refused here, before anything is fetched).
+    Messages name the package as ``where`` (e.g. the hub it comes from; default: its folder)."""
+    label = where or str(package)
+    fix = "the package was refused"
+    manifest = read_json(package / MANIFEST, "manifest", fix, shown=f"{label}: {MANIFEST}")
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(
             manifest.get("files"), dict):
-        raise CheckpointError(f"{path}: not a {MANIFEST_FORMAT} manifest; {fix}")
+        raise CheckpointError(f"{label}: {MANIFEST} is not a {MANIFEST_FORMAT} manifest; {fix}")
     for name, entry in manifest["files"].items():
-        validate_package_path(name)
+        validate_package_path(name, label)
         if (not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str)
-                or not _SHA256.match(entry["sha256"]) or type(entry.get("size")) is not int or entry["size"] < 0):
-            raise CheckpointError(f"{path}: bad entry for {name!r} (needs a sha256 and a size); "
-                                  "the package was refused")
+                or not _SHA256.fullmatch(entry["sha256"]) or type(entry.get("size")) is not int or entry["size"] < 0):
+            raise CheckpointError(f"{label}: {MANIFEST} has a bad entry for {echo(name)} (needs a sha256 and a "
+                                  f"size); {fix}")
+        limit = read_limit(name)
+        if limit is not None and entry["size"] > limit:
+            raise CheckpointError(f"{label}: {MANIFEST} lists {name} at {entry['size']:,} bytes, over the "
+                                  f"{limit:,} bytes ddzoo reads of it; {fix}")
     return manifest
 
 
-def check_files(folder: Path, manifest: dict, names: list[str]) -> None:
-    """Raise unless each of ``names`` in ``folder`` has the size and sha256 the manifest lists."""
+def check_files(folder: Path, manifest: dict, names: list[str], where: str | None = None) -> None:
+    """Raise unless each of ``names`` in ``folder`` has the size and sha256 the manifest lists; messages name
+    the package as ``where`` (e.g. the hub a download came from; default: the folder)."""
+    label = where or str(folder)
     for name in names:
         entry = manifest["files"].get(name)
         if entry is None:
-            raise CheckpointError(f"{name} is not listed in the package manifest; re-publish the package")
+            raise CheckpointError(f"{label}: {name} is not listed in the package manifest; re-publish the package")
         path = folder / name
-        if not path.is_file() or path.stat().st_size != entry["size"]:
-            raise ChecksumError(path, entry["sha256"], "size mismatch" if path.is_file() else "missing",
-                                "the download is incomplete or corrupt; pull again")
+        if not path.is_file():
+            raise CheckpointError(f"{label}: {name} is missing; pull the model again")
+        size = path.stat().st_size
+        if size != entry["size"]:
+            raise ChecksumError(f"{label}: {name}", f"{entry['size']:,} bytes of the manifest", f"{size:,} bytes",
+                                "the download is incomplete or corrupt; pull again", what="size")
         actual = sha256_file(path)
         if actual != entry["sha256"]:
-            raise ChecksumError(path, entry["sha256"], actual, "the download is corrupt; pull again")
+            raise ChecksumError(f"{label}: {name}", entry["sha256"], actual, "the download is corrupt; pull again")

@@ -131,3 +131,46 @@ def test_every_bundled_parseval_model_is_closer_to_tight_frames_than_its_referen
     deviation = {name: sum(parseval_deviation(ddzoo.load(name, offline=True)).values())
                  for name in (parseval_name, _family_reference(parseval_name))}
     assert deviation[parseval_name] < 0.5 * deviation[_family_reference(parseval_name)], deviation
+
+
+def test_a_pulled_bundled_model_is_listed_once_and_another_revision_beside_it(tmp_path):
+    """Pulling a bundled model copies it into the cache: the same content, listed once (as cached); a cached
+    revision with other content is a model of its own."""
+    import shutil
+
+    from ddzoo import constants
+    from ddzoo.package import write_manifest
+
+    def rows() -> list:
+        return [m for m in ddzoo.list_models() if m.name == "lenet-mnist-dd"]
+
+    assert [(m.where, m.revision) for m in rows()] == [("bundled", "main")]
+    folder = pull("lenet-mnist-dd", offline=True)
+    assert folder.is_relative_to(constants.ZOO_HOME)  # now in the cache too: listed once, as the copy load uses
+    assert [(m.where, m.revision, m.status) for m in rows()] == [("cache", folder.name, "ok")]
+    other = tmp_path / "hub" / "lenet-mnist-dd" / "v2"
+    shutil.copytree(BUNDLED_HUB / "lenet-mnist-dd" / "main", other)
+    (other / "README.md").write_text((other / "README.md").read_text() + "\nA second revision.\n")
+    write_manifest(other)
+    second = pull("lenet-mnist-dd@v2", hubs=[str(tmp_path / "hub")], offline=True)
+    assert sorted((m.where, m.revision) for m in rows()) == sorted([("cache", folder.name), ("cache", second.name)])
+
+
+def test_errors_for_python_callers_name_the_python_spelling(monkeypatch):
+    """The offline hint says ``offline=True`` to a Python caller (``--offline`` is the command line's)."""
+    import socket
+
+    from ddzoo import constants
+
+    with pytest.raises(ModelNotFoundError) as offline:
+        ddzoo.load("no-such-model", offline=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    monkeypatch.setattr(constants, "HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(ModelNotFoundError) as unreachable:
+        ddzoo.load("no-such-model", offline=False)
+    assert "retry online (without offline=True or ZOO_OFFLINE=1)" in str(offline.value)
+    assert "resolving the model" in str(unreachable.value)
+    assert str(unreachable.value).endswith("or search only the cache and local hubs with offline=True")
+    assert "--offline" not in str(offline.value) + str(unreachable.value)

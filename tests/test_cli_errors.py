@@ -1,14 +1,24 @@
-"""Every way a hub, an optional dependency or a bug can fail ends in one line on stderr and exit 1."""
+"""Every way a hub, an optional dependency, the command line or a bug can fail ends in one line on stderr and
+the exit code documented for its kind: 1 error, 2 usage, 3 a failed gate, 4 internal error."""
 
 from __future__ import annotations
 
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
 from ddzoo import constants
 from ddzoo.cli import main
+from ddzoo.errors import (
+    CheckpointError,
+    HubContentError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    UnknownNameError,
+    VerificationFailedError,
+)
 
 
 def _closed_port() -> int:
@@ -25,7 +35,7 @@ def test_unreachable_hub_is_one_line(endpoint, monkeypatch, capsys):
     assert main(["pull", "not-bundled-model", "--hub", "hf"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "resolving the model" in err and "--offline" in err
+    assert "resolving the model" in err and "--offline" in err and "offline=True" not in err
 
 
 def test_missing_serve_extra_names_the_install(monkeypatch, capsys):
@@ -50,7 +60,7 @@ def test_an_unexpected_error_is_still_one_line(monkeypatch, capsys):
         raise RuntimeError("something nobody foresaw\nsecond line")
 
     monkeypatch.setattr(ddzoo.zoo, "list_models", broken)
-    assert main(["list"]) == 1
+    assert main(["list"]) == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: RuntimeError: something nobody foresaw" in err
     assert "ZOO_DEBUG=1" in err
@@ -67,3 +77,38 @@ def test_importing_the_service_without_its_extra_names_the_install(monkeypatch):
     with pytest.raises(MissingDependencyError, match=r"ddzoo\[serve\]"):
         import ddzoo.serve.app  # noqa: F401
     monkeypatch.delitem(sys.modules, "ddzoo.serve.app", raising=False)
+
+
+@pytest.mark.parametrize("error, code", [
+    (HubContentError("a hub served too much"), 1), (ModelNotFoundError("no such model"), 1),
+    (CheckpointError("no config.json"), 1), (InvalidArgumentError("pass --layout"), 2),
+    (UnknownNameError("dataset", "nope", ["mnist"]), 2), (VerificationFailedError("gate failed for model.onnx"), 3),
+    (RuntimeError("a bug"), 4), (KeyError("a bug"), 4),
+])
+def test_every_failure_exits_with_the_code_documented_for_its_kind(error, code, monkeypatch, capsys):
+    import ddzoo.zoo
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ddzoo.zoo, "list_models", failing)
+    assert main(["list"]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zoo: internal error" if code == 4 else "zoo: error: ")
+
+
+@pytest.mark.parametrize("argv", [["list", "--no-such-option"], ["no-such-command"], ["pull"],
+                                  ["list", "--sort", "speed"], ["pull", "../etc"]])
+def test_usage_errors_exit_2_like_typers_own(argv, capsys):
+    assert main(argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_exit_codes_are_documented_where_users_look(capsys):
+    import ddzoo.cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for code, meaning in ((0, "success"), (1, "error"), (2, "usage"), (3, "gate failed"), (4, "internal error")):
+        assert f"| {code} | {meaning}" in readme.lower() and f" {code}    {meaning}" in ddzoo.cli.__doc__.lower()
+    assert main(["--help"]) == 0
+    assert "Exit codes: 0 success, 1 error" in " ".join(capsys.readouterr().out.split())

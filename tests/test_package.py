@@ -18,14 +18,14 @@ def test_import_does_not_load_optional_backends():
 def test_unknown_model_is_one_line_listing_valid_names(capsys, tmp_path):
     code = main(["train", "--model", "vgg99", "--dataset", "mnist", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip()
-    assert code == 1
+    assert code == 2  # usage: an unknown name
     assert err.count("\n") == 0
     assert err == "zoo: error: unknown model 'vgg99'; choose one of: convnet, lenet, mlp, resnet20, resnet20-parseval"
     assert not (tmp_path / "x").exists()
 
 
 def test_unknown_recipe_and_dataset(capsys, tmp_path):
-    assert main(["train", "--recipe", "magic", "--out", str(tmp_path / "x")]) == 1
+    assert main(["train", "--recipe", "magic", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "unknown recipe 'magic'; choose one of: reference, deep-defense, adversarial, parseval" in err
     assert main(["eval", str(tmp_path), "--dataset", "imagenet"]) == 1

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 
 Linearization = Literal["accumulated", "overshoot"]
 Oracle = Callable[[torch.Tensor], torch.Tensor]
@@ -132,7 +132,7 @@ def deepfool(
     if max_iter < 0 or overshoot < 0:
         raise InvalidArgumentError(f"max_iter and overshoot must be >= 0, got {max_iter}, {overshoot}")
     if linearize_at not in ("accumulated", "overshoot"):
-        raise InvalidArgumentError(f"linearize_at must be 'accumulated' or 'overshoot', got {linearize_at!r}")
+        raise InvalidArgumentError(f"linearize_at must be 'accumulated' or 'overshoot', got {echo(linearize_at)}")
     if oracle is not None and create_graph:
         raise InvalidArgumentError("an oracle gives no gradients; use it without create_graph")
     if trace is not None and (create_graph or targets is not None):

@@ -21,7 +21,7 @@ import numpy as np
 from ddzoo import constants
 from ddzoo.data.catalog import SPLITS, DatasetInfo, RemoteFile
 from ddzoo.data.formats import parse_cifar_batch, parse_idx, verified_blobs
-from ddzoo.errors import ChecksumError, DataError, DatasetNotFoundError, InvalidArgumentError
+from ddzoo.errors import ChecksumError, DataError, DatasetNotFoundError, InvalidArgumentError, echo
 from ddzoo.fileio import sha256_file
 
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
@@ -138,7 +138,7 @@ def _copy_with_progress(response, out, total: int, label: str) -> None:
 def load_arrays(info: DatasetInfo, split: str, *, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, C, H, W) uint8 and labels (N,) int64 of one split, from the first source that has them."""
     if split not in SPLITS:
-        raise InvalidArgumentError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+        raise InvalidArgumentError(f"unknown split {echo(split)}; choose one of: {', '.join(SPLITS)}")
     candidates = []
     if constants.ZOO_DATA_DIR is not None:
         candidates.append(lambda: _from_npz(info, split, constants.ZOO_DATA_DIR))

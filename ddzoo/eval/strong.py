@@ -22,7 +22,7 @@ from torch import nn
 
 from ddzoo.attacks import attack_copy, deepfool
 from ddzoo.attacks.deepfool import l2_norms
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.optional import require
 
 MIN_NORM_ATTACKS = ("deepfool", "fmn", "ddn", "cw", "bb")
@@ -44,7 +44,7 @@ def _foolbox_attack(name: str, steps: int):
         return fb.attacks.L2CarliniWagnerAttack(binary_search_steps=5, steps=steps, stepsize=0.01)
     if name == "bb":
         return fb.attacks.L2BrendelBethgeAttack(steps=steps)
-    raise InvalidArgumentError(f"unknown attack {name!r}; choose from: {', '.join(MIN_NORM_ATTACKS)}")
+    raise InvalidArgumentError(f"unknown attack {echo(name)}; choose from: {', '.join(MIN_NORM_ATTACKS)}")
 
 
 def minimum_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: Sequence[str] = ("deepfool", "fmn",
@@ -56,7 +56,7 @@ def minimum_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: S
     """
     unknown = [a for a in attacks if a not in MIN_NORM_ATTACKS]
     if unknown or not attacks:
-        raise InvalidArgumentError(f"unknown attack(s) {unknown}; choose from: {', '.join(MIN_NORM_ATTACKS)}")
+        raise InvalidArgumentError(f"unknown attack(s) {echo(unknown)}; choose from: {', '.join(MIN_NORM_ATTACKS)}")
     frozen = attack_copy(model)
     found: dict[str, list[torch.Tensor]] = {a: [] for a in attacks}
     for i in range(0, len(x), batch_size):

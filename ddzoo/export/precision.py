@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ddzoo.data import load_split
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.fileio import atomic_write_bytes
 from ddzoo.optional import require
 
@@ -58,7 +58,7 @@ def to_int8(source: Path, target: Path, *, dataset: str, count: int = 512, seed:
     methods = {"minmax": quantization.CalibrationMethod.MinMax, "entropy": quantization.CalibrationMethod.Entropy,
                "percentile": quantization.CalibrationMethod.Percentile}
     if method not in methods:
-        raise InvalidArgumentError(f"unknown calibration method {method!r}; choose one of: {', '.join(methods)}")
+        raise InvalidArgumentError(f"unknown calibration method {echo(method)}; choose one of: {', '.join(methods)}")
     images, record = calibration_images(dataset, count, seed)
     onnx = require("onnx", "INT8 quantisation", extra="onnx")
     input_name = onnx.load(str(source)).graph.input[0].name

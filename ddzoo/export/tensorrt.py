@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.fileio import atomic_write_bytes, write_json
 from ddzoo.package import ONNX_FILES, engine_dir, engine_name
 from ddzoo.runtime.trt import import_tensorrt
@@ -25,7 +25,7 @@ def build_engine(package: Path, precision: str, *, max_batch: int = 256, opt_bat
                  workspace_mb: int = 1024) -> dict:
     """Build ``model.<precision>.plan`` for this GPU from the package's ONNX variant; returns its metadata."""
     if precision not in ENGINE_SOURCES:
-        raise InvalidArgumentError(f"unknown engine precision {precision!r}; choose: {', '.join(ENGINE_SOURCES)}")
+        raise InvalidArgumentError(f"unknown engine precision {echo(precision)}; choose: {', '.join(ENGINE_SOURCES)}")
     source = package / ENGINE_SOURCES[precision]
     if not source.is_file():
         raise InvalidArgumentError(f"{source} is missing; export the '{precision if precision != 'fp32' else 'onnx'}'"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.package import ONNX, WEIGHTS, engine_dir, engine_name
 from ddzoo.runtime.base import InputSpec, Runner
 
@@ -17,7 +17,7 @@ BACKENDS = ("auto", "torch", "ort", "trt")
 def check_backend(backend: str) -> str:
     """``backend`` if it is one of :data:`BACKENDS`, else an error listing them."""
     if backend not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        raise InvalidArgumentError(f"unknown backend {echo(backend)}; choose one of: {', '.join(BACKENDS)}")
     return backend
 
 
@@ -44,7 +44,7 @@ def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str]
         path = path / (WEIGHTS if backend == "torch" else ONNX)
     kind = {".safetensors": "torch", ".onnx": "ort", ".plan": "trt"}.get(path.suffix)
     if kind is None or backend not in ("auto", kind):
-        raise InvalidArgumentError(f"{path}: backend {backend!r} cannot run a {path.suffix or 'suffix-less'} file; "
+        raise InvalidArgumentError(f"{path}: backend {echo(backend)} cannot run a {path.suffix or 'suffix-less'} file; "
                                    "torch runs .safetensors, ort runs .onnx, trt runs .plan")
     if kind == "torch":
         from ddzoo.runtime.torch_runner import TorchRunner

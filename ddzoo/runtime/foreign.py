@@ -2,10 +2,12 @@
 
 The zoo's runners take (N, C, H, W) float32 pixels in [0, 1] and give class scores. A foreign model may want
 NHWC or flat vectors, pixels in [0, 255] or normalised, and may answer probabilities (softmax inside) or a
-label tensor beside a probability tensor (scikit-learn's converters). :func:`read_convention` works these out
-from the graph and, for the pixel scale, from a labelled probe batch; whatever cannot be told is an error
-naming the option that settles it. Probabilities become log-probabilities, which order classes the same way
-and give attacks a margin to work on.
+label tensor beside a probability tensor (scikit-learn's converters: a plain tensor, or by default ZipMap's
+sequence of {class: probability} maps, read as a tensor with the classes as columns). :func:`read_convention`
+works these out from the graph and, for the pixel scale, from a labelled probe batch; whatever cannot be told
+is an error naming the option that settles it, and a model whose input cannot take the images (3x32x32 against
+MNIST's 1x28x28) is an error saying so. Probabilities become log-probabilities, which order classes the same
+way and give attacks a margin to work on.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.runtime.base import InputSpec, Runner
 from ddzoo.runtime.ort import ort_session
 
 LAYOUTS = ("nchw", "nhwc", "flat")
 FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+ZIPMAP_TYPES = {f"seq(map({key},{value}))" for key in ("int64", "string") for value in FLOAT_TYPES}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class ForeignOnnxRunner(Runner):
         self.convention = convention
         (inp,) = _single_input(self.session)
         self._input_name, self._input_dtype = inp.name, FLOAT_TYPES[inp.type]
+        self._zipmap = {o.name: o.type for o in self.session.get_outputs()}.get(convention.output) in ZIPMAP_TYPES
         self._model_shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in inp.shape[1:])
         self.input_spec = InputSpec(inp.name, tuple(image_shape), output_name=convention.output,
                                     max_batch=1 if _fixed_batch_of_one(inp.shape) else None)
@@ -80,7 +84,8 @@ class ForeignOnnxRunner(Runner):
         elif c.layout == "flat":
             x = x.reshape(len(x), *[d if d > 0 else -1 for d in self._model_shape] or [-1])
         (scores,) = self.session.run([c.output], {self._input_name: x.contiguous().numpy().astype(self._input_dtype)})
-        scores = torch.from_numpy(np.asarray(scores, dtype=np.float32))
+        scores = torch.from_numpy(_zipmap_scores(scores, self.path) if self._zipmap
+                                  else np.asarray(scores, dtype=np.float32))
         return scores.clamp_min(1e-12).log() if c.probabilities else scores
 
 
@@ -88,27 +93,33 @@ def read_convention(path: Path | str, image_shape: tuple[int, int, int], classes
                     probe: tuple[torch.Tensor, torch.Tensor], dataset_mean: tuple[float, ...],
                     dataset_std: tuple[float, ...], layout: str | None = None, scale: float | None = None,
                     mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                    output: str | None = None, channels: str | None = None) -> tuple[InputConvention, dict]:
+                    output: str | None = None, channels: str | None = None,
+                    images_label: str = "the images") -> tuple[InputConvention, dict]:
     """The convention of the ONNX classifier at ``path`` and what the probe measured.
 
-    Layout and score output come from the graph (or ``layout`` / ``output``); the pixel scale, when neither
+    Layout and score output come from the graph (or ``layout`` / ``output``): the layout is the one of NCHW,
+    NHWC and flat whose shape the model's input admits (its dynamic dimensions admit any size; a layout the
+    model cannot take, given or not, is an error naming both shapes, ``images_label`` naming the images);
+    the pixel scale, when neither
     ``scale`` nor ``mean``/``std`` is given, is the one of [0, 1], [0, 255] and the dataset's normalisation
     under which the probe images are classified best — it must beat chance clearly, else an error names the
     options. Whether the scores are probabilities is read from the probe's outputs. Colour models are probed
     in RGB and BGR order too unless ``channels`` says which.
     """
     if channels not in (None, "rgb", "bgr"):
-        raise InvalidArgumentError(f"unknown channel order {channels!r}; choose rgb or bgr")
+        raise InvalidArgumentError(f"unknown channel order {echo(channels)}; choose rgb or bgr")
     session, _, _ = ort_session(Path(path), None)
     (inp,) = _single_input(session)
     if inp.type not in FLOAT_TYPES:
-        raise InvalidArgumentError(f"{path}: input {inp.name!r} is {inp.type}; only float image inputs are supported")
-    layout = layout or _layout_of(inp.shape, image_shape, path)
-    if layout not in LAYOUTS:
-        raise InvalidArgumentError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+        raise InvalidArgumentError(f"{path}: input {echo(inp.name)} is {inp.type}; only float image inputs are "
+                                   "supported")
+    if layout is not None and layout not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {echo(layout)}; choose from {', '.join(LAYOUTS)}")
+    layout = _layout_of(inp.shape, image_shape, path, layout, images_label)
     output = output or _score_output(session, classes, path)
     if output not in {o.name for o in session.get_outputs()}:
-        raise InvalidArgumentError(f"{path}: no output {output!r}; it has {[o.name for o in session.get_outputs()]}")
+        raise InvalidArgumentError(f"{path}: no output {echo(output)}; it has "
+                                   f"{[o.name for o in session.get_outputs()]}")
     x, y = probe
     given = scale is not None or mean is not None or std is not None
     if given:
@@ -158,32 +169,75 @@ def _single_input(session) -> list:
     return inputs
 
 
-def _layout_of(shape: list, image_shape: tuple[int, int, int], path: Path | str) -> str:
+def _shapes(layout: str, image_shape: tuple[int, int, int]) -> list[tuple[int, ...]]:
+    """The input shapes (without the batch) under which a model takes ``image_shape`` images in ``layout``."""
     c, h, w = image_shape
+    return {"nchw": [(c, h, w)], "nhwc": [(h, w, c)], "flat": [(c * h * w,)] + ([(h, w)] if c == 1 else [])}[layout]
+
+
+def _layout_of(shape: list, image_shape: tuple[int, int, int], path: Path | str, layout: str | None,
+               images_label: str) -> str:
+    """``layout``, or the one layout the model's input shape admits for the images; an error naming both shapes
+    when the model cannot take them, or naming ``--layout`` when several layouts fit."""
     dims = tuple(d if isinstance(d, int) and d > 0 else None for d in shape[1:])
-    if dims == (c, h, w) and (c, h, w) != (h, w, c):
-        return "nchw"
-    if dims == (h, w, c) and (c, h, w) != (h, w, c):
-        return "nhwc"
-    if len(dims) == 1 and dims[0] == c * h * w or dims == (h, w) and c == 1:
-        return "flat"
-    raise InvalidArgumentError(f"{path}: cannot tell the input layout from its shape {list(shape)} for "
-                               f"{c}x{h}x{w} images; pass --layout nchw|nhwc|flat")
+
+    def admits(wanted: tuple[int, ...]) -> bool:
+        return len(wanted) == len(dims) and all(d is None or d == v for d, v in zip(dims, wanted, strict=True))
+
+    fitting = [name for name in LAYOUTS if any(admits(s) for s in _shapes(name, image_shape))]
+    if layout in fitting or (layout is None and len(fitting) == 1):
+        return layout or fitting[0]
+    c, h, w = image_shape
+    if layout is None and fitting:
+        raise InvalidArgumentError(f"{path}: its input shape {_described(dims)} could take {c}x{h}x{w} images as "
+                                   f"{' or '.join(fitting)}; pass --layout {'|'.join(fitting)}")
+    if fitting:  # a --layout the model cannot take, though another fits
+        needed = " or ".join("x".join(map(str, s)) for s in _shapes(layout, image_shape))
+        raise InvalidArgumentError(f"{path}: its input shape {_described(dims)} cannot take {c}x{h}x{w} images as "
+                                   f"--layout {layout} (that needs {needed}); it takes them as "
+                                   f"{' or '.join(fitting)}: pass --layout {fitting[0]} or leave it out")
+    raise InvalidArgumentError(f"{path}: the model takes {_described(dims)} inputs and {images_label} are "
+                               f"{c}x{h}x{w}, so no layout feeds it them; verify it on images of its size "
+                               "(another --dataset, or --images)")
+
+
+def _described(dims: tuple[int | None, ...]) -> str:
+    """A model input shape without the batch, e.g. ``3x32x32`` (``?`` for a dynamic size)."""
+    return "x".join("?" if d is None else str(d) for d in dims) or "scalar"
 
 
 def _score_output(session, classes: int | None, path: Path | str) -> str:
     outputs = session.get_outputs()
-    scores = [o.name for o in outputs if o.type in FLOAT_TYPES and len(o.shape) == 2
-              and (classes is None or not isinstance(o.shape[1], int) or o.shape[1] in (classes, -1))]
+    scores = [o.name for o in outputs if (o.type in FLOAT_TYPES and len(o.shape) == 2
+              and (classes is None or not isinstance(o.shape[1], int) or o.shape[1] in (classes, -1)))
+              or o.type in ZIPMAP_TYPES]
     if len(scores) == 1:
         return scores[0]
     if not scores:
         kinds = ", ".join(f"{o.name}: {o.type}" for o in outputs)
-        raise InvalidArgumentError(f"{path}: no output is a (N, {classes or 'classes'}) float tensor ({kinds}); "
-                                   "a scikit-learn model needs converting with options={'zipmap': False}; "
-                                   "or pass --output")
+        raise InvalidArgumentError(f"{path}: no output is a (N, {classes or 'classes'}) float tensor or a "
+                                   f"scikit-learn ZipMap of probabilities ({kinds}); pass --output NAME")
     raise InvalidArgumentError(f"{path}: several outputs could hold the scores ({', '.join(scores)}); "
                                "pass --output NAME")
+
+
+def _zipmap_scores(maps, path: Path) -> np.ndarray:
+    """scikit-learn's ZipMap output (one {class label: probability} map per image) as an (N, K) array whose
+    column k holds class k: the labels must be the class indices 0..K-1 (as integers or decimal strings)."""
+    if not maps:
+        return np.zeros((0, 0), dtype=np.float32)
+    labels = list(maps[0])
+    try:
+        columns = [int(label) for label in labels]
+    except (TypeError, ValueError):
+        columns = []
+    if not columns or min(columns) < 0 or any(str(c) != str(label) for c, label in zip(columns, labels, strict=True)):
+        raise InvalidArgumentError(f"{path}: its ZipMap output labels the classes {echo(labels)}, not 0..K-1; "
+                                   "train it on class indices, or convert it with options={'zipmap': False}")
+    scores = np.zeros((len(maps), max(columns) + 1), dtype=np.float32)
+    for row, probabilities in enumerate(maps):
+        scores[row, columns] = [probabilities[label] for label in labels]
+    return scores
 
 
 def _quantized(path: Path) -> bool:

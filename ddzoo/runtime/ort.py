@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo, shorten
 from ddzoo.optional import require
 from ddzoo.package import precision_of
 from ddzoo.runtime.base import InputSpec, Runner
@@ -65,6 +65,32 @@ def ort_session(path: Path, providers: list[str] | tuple[str, ...] | None = None
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
-        raise InvalidArgumentError(f"{path}: onnxruntime cannot load it ({type(err).__name__}: "
-                                   f"{str(err).splitlines()[0][:200]}); is it an ONNX model?") from err
+        raise InvalidArgumentError(_load_failure(path, err)) from err
     return session, session.get_providers()[0], ort.__version__
+
+
+def _load_failure(path: Path, err: Exception) -> str:
+    """Why onnxruntime could not load ``path``, in full: the external-data files it lacks, else its own words."""
+    missing = missing_external_data(path)
+    if missing:
+        return (f"{path}: its weights are kept in external data files that are not beside it: "
+                f"{', '.join(echo(m) for m in missing[:5])}{' ...' if len(missing) > 5 else ''} (looked for in "
+                f"{path.parent}); copy them next to the model, or re-save it with the weights inside")
+    first = shorten((str(err).splitlines() or [""])[0], 300)
+    return f"{path}: onnxruntime cannot load it ({type(err).__name__}: {first}); is it a complete ONNX model?"
+
+
+def missing_external_data(path: Path) -> list[str]:
+    """The external data files (ONNX ``location`` entries) the model at ``path`` names and its folder lacks;
+    empty when it names none or cannot be read as ONNX."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not parsable: onnxruntime's own message says more
+        return []
+    tensors = list(model.graph.initializer)
+    tensors += [a.t for node in model.graph.node for a in node.attribute if a.HasField("t")]
+    locations = {entry.value for tensor in tensors if tensor.data_location == onnx.TensorProto.EXTERNAL
+                 for entry in tensor.external_data if entry.key == "location"}
+    return sorted(loc for loc in locations if not (path.parent / loc).is_file())

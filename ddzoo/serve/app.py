@@ -14,7 +14,6 @@ import dataclasses
 import hmac
 import math
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ddzoo import __version__
-from ddzoo.errors import InvalidArgumentError, ModelLoadError
+from ddzoo.errors import InvalidArgumentError, ModelLoadError, echo
 from ddzoo.package import ONNX, WEIGHTS, read_config, read_verification
 from ddzoo.serve.batcher import DynamicBatcher, QueueFullError, check_batching
-from ddzoo.serve.protocol import HEADER_LENGTH, BadRequestError, infer_response, parse_infer_request
+from ddzoo.serve.protocol import HEADER_LENGTH, infer_response, parse_infer_request
+from ddzoo.serve.status import Refusal, log, refusal_for
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 VERSION = "1"  # the one version a package is served as
@@ -104,24 +104,22 @@ class Metrics:
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=self.registry)
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def _error(refusal: Refusal) -> JSONResponse:
+    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
 
-def _failure(status: int, message: str, reason: str, headers: dict | None = None) -> tuple[int, bytes, dict, str]:
+def _failure(refusal: Refusal) -> tuple[int, bytes, dict, str]:
     """An infer answer for a failed request: (status, JSON body, headers, failure reason for the metrics)."""
-    return status, orjson.dumps({"error": message}), {**(headers or {}), "Content-Type": "application/json"}, reason
-
-
-def _log(message: str) -> None:
-    print(f"zoo serve: {message}", file=sys.stderr, flush=True)
+    return (refusal.status, orjson.dumps({"error": refusal.message}),
+            {**refusal.headers, "Content-Type": "application/json"}, refusal.reason)
 
 
 def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_load_failure=None):
     """The ASGI app serving model ``name``; ``load()`` returns ``(runner, metadata)`` (called at startup).
 
-    If ``load`` fails, the failure is logged at once, ``/v2/health/ready`` answers 503 with it, and
-    ``on_load_failure(message)`` is called (``zoo serve`` stops the server and exits 1).
+    If ``load`` fails, ``/v2/health/ready`` answers 503 with the failure and ``on_load_failure(message)`` is
+    called (``zoo serve`` stops the server and prints it as its one error line); without that callback the
+    failure is logged at once instead.
     """
     metrics = Metrics()
     state: dict = {"runner": None, "metadata": {}, "batcher": None, "error": None, "body_limit": None}
@@ -147,15 +145,20 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
             batcher.leave()
         return await batcher.result(future, settings.timeout_s)
 
+    def report_load_failure() -> None:
+        """One report of a load failure: the owner's (``zoo serve`` prints it as its error), else the log's."""
+        if on_load_failure is not None:
+            on_load_failure(state["error"])
+        else:
+            log(state["error"])
+
     async def load_model() -> None:
         try:
             runner, metadata = await asyncio.get_running_loop().run_in_executor(None, load)
         except Exception as err:  # noqa: BLE001 - any loader failure is reported the same way
             first = (str(err).splitlines() or [""])[0][:300]
             state["error"] = f"cannot load the model: {type(err).__name__}: {first}"
-            _log(state["error"])
-            if on_load_failure is not None:
-                on_load_failure(state["error"])
+            report_load_failure()
             return
         state["body_limit"] = settings.body_limit(runner.input_spec.shape)
         batcher = DynamicBatcher(lambda x: runner.predict(x).numpy(), max_batch=settings.max_batch,
@@ -181,13 +184,11 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
             state["grpc"], state["grpc_port"] = await start_grpc_server(
                 settings.grpc_host, settings.grpc_port, name=name, max_message_bytes=state["body_limit"],
                 api_key=settings.api_key, unavailable=unavailable, describe=describe, count=count,
-                submit=submit_when_room)
+                submit=submit_when_room, timeout_s=settings.timeout_s)
         except Exception as err:  # noqa: BLE001 - a port in use, a missing extra: reported like a load failure
             state["error"] = f"cannot start gRPC: {(str(err).splitlines() or [''])[0][:300]}"
             state["runner"] = None
-            _log(state["error"])
-            if on_load_failure is not None:
-                on_load_failure(state["error"])
+            report_load_failure()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -204,24 +205,22 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
                 await batcher.stop()
                 runner.close()
 
-    def unavailable(model: str, version: str | None = None) -> tuple[int, str, str, dict] | None:
-        """Why ``model`` cannot be answered now: (status, message, failure reason, headers); None if it can."""
+    def unavailable(model: str, version: str | None = None) -> Refusal | None:
+        """Why ``model`` cannot be answered now (both protocols); None if it can."""
         if model != name:
-            return 404, f"unknown model {model!r}; this server serves {name!r}", "unknown model", {}
+            return Refusal(404, f"unknown model {echo(model)}; this server serves {name!r}", "unknown model")
         if version not in (None, VERSION):
-            return 404, f"unknown version {version[:20]!r} of {name!r}; it is served as version {VERSION}", \
-                "unknown model", {}
+            return Refusal(404, f"unknown version {echo(version, 20)} of {name!r}; it is served as version "
+                                f"{VERSION}", "unknown model")
         if state["error"] is not None:
-            return 503, "the model failed to load; see the server log", "load failed", {}
+            return Refusal(503, "the model failed to load; see the server log", "load failed")
         if state["runner"] is None:
-            return 503, "the model is loading; retry shortly", "loading", {"Retry-After": "1"}
+            return Refusal(503, "the model is loading; retry shortly", "loading", {"Retry-After": "1"})
         return None
 
     def model_or_404(request: Request) -> JSONResponse | None:
-        if (problem := unavailable(request.path_params["model"], request.path_params.get("version"))) is None:
-            return None
-        status, message, _, headers = problem
-        return _error(status, message, headers)
+        problem = unavailable(request.path_params["model"], request.path_params.get("version"))
+        return None if problem is None else _error(problem)
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -265,10 +264,8 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         started = time.perf_counter()
         try:
             answer = await answer_infer(model, version, scope, receive)
-        except Exception as err:  # noqa: BLE001 - the backend failed: logged here, the client gets no internals
-            _log(f"inference failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}")
-            answer = _failure(500, "inference failed in the backend; the server log has the details",
-                              "backend error")
+        except Exception as err:  # noqa: BLE001 - one mapping for both protocols; a backend failure is logged there
+            answer = _failure(refusal_for(err, settings.timeout_s))
         if answer is None:  # the client went away before sending its whole request
             return
         status, content, headers, reason = answer
@@ -292,8 +289,9 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         answer, or None if the client left."""
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
-        too_large = _failure(413, f"the body exceeds the limit of {limit} bytes ({settings.max_batch} images as "
-                                  "JSON); send the binary tensor extension or fewer images", "payload too large")
+        too_large = _failure(Refusal(413, f"the body exceeds the limit of {limit} bytes ({settings.max_batch} "
+                                          "images as JSON); send the binary tensor extension or fewer images",
+                                     "payload too large"))
         if declared.isdigit() and int(declared) > limit:
             return too_large
         body = bytearray()
@@ -309,40 +307,29 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         spec = runner.input_spec
         header_length = headers.get(HEADER_LENGTH.lower().encode())
         header_text = None if header_length is None else header_length.decode("latin-1")
-        try:
-            if len(body) > PARSE_IN_THREAD_BYTES:  # keep the event loop (health, metrics) responsive
-                parsed, images = await asyncio.get_running_loop().run_in_executor(
-                    None, parse_infer_request, bytes(body), header_text, spec.name, spec.shape)
-            else:
-                parsed, images = parse_infer_request(bytes(body), header_text, spec.name, spec.shape)
-            return QueuedRequest(parsed, batcher.submit_nowait(images))
-        except (BadRequestError, InvalidArgumentError) as err:
-            return _failure(400, str(err), "bad request")
-        except QueueFullError as err:
-            return _failure(503, f"{err}; retry later", "queue full", {"Retry-After": "1"})
+        if len(body) > PARSE_IN_THREAD_BYTES:  # keep the event loop (health, metrics) responsive
+            parsed, images = await asyncio.get_running_loop().run_in_executor(
+                None, parse_infer_request, bytes(body), header_text, spec.name, spec.shape)
+        else:
+            parsed, images = parse_infer_request(bytes(body), header_text, spec.name, spec.shape)
+        return QueuedRequest(parsed, batcher.submit_nowait(images))
 
     async def answer_infer(model: str, version: str | None, scope: dict, receive):
         """``(status, body, headers, failure reason)``, or None if the client left."""
         if (problem := unavailable(model, version)) is not None:
-            return _failure(*problem)
+            return _failure(problem)
         runner, batcher, limit = state["runner"], state["batcher"], state["body_limit"]
         if not await batcher.wait_for_room(settings.queue_wait_ms / 1000):  # shed before reading or parsing
-            return _failure(503, "the queue is full; retry later", "queue full", {"Retry-After": "1"})
+            return _failure(refusal_for(QueueFullError("the queue is full"), settings.timeout_s))
         try:
             queued = await read_and_queue(scope, receive, runner, batcher, limit)
         finally:
             batcher.leave()  # the room it was let in with: its images are queued now, or it failed
         if not isinstance(queued, QueuedRequest):
             return queued
-        try:
-            logits = await batcher.result(queued.future, settings.timeout_s)
-            content, response_headers = infer_response(queued.parsed, name, runner.input_spec.output_name, logits)
-            return 200, content, response_headers, None
-        except (BadRequestError, InvalidArgumentError) as err:  # e.g. an output this model does not have
-            return _failure(400, str(err), "bad request")
-        except asyncio.TimeoutError:
-            return _failure(503, f"no answer within {settings.timeout_s} s; retry later", "timeout",
-                            {"Retry-After": "1"})
+        logits = await batcher.result(queued.future, settings.timeout_s)
+        content, response_headers = infer_response(queued.parsed, name, runner.input_spec.output_name, logits)
+        return 200, content, response_headers, None
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -360,9 +347,10 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
 
     expected_key = None if settings.api_key is None else f"Bearer {settings.api_key}".encode()
 
-    async def refuse(send, status: int, message: str, headers: list) -> None:
-        body = orjson.dumps({"error": message})
-        await send({"type": "http.response.start", "status": status, "headers": [
+    async def refuse(send, refusal: Refusal) -> None:
+        body = orjson.dumps({"error": refusal.message})
+        headers = [(key.lower().encode(), value.encode()) for key, value in refusal.headers.items()]
+        await send({"type": "http.response.start", "status": refusal.status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": body})
 
@@ -370,8 +358,8 @@ def create_app(load, name: str, settings: ServeSettings = ServeSettings(), on_lo
         if scope["type"] == "http" and expected_key is not None and scope["path"] not in OPEN_PATHS:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, expected_key):
-                await refuse(send, 401, "missing or wrong API key; send the header 'Authorization: Bearer <key>'",
-                             [(b"www-authenticate", b"Bearer")])
+                await refuse(send, Refusal(401, "missing or wrong API key; send the header 'Authorization: "
+                                                "Bearer <key>'", "unauthenticated", {"WWW-Authenticate": "Bearer"}))
                 return
         match = INFER_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
         if match is None:
@@ -466,7 +454,7 @@ def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000
     classes = len(read_config(package)["classes"])
     artifact = choose_artifact(package, artifact=artifact, backend=backend, allow_unverified=allow_unverified)
     if settings.api_key is None and not _is_loopback(host):
-        _log(f"warning: serving on {host} without an API key: anyone who can reach port {port} can use the "
+        log(f"warning: serving on {host} without an API key: anyone who can reach port {port} can use the "
              "model; pass --api-key or set ZOO_API_KEY")
 
     def load():

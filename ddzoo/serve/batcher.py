@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ddzoo.errors import InvalidArgumentError, QueueFullError
+from ddzoo.errors import BadRequestError, InvalidArgumentError, QueueFullError
 
 
 @dataclass
@@ -52,7 +52,8 @@ class DynamicBatcher:
 
     Args:
         predict: maps float32 images (N, C, H, W) to logits (N, K).
-        max_batch: images per backend call at most (1 turns batching off); larger requests are refused.
+        max_batch: images per backend call at most (1 turns batching off); larger requests are refused
+            (:class:`~ddzoo.errors.BadRequestError`).
         max_delay_ms: how long the first request of a batch waits for others.
         max_queue: images waiting at most; more are refused with :class:`QueueFullError`.
         observe: optional callback ``(batch_size, queue_seconds_list, compute_seconds)`` for metrics.
@@ -139,9 +140,9 @@ class DynamicBatcher:
 
     def submit_nowait(self, images: np.ndarray) -> asyncio.Future:
         """Queue ``images``; the returned future gets their logits (cancel it to give up)."""
-        if len(images) > self.max_batch:
-            raise InvalidArgumentError(f"a request holds {len(images)} images; this server takes at most "
-                                       f"{self.max_batch} per request (--max-batch)")
+        if len(images) > self.max_batch:  # the request's fault: both protocols answer it like a malformed one
+            raise BadRequestError(f"a request holds {len(images)} images; this server takes at most "
+                                  f"{self.max_batch} per request (--max-batch)")
         future = asyncio.get_running_loop().create_future()
         with self._changed:
             if self.waiting + len(images) > self.max_queue:

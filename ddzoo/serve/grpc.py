@@ -3,24 +3,23 @@
 The generated servicer base and message classes come from ``tritonclient.grpc`` (the Triton protos), so
 nothing is vendored; the server is ``grpc.aio`` on the HTTP service's event loop and shares its batcher,
 verification gate, metrics and API key (``authorization: Bearer <key>`` metadata; the health RPCs stay
-open). Every bad request is INVALID_ARGUMENT with a one-line reason; no answer carries internal errors.
+open). Failures are answered through the HTTP service's mapping (:mod:`ddzoo.serve.status`): every bad
+request is INVALID_ARGUMENT with a one-line, bounded reason, as HTTP's 400; no answer carries internal errors.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from ddzoo.errors import BadRequestError, QueueFullError
+from ddzoo.errors import BadRequestError, echo
 from ddzoo.optional import require
 from ddzoo.serve.protocol import DTYPES, check_tensor, finite_images, images_from_bytes
+from ddzoo.serve.status import Refusal, refusal_for
 
 OPEN_RPCS = ("ServerLive", "ServerReady")
-STATUS_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 500: "INTERNAL",
-                503: "UNAVAILABLE"}
 
 
 def import_grpc():
@@ -34,31 +33,27 @@ def import_grpc():
     return grpc, service, stubs, config
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, message: str, reason: str):
-        super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
-
-
 async def start_grpc_server(host: str, port: int, *, name: str, max_message_bytes: int, api_key: str | None,
-                            unavailable: Callable[[str, str | None], tuple | None],
+                            unavailable: Callable[[str, str | None], Refusal | None],
                             submit: Callable[[np.ndarray], Awaitable[np.ndarray]],
-                            describe: Callable[[], dict], count: Callable[[int, str | None], None]):
+                            describe: Callable[[], dict], count: Callable[[int, str | None], None],
+                            timeout_s: float = 30.0):
     """Start the gRPC service; returns the ``grpc.aio`` server (``await server.stop(grace)`` to drain it).
 
     Args:
-        unavailable: ``(model, version) -> (status, message, reason, headers) | None``, the HTTP service's.
+        unavailable: ``(model, version) -> Refusal | None``, the HTTP service's.
         submit: images -> logits through the shared batcher (raises QueueFullError / TimeoutError).
         describe: the served model: ``input_name``, ``image_shape``, ``output_name``, ``classes``, ``platform``,
             ``max_batch``, ``max_delay_us``, ``instances``, ``ready``.
         count: records an answer in the shared metrics (HTTP-equivalent status, failure reason).
+        timeout_s: the per-request timeout ``submit`` applies (for the message when it expires).
     """
     grpc, service, stubs, model_config = import_grpc()
     expected = None if api_key is None else f"Bearer {api_key}"
 
-    async def refuse(context, status: int, message: str, reason: str | None):
-        count(status, reason)
-        await context.abort(getattr(grpc.StatusCode, STATUS_CODES[status]), message)
+    async def refuse(context, refusal: Refusal):
+        count(refusal.status, refusal.reason)
+        await context.abort(getattr(grpc.StatusCode, refusal.grpc_code), refusal.message)
 
     def authorised(context) -> bool:
         if expected is None:
@@ -69,8 +64,8 @@ async def start_grpc_server(host: str, port: int, *, name: str, max_message_byte
     def guarded(method):
         async def call(self, request, context):
             if method.__name__ not in OPEN_RPCS and not authorised(context):
-                await refuse(context, 401, "missing or wrong API key; send metadata 'authorization: Bearer <key>'",
-                             "unauthenticated")
+                await refuse(context, Refusal(401, "missing or wrong API key; send metadata 'authorization: "
+                                                   "Bearer <key>'", "unauthenticated"))
             return await method(self, request, context)
         call.__name__ = method.__name__
         return call
@@ -78,8 +73,7 @@ async def start_grpc_server(host: str, port: int, *, name: str, max_message_byte
     async def check_model(context, model: str, version: str) -> dict:
         problem = unavailable(model, version or None)
         if problem is not None:
-            status, message, reason, _ = problem
-            await refuse(context, status, message, reason)
+            await refuse(context, problem)
         return describe()
 
     class Servicer(stubs.GRPCInferenceServiceServicer):
@@ -132,19 +126,12 @@ async def start_grpc_server(host: str, port: int, *, name: str, max_message_byte
             try:
                 images = _images(request, model)
                 logits = np.ascontiguousarray(await submit(images), dtype="<f4")
-            except BadRequestError as err:
-                await refuse(context, 400, str(err), "bad request")
-            except QueueFullError as err:
-                await refuse(context, 503, f"{err}; retry later", "queue full")
-            except asyncio.TimeoutError:
-                await refuse(context, 503, "no answer in time; retry later", "timeout")
-            except Exception:  # noqa: BLE001 - the backend failed; the HTTP side logs the same way
-                await refuse(context, 500, "inference failed in the backend; the server log has the details",
-                             "backend error")
+            except Exception as err:  # noqa: BLE001 - one mapping for both protocols; a backend failure is logged
+                await refuse(context, refusal_for(err, timeout_s))
             names = [o.name for o in request.outputs]
             if names not in ([], [model["output_name"]]):
-                await refuse(context, 400, f"unknown output(s) {names[:4]}; this model's output is "
-                                           f"{model['output_name']!r}", "bad request")
+                await refuse(context, Refusal(400, f"unknown output(s) {echo(names)}; this model's output is "
+                                                   f"{model['output_name']!r}", "bad request"))
             count(200, None)
             output = service.ModelInferResponse.InferOutputTensor(name=model["output_name"], datatype="FP32",
                                                                    shape=list(logits.shape))

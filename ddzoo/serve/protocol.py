@@ -2,7 +2,8 @@
 
 Binary extension (what ``tritonclient.http`` sends): the ``Inference-Header-Content-Length`` header gives
 the length of the JSON part; the tensors' raw little-endian bytes follow, in input order, each announced by
-``parameters.binary_data_size``. Every malformed request raises :class:`BadRequestError` (HTTP 400).
+``parameters.binary_data_size``. Every malformed request raises :class:`BadRequestError` (HTTP 400), saying what
+is wrong in the request's terms (never a Python exception's name or text) and echoing its values bounded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import numpy as np
 import orjson
 
-from ddzoo.errors import BadRequestError
+from ddzoo.errors import BadRequestError, echo
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DTYPES = {"FP32": np.dtype("<f4"), "FP16": np.dtype("<f2"), "FP64": np.dtype("<f8")}  # v2 tensors are little-endian
@@ -28,7 +29,7 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
         json_size = len(body)
     else:
         if not (header_length.isascii() and header_length.isdigit()) or len(header_length) > 12:
-            raise BadRequestError(f"{HEADER_LENGTH} must be a byte count, got {header_length[:20]!r}")
+            raise BadRequestError(f"{HEADER_LENGTH} must be a byte count, got {echo(header_length, 20)}")
         json_size = int(header_length)
         if not 0 < json_size <= len(body):
             raise BadRequestError(f"{HEADER_LENGTH} {json_size} does not fit a body of {len(body)} bytes")
@@ -49,7 +50,7 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
     binary_size = parameters.get("binary_data_size")
     if binary_size is not None:
         if not isinstance(binary_size, int) or isinstance(binary_size, bool):
-            raise BadRequestError(f"binary_data_size must be a byte count, got {str(binary_size)[:20]}")
+            raise BadRequestError(f"binary_data_size must be a byte count, got {echo(binary_size, 20)}")
         return request, images_from_bytes(body[json_size : json_size + binary_size], dtype, shape,
                                           announced=binary_size)
     data = tensor.get("data")
@@ -64,15 +65,15 @@ def parse_infer_request(body: bytes, header_length: str | None, input_name: str,
 def check_tensor(name, datatype, shape, input_name: str, image_shape: tuple[int, ...]) -> tuple[np.dtype, list[int]]:
     """The dtype and shape of an input tensor described by a request (HTTP or gRPC), or a 400."""
     if name != input_name:
-        raise BadRequestError(f"unknown input {str(name)[:40]!r}; this model's input is {input_name!r}")
+        raise BadRequestError(f"unknown input {echo(name, 40)}; this model's input is {input_name!r}")
     dtype = DTYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
-        raise BadRequestError(f"datatype {str(datatype)[:20]!r} is not supported; send FP32 pixels in [0, 1]")
+        raise BadRequestError(f"datatype {echo(datatype, 20)} is not supported; send FP32 pixels in [0, 1]")
     if (not isinstance(shape, list) or len(shape) != len(image_shape) + 1
             or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
             or tuple(shape[1:]) != tuple(image_shape) or not 1 <= shape[0] <= 1 << 20):
         raise BadRequestError(f"shape must be [N, {', '.join(map(str, image_shape))}] with N >= 1, "
-                              f"got {str(shape)[:60]}")
+                              f"got {echo(shape)}")
     return dtype, shape
 
 
@@ -95,15 +96,23 @@ def finite_images(values: np.ndarray, shape: list[int]) -> np.ndarray:
 
 
 def _loads(text: bytes):
-    """The JSON part of a request; anything unparsable (deep nesting, huge integers included) is a 400."""
+    """The JSON part of a request; anything unparsable (deep nesting, huge integers included) is a 400 saying
+    what is wrong with the request."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:  # the standard library also reads the NaN and Infinity some clients send
         pass
     try:
         return json.loads(text)
-    except (ValueError, RecursionError) as err:  # JSONDecodeError, bad UTF-8, integers over the digit limit
-        raise BadRequestError(f"the request is not valid JSON ({type(err).__name__}: {str(err)[:120]})") from None
+    except json.JSONDecodeError as err:
+        problem = f"{err.msg} at line {err.lineno} column {err.colno}"
+    except UnicodeDecodeError:
+        problem = "it is not UTF-8 text"
+    except RecursionError:
+        problem = "its arrays or objects are nested too deeply"
+    except ValueError:  # the only other one: an integer longer than Python converts (sys.get_int_max_str_digits)
+        problem = "it holds an integer with too many digits; send pixels in [0, 1]"
+    raise BadRequestError(f"the request is not valid JSON: {problem}")
 
 
 def _check_request_fields(request: dict) -> None:
@@ -131,8 +140,8 @@ def _numbers(data, dtype: np.dtype) -> np.ndarray:
         raise BadRequestError("'data' must be a list of numbers (row-major)")
     try:
         array = np.asarray(data)
-    except (ValueError, OverflowError, TypeError, RecursionError) as err:
-        raise BadRequestError(f"'data' must be a rectangular list of numbers ({str(err)[:80]})") from None
+    except (ValueError, OverflowError, TypeError, RecursionError):
+        raise BadRequestError("'data' must be a flat or rectangular nested list of numbers (row-major)") from None
     if array.dtype.kind not in "fiu" or (array.dtype.kind in "iu" and array.size and np.abs(array).max() > 1e30):
         raise BadRequestError("'data' must hold only numbers (no strings, booleans or nulls); send pixels in [0, 1]")
     if _has_bool(data):  # numpy turns [True, 0.5] into floats
@@ -156,7 +165,7 @@ def infer_response(request: dict, model_name: str, output_name: str, logits: np.
     if outputs is not None:
         names = [o["name"] for o in outputs]
         if names != [output_name]:
-            raise BadRequestError(f"unknown output(s) {names}; this model's output is {output_name!r}")
+            raise BadRequestError(f"unknown output(s) {echo(names)}; this model's output is {output_name!r}")
     logits = np.ascontiguousarray(logits, dtype="<f4")
     entry: dict = {"name": output_name, "datatype": "FP32", "shape": list(logits.shape)}
     response = {"model_name": model_name, "model_version": "1", "outputs": [entry]}

@@ -20,7 +20,7 @@ from torch import nn
 
 from ddzoo.attacks import deepfool
 from ddzoo.device import pick_device
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.models import Classifier
 from ddzoo.package import load_checkpoint
 from ddzoo.train.loop import SGDRecipe, run_training
@@ -46,7 +46,7 @@ class DeepDefenseRecipe(SGDRecipe):
     def validate(self) -> None:
         super().validate()
         if self.space not in SPACES:
-            raise InvalidArgumentError(f"unknown space {self.space!r}; choose one of: {', '.join(SPACES)}")
+            raise InvalidArgumentError(f"unknown space {echo(self.space)}; choose one of: {', '.join(SPACES)}")
         if self.lam < 0 or self.c < 0 or self.d < 0 or self.max_iter < 1 or self.num_candidates < 2:
             raise InvalidArgumentError("λ, c, d must be >= 0, max_iter >= 1 and num_candidates >= 2")
 

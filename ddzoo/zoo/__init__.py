@@ -2,8 +2,9 @@
 
 ``pull`` looks in the cache, then the Hugging Face Hub endpoint (``<org>/<name>``), then local directory hubs,
 then the hub bundled with ddzoo. A cached commit is final; a branch name is re-resolved online (one metadata
-call) and falls back to its cached copy when no hub answers. Files are checked against the package's
-``manifest.json`` in a hidden temporary folder and only then renamed into
+call) and falls back to its cached copy when no hub answers. Files are streamed with a cap at the size the
+package's ``manifest.json`` declares (the manifest itself at the size ddzoo reads of one), checked against it in
+a hidden temporary folder and only then renamed into
 ``ZOO_HOME/models/<name>/snapshots/<content id>``; a revision name points at its snapshot through
 ``refs/<revision>``. An interrupted pull therefore leaves nothing visible, and two concurrent pulls of the
 same model end with one copy.
@@ -17,7 +18,15 @@ import tempfile
 from pathlib import Path
 
 from ddzoo import __version__, constants
-from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError, ModelNotFoundError, ZooError
+from ddzoo.errors import (
+    CheckpointError,
+    ChecksumError,
+    HubContentError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    ZooError,
+    echo,
+)
 from ddzoo.fileio import atomic_write_bytes, copy_files, replace_dir
 from ddzoo.names import parse_reference, validate_commit, validate_name, validate_repo_id, validate_revision
 from ddzoo.package import (
@@ -26,6 +35,7 @@ from ddzoo.package import (
     ENGINES,
     EXPORT_RECORD,
     MANIFEST,
+    MAX_METADATA_BYTES,
     ONNX,
     ONNX_FILES,
     VERIFICATION,
@@ -37,7 +47,7 @@ from ddzoo.package import (
     verification_status,
     write_manifest,
 )
-from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, hub_for
+from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, content_id, hub_for
 
 FORMAT_FILES = {"torch": [WEIGHTS], "onnx": [ONNX], "fp16": [ONNX_FILES["fp16"]], "int8": [ONNX_FILES["int8"]],
                 "trt": list(ONNX_FILES.values())}
@@ -71,7 +81,7 @@ def needed_files(manifest: dict, formats: list[str] | None) -> list[str]:
         formats = [f for f in DEFAULT_FORMATS if any(name in listed for name in FORMAT_FILES[f])]
     unknown = [f for f in formats if f not in FORMAT_FILES]
     if unknown:
-        raise InvalidArgumentError(f"unknown format {unknown}; choose from: {', '.join(FORMAT_FILES)}")
+        raise InvalidArgumentError(f"unknown format {echo(unknown)}; choose from: {', '.join(FORMAT_FILES)}")
     wanted = [f for f in METADATA_FILES if f in listed]
     for fmt in formats:
         files = [f for f in FORMAT_FILES[fmt] if f in listed]
@@ -89,7 +99,7 @@ def _snapshot_of(name: str, revision: str) -> Path | None:
     commit = ref.read_text().strip()[:200] if ref.is_file() else revision
     try:
         return _snapshot(name, validate_commit(commit, f"the cache ref {ref}"))
-    except InvalidArgumentError:
+    except HubContentError:
         return None  # a branch without a ref yet, or a damaged ref: nothing cached under this name
 
 
@@ -105,7 +115,7 @@ def _cached(name: str, revision: str, formats: list[str] | None, damaged: list[s
         return None
     try:
         manifest = read_manifest(folder)
-    except (CheckpointError, InvalidArgumentError) as err:
+    except (CheckpointError, HubContentError) as err:
         reason = str(err)
     else:
         files = needed_files(manifest, formats)  # a format the package lacks is the caller's error
@@ -184,7 +194,7 @@ def configured_hubs(offline: bool, hubs: list[str] | None = None) -> list:
 
 
 def pull(reference: str, *, formats: list[str] | None = None, offline: bool | None = None,
-         hubs: list[str] | None = None) -> Path:
+         hubs: list[str] | None = None, offline_option: str = "offline=True") -> Path:
     """Make ``NAME[@REVISION]`` available in the cache and return its folder.
 
     Args:
@@ -192,14 +202,17 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
         formats: artifacts to fetch (``torch``, ``onnx``, ``fp16``, ``int8``, ``trt``); default all but ``trt``.
         offline: never touch the network (default: ``ZOO_OFFLINE`` / ``HF_HUB_OFFLINE``).
         hubs: instead of the configured hubs: ``hf`` and/or directory paths (the bundled hub always comes last).
+        offline_option: how the caller turns ``offline`` on, for the messages (the CLI: ``--offline``).
 
     Raises:
-        ModelNotFoundError: no hub holds it. ChecksumError: a file does not match the manifest.
+        ModelNotFoundError: no hub holds it. HubContentError: a hub broke the package's manifest (a listed file
+        missing, not a regular file or larger than declared). ChecksumError: a file does not match the manifest.
     """
     name, revision = parse_reference(reference)
     formats = formats or None
     offline = constants.OFFLINE if offline is None else offline
     tried: list[str] = []
+    unreachable = False
     cached = _cached(name, revision, formats, damaged=tried)
     if cached is not None and (offline or _is_content_id(revision)):
         return cached  # a branch name is re-resolved online: it may have moved
@@ -211,6 +224,7 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
             resolved = hub.resolve(name, revision)
         except HubUnavailableError as err:
             tried.append(str(err))
+            unreachable = True
             continue
         if resolved is None:
             tried.append(f"{hub.label}: not there")
@@ -226,23 +240,42 @@ def pull(reference: str, *, formats: list[str] | None = None, offline: bool | No
             continue
         staging = Path(tempfile.mkdtemp(dir=root, prefix=f".pull-{os.getpid()}-"))
         try:
-            hub.fetch(name, revision, commit, [MANIFEST], staging)
-            manifest = read_manifest(staging)
-            files = needed_files(manifest, formats)
-            hub.fetch(name, revision, commit, files, staging)
-            check_files(staging, manifest, files)
-            return _install(staging, name, revision, commit)
+            return _install(_fetch_checked(hub, name, revision, commit, listing, formats, staging), name, revision,
+                            commit)
         except HubUnavailableError as err:
             tried.append(str(err))
+            unreachable = True
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
     if cached is not None:
         return cached  # no hub answered: the cached copy of this revision is the best there is
     where = "; ".join(tried)
-    hint = " (offline: only the cache, local directory hubs and the bundled hub were searched)" if offline else ""
-    fix = f"run 'zoo pull {reference}' with the network on" if offline else "see 'zoo list' for the models here"
+    if offline:
+        hint = " (offline: only the cache, local directory hubs and the bundled hub were searched)"
+        fix = f"retry online (without {' or '.join(dict.fromkeys([offline_option, 'ZOO_OFFLINE=1']))})"
+    elif unreachable:
+        hint, fix = "", f"or search only the cache and local hubs with {offline_option}"
+    else:
+        hint, fix = "", "'zoo list' (ddzoo.list_models()) shows the models here"
     raise ModelNotFoundError(f"model {name}@{revision} not found{hint}: {where}; {fix}")
+
+
+def _fetch_checked(hub, name: str, revision: str, commit: str, listing: list[str], formats: list[str] | None,
+                   staging: Path) -> Path:
+    """Fetch into ``staging`` the manifest and the files ``formats`` need, each capped at its declared size,
+    and check them against the manifest; errors name the hub, never the staging folder."""
+    where = f"{hub.label}: {name}@{revision}"
+    hub.fetch(name, revision, commit, {MANIFEST: MAX_METADATA_BYTES[MANIFEST]}, staging)
+    manifest = read_manifest(staging, where)
+    files = needed_files(manifest, formats)
+    absent = [f for f in files if f not in listing]
+    if absent:
+        raise HubContentError(f"{where}: {', '.join(absent[:5])} listed in the package but not a file of the hub; "
+                              "the package was refused, nothing was written (re-publish it)")
+    hub.fetch(name, revision, commit, {f: manifest["files"][f]["size"] for f in files}, staging)
+    check_files(staging, manifest, files, where)
+    return staging
 
 
 def _peers(folders: list[Path | str], dataset: str) -> list[tuple[str, dict, dict]]:
@@ -345,14 +378,18 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
 
 
 def list_models() -> list[dict]:
-    """Bundled and cached models with their robustness metrics (no network); damaged entries are marked."""
-    rows = []
-    for folder in sorted(p for p in BUNDLED_HUB.glob("*/main") if (p / MANIFEST).is_file()):
-        rows.append(_row(folder.parent.name, "main", "bundled", folder))
+    """Bundled and cached models with their robustness metrics (no network); damaged entries are marked. A
+    bundled model pulled into the cache is listed once, as cached (the same content, and the copy ``load``
+    uses)."""
+    cached = []
     for snapshots in sorted(models_dir().glob("*/snapshots")):
-        for folder in sorted(p for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            rows.append(_row(snapshots.parent.name, folder.name, "cache", folder))
-    return rows
+        cached += [(snapshots.parent.name, folder) for folder in sorted(snapshots.iterdir())
+                   if folder.is_dir() and not folder.name.startswith(".")]
+    in_cache = {(name, folder.name) for name, folder in cached}
+    rows = [_row(folder.parent.name, "main", "bundled", folder)
+            for folder in sorted(p for p in BUNDLED_HUB.glob("*/main") if (p / MANIFEST).is_file())
+            if (folder.parent.name, content_id(folder)) not in in_cache]
+    return rows + [_row(name, folder.name, "cache", folder) for name, folder in cached]
 
 
 def info(reference: str) -> dict:

@@ -3,18 +3,30 @@
 A directory hub keeps ``<root>/<name>/<revision>/<files>``; the hub bundled with ddzoo is one, inside the
 package (``ddzoo/hub``). Every hub answers ``resolve`` (a content id and the file list, or None when it does
 not hold the model), ``fetch`` (files into a folder) and, except the bundled one, ``publish``.
+
+``fetch`` streams each file with a cap: it stops as soon as a file holds more bytes than allowed (its
+manifest's size; for the manifest itself, the most ddzoo reads of one), so a hub serving 1 GiB for a file it
+lists at 1.7 MB costs 1.7 MB, not 1 GiB. A listed file the hub lacks, or a FIFO or other special file in its
+place, is a :class:`HubContentError` naming the hub and the file.
 """
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from ddzoo.errors import HubUnavailableError, InvalidArgumentError
-from ddzoo.fileio import building_dir, copy_files, sha256_file
+from ddzoo import constants
+from ddzoo.errors import HubContentError, HubUnavailableError, InvalidArgumentError
+from ddzoo.fileio import building_dir, copy_files, write_capped
 from ddzoo.names import validate_package_path
 from ddzoo.optional import require
-from ddzoo.package import MANIFEST, package_files
+from ddzoo.package import ENGINES, MANIFEST, MAX_METADATA_BYTES
+
+CHUNK = 1 << 20
 
 BUNDLED_HUB = Path(__file__).resolve().parents[1] / "hub"
 
@@ -22,6 +34,28 @@ BUNDLED_HUB = Path(__file__).resolve().parents[1] / "hub"
 def import_hub():
     """huggingface_hub (the ``hub`` extra)."""
     return require("huggingface_hub", "model cards and the Hugging Face Hub", extra="hub")
+
+
+def content_id(folder: Path, where: str | None = None) -> str:
+    """A directory hub's content id of the package in ``folder``: the sha256 of its manifest, read only up to
+    the size ddzoo reads of a manifest (over it: :class:`HubContentError`, messages naming ``where``)."""
+    limit = MAX_METADATA_BYTES[MANIFEST]
+    with open(folder / MANIFEST, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(where or str(folder), MANIFEST, limit)
+    return "sha256-" + hashlib.sha256(data).hexdigest()[:40]
+
+
+def _too_large(where: str, file: str, limit: int) -> HubContentError:
+    allowed = "ddzoo reads of a manifest" if file == MANIFEST else "its manifest declares"
+    return HubContentError(f"{where}: {file} holds more than the {limit:,} bytes {allowed}; the download was "
+                           "stopped and the package refused, nothing was written")
+
+
+def _missing(where: str, file: str) -> HubContentError:
+    return HubContentError(f"{where}: {file} is listed in the package but missing from the hub; the package was "
+                           "refused, nothing was written (re-publish it)")
 
 
 class DirectoryHub:
@@ -35,10 +69,29 @@ class DirectoryHub:
         folder = self.root / name / revision
         if not (folder / MANIFEST).is_file():
             return None
-        return "sha256-" + sha256_file(folder / MANIFEST)[:40], [*package_files(folder), MANIFEST]
+        files = [p.relative_to(folder).as_posix() for p in (*folder.glob("*"), *folder.glob(f"{ENGINES}/*/*/*"))
+                 if p.is_file() and not p.name.startswith(".")]  # regular files where a package keeps them
+        return content_id(folder, f"{self.label}: {name}@{revision}"), sorted(files)
 
-    def fetch(self, name: str, revision: str, commit: str, files: list[str], dest: Path) -> None:
-        copy_files(self.root / name / revision, dest, files)
+    def fetch(self, name: str, revision: str, commit: str, sizes: dict[str, int], dest: Path) -> None:
+        """Copy each file of ``sizes`` (name → the most bytes allowed) into ``dest``."""
+        where = f"{self.label}: {name}@{revision}"
+        for file, limit in sizes.items():
+            source = self.root / name / revision / validate_package_path(file, where)
+            try:  # non-blocking: opening a FIFO to read must not wait for a writer
+                fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+            except FileNotFoundError:
+                raise _missing(where, file) from None
+            except OSError as err:
+                raise HubContentError(f"{where}: {file} cannot be read ({err.strerror}); the package was "
+                                      "refused, nothing was written") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise HubContentError(f"{where}: {file} is not a regular file (a FIFO, device or folder); the "
+                                      "package was refused, nothing was written")
+            with os.fdopen(fd, "rb") as handle:
+                if write_capped(_read_chunks(handle, where, file), dest / file, limit) is None:
+                    raise _too_large(where, file, limit)
 
     def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         target = self.root / name / revision
@@ -47,6 +100,15 @@ class DirectoryHub:
             (staging / ".commit-message").write_text(message + "\n")
         commit, _ = self.resolve(name, revision)
         return {"hub": self.label, "url": str(target), "commit": commit}
+
+
+def _read_chunks(handle: BinaryIO, where: str, file: str) -> Iterator[bytes]:
+    try:
+        while block := handle.read(CHUNK):
+            yield block
+    except OSError as err:
+        raise HubContentError(f"{where}: reading {file} failed ({err.strerror}); the package was refused, "
+                              "nothing was written") from None
 
 
 class HuggingFaceHub:
@@ -61,10 +123,11 @@ class HuggingFaceHub:
 
     def _unavailable(self, err: Exception, doing: str) -> HubUnavailableError:
         """Any failure inside the client (transport errors of its HTTP library included: huggingface_hub 2.x
-        raises httpx errors that are neither OSError nor HfHubHTTPError) as one line naming the hub."""
+        raises httpx errors that are neither OSError nor HfHubHTTPError) as one line naming the hub (what to do
+        about it is the caller's to say: ``pull`` names its offline option)."""
         first = (str(err).splitlines() or [""])[0][:300]
         return HubUnavailableError(f"{self.label}: {doing}: {type(err).__name__}: {first}; check the network "
-                                   "and HF_ENDPOINT, or pull with --offline")
+                                   "and HF_ENDPOINT")
 
     def resolve(self, name: str, revision: str) -> tuple[str, list[str]] | None:
         import_hub()
@@ -78,15 +141,34 @@ class HuggingFaceHub:
         except Exception as err:  # noqa: BLE001 - see _unavailable
             raise self._unavailable(err, "resolving the model") from err
 
-    def fetch(self, name: str, revision: str, commit: str, files: list[str], dest: Path) -> None:
+    def fetch(self, name: str, revision: str, commit: str, sizes: dict[str, int], dest: Path) -> None:
+        """Download each file of ``sizes`` (name → the most bytes allowed) at ``commit`` into ``dest``, streamed
+        with huggingface_hub's HTTP session and stopped at the cap (``hf_hub_download`` has none)."""
         hub = import_hub()
-        for file in files:
+        from huggingface_hub.utils import build_hf_headers, get_session
+
+        where = f"{self.label}: {name}@{revision}"
+        headers = build_hf_headers(token=self.token)
+        for file, limit in sizes.items():
+            url = hub.hf_hub_url(f"{self.org}/{name}", validate_package_path(file, where), revision=commit,
+                                 endpoint=self.endpoint)
             try:
-                hub.hf_hub_download(f"{self.org}/{name}", validate_package_path(file), revision=commit,
-                                    local_dir=dest, endpoint=self.endpoint, token=self.token)
+                with get_session().stream("GET", url, headers=headers, follow_redirects=True,
+                                          timeout=constants.DOWNLOAD_TIMEOUT_S) as response:
+                    if response.status_code == 404:
+                        raise _missing(where, file)
+                    if response.status_code >= 400:  # the body is not read: it may be anything
+                        raise HubUnavailableError(f"{self.label}: downloading {file}: HTTP {response.status_code}; "
+                                                  "check the network and HF_ENDPOINT")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
+                        raise _too_large(where, file, limit)
+                    if write_capped(response.iter_bytes(CHUNK), dest / file, limit) is None:
+                        raise _too_large(where, file, limit)
+            except (HubContentError, HubUnavailableError):
+                raise
             except Exception as err:  # noqa: BLE001 - see _unavailable
                 raise self._unavailable(err, f"downloading {file}") from err
-        shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
 
     def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         api = self._api()

@@ -84,5 +84,5 @@ def test_zoo_eval_json_and_stored_eps_ref(lenet_checkpoint, tmp_path, capsys):
 
 
 def test_eval_refuses_a_dataset_of_another_shape(lenet_checkpoint, capsys):
-    assert main(["eval", str(lenet_checkpoint), "--dataset", "cifar10", "--limit", "10"]) == 1
+    assert main(["eval", str(lenet_checkpoint), "--dataset", "cifar10", "--limit", "10"]) == 2
     assert "pass --dataset mnist" in capsys.readouterr().err

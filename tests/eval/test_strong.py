@@ -101,7 +101,7 @@ def test_zoo_eval_reports_the_stronger_attacks(lenet_checkpoint, capsys):
     assert curve[0] >= curve[-1] and len(curve) == len(strong["l2_curve"]["eps"])
     linf = strong["autoattack"]["Linf"]
     assert linf["eps"] == 0.3 and linf["accuracy"] <= 0.1 and linf["images"] == 20  # undefended LeNet at 0.3
-    assert main(["eval", str(lenet_checkpoint), "--limit", "20", "--attacks", "pgd"]) == 1
+    assert main(["eval", str(lenet_checkpoint), "--limit", "20", "--attacks", "pgd"]) == 2
     assert "unknown attack" in capsys.readouterr().err
 
 

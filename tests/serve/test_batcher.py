@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import BadRequestError
 from ddzoo.serve.batcher import DynamicBatcher, QueueFullError
 
 
@@ -80,7 +80,7 @@ def test_a_request_that_does_not_fit_waits_for_the_next_batch():
 
 def test_oversized_request_and_full_queue_are_refused():
     async def scenario(batcher, backend):
-        with pytest.raises(InvalidArgumentError, match="at most 4 per request"):
+        with pytest.raises(BadRequestError, match="at most 4 per request"):
             batcher.submit_nowait(images(*range(5)))
         backend.release.clear()  # hold the backend so the queue fills
         first = batcher.submit_nowait(images(0))

@@ -1,5 +1,7 @@
-"""``zoo serve``: KServe v2 over real HTTP on 127.0.0.1, driven by the real tritonclient; batching seen in
-/metrics; bad input is 4xx never 5xx (hypothesis-built requests); overload gives 503 and the server recovers."""
+"""``zoo serve``: KServe v2 over real HTTP and gRPC on 127.0.0.1, driven by the real tritonclient; batching seen
+in /metrics; bad input is 4xx / INVALID_ARGUMENT never 5xx / INTERNAL (hypothesis-built requests on both
+protocols), answered alike by both through one mapping, in the request's terms and with hostile input echoed
+bounded; overload gives 503 and the server recovers."""
 
 from __future__ import annotations
 
@@ -165,19 +167,41 @@ def test_bad_input_is_a_clear_4xx(server, path, body, status, message):
 
 
 HEAD = b'{"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": ['
+INTERNALS = ("Error", "Exceeds the limit", "set_int_max_str_digits", "maximum recursion", "setting an array element",
+             "inhomogeneous", "Traceback", "numpy", "orjson", "char ")
 
 
 @pytest.mark.parametrize("raw, message", [
     (b"", "body is empty"),
-    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
-    (HEAD + b"9" * 5000 + b"]}]}", "not valid JSON"),  # over Python's int-string digit limit
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON: its arrays or objects are nested too deeply"),
+    (HEAD + b"9" * 5000 + b"]}]}", "not valid JSON: it holds an integer with too many digits"),
     (HEAD + b",".join([b"9" * 40] * 784) + b"]}]}", "NaN or Inf"),  # too big for float32
+    (b'{"inputs": "\xff\xfe"}', "not valid JSON: it is not UTF-8 text"),
+    (b'{"inputs": [', "not valid JSON: Expecting value at line 1 column 13"),
+    (HEAD + b"[0.5, 0.5], [0.5]]}]}", "rectangular nested list of numbers"),
+    (HEAD + b"[" * 70 + b"0.5" + b"]" * 70 + b"]}]}", "rectangular nested list of numbers"),
 ])
-def test_malformed_bodies_are_a_400_without_internals(server, raw, message):
+def test_malformed_bodies_are_a_400_in_the_requests_terms(server, raw, message):
     response = requests.post(f"{server.url}/v2/models/{NAME}/infer", data=raw, timeout=30)
     error = response.json()["error"]
-    assert response.status_code == 400 and message in error and "Traceback" not in error
+    assert response.status_code == 400 and message in error, error
+    assert not [word for word in INTERNALS if word in error], error  # Python's words are not the client's
     assert "header" not in error.lower()  # no header was sent: the message must not blame one
+
+
+def test_hostile_names_are_echoed_bounded_over_http(server):
+    long = "m" * 10_000
+    for response in (requests.post(f"{server.url}/v2/models/{long}/infer", json={"inputs": [GOOD]}, timeout=10),
+                     requests.get(f"{server.url}/v2/models/{long}", timeout=10),
+                     requests.get(f"{server.url}/v2/models/{NAME}/versions/{long}/ready", timeout=10)):
+        assert response.status_code == 404 and len(response.content) < 300, response.content[:200]
+        assert "(10,002 characters)" in response.json()["error"]
+    for body in ({"inputs": [GOOD], "outputs": [{"name": "o" * 10_000}] * 20},
+                 {"inputs": [{**GOOD, "name": "i" * 100_000}]},
+                 {"inputs": [{**GOOD, "datatype": "d" * 100_000}]},
+                 {"inputs": [{**GOOD, "shape": [1] * 50_000}]}):
+        response = requests.post(f"{server.url}/v2/models/{NAME}/infer", json=body, timeout=10)
+        assert response.status_code == 400 and len(response.content) < 400, response.content[:200]
 
 
 def test_model_config_answers_like_triton(server):
@@ -240,8 +264,9 @@ def test_zoo_serve_exits_1_with_one_line_when_the_artifact_cannot_load(verified_
                               "--port", str(_free_port()), "--grpc-port", "0"], capture_output=True, text=True,
                              timeout=120)
     assert process.returncode == 1
-    last = process.stderr.strip().splitlines()[-1]
-    assert last.startswith("zoo: error: ") and "cannot load the model" in last and "Traceback" not in process.stderr
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, process.stderr  # one line, as documented: not a log line and then the error
+    assert lines[0].startswith("zoo: error: ") and "cannot load the model" in lines[0]
 
 
 def test_the_body_limit_follows_the_model_and_max_batch():
@@ -280,14 +305,24 @@ def test_versioned_path_wrong_method_and_unknown_model_are_counted(server):
     assert counted in after and float(after.split(counted)[1].split()[0]) >= 1
 
 
-def test_backend_failure_is_a_500_naming_it_and_the_server_keeps_serving(verified_package):
-    with Server(_loader(verified_package[0], fail=True), ServeSettings(max_batch=4, max_delay_ms=1)) as broken:
+def test_backend_failure_is_a_500_naming_it_and_the_server_keeps_serving(verified_package, capsys):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    settings_ = ServeSettings(max_batch=4, max_delay_ms=1, grpc_port=0)
+    with Server(_loader(verified_package[0], fail=True), settings_) as broken:
         response = requests.post(f"{broken.url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]}, timeout=10)
         error = response.json()["error"]
         assert response.status_code == 500 and "device lost" not in error and "server log" in error
-        metrics = requests.get(f"{broken.url}/metrics").text
-        assert 'reason="backend error"' in metrics
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{broken.app.state['grpc_port']}")
+        tensor = grpcclient.InferInput("input", [1, 1, 28, 28], "FP32")
+        tensor.set_data_from_numpy(np.zeros((1, 1, 28, 28), np.float32))
+        with pytest.raises(InferenceServerException) as raised:
+            client.infer(NAME, [tensor])
+        assert "INTERNAL" in str(raised.value.status()) and "device lost" not in raised.value.message()
+        assert _failures(requests.get(f"{broken.url}/metrics").text, "backend error") == 2
         assert requests.get(f"{broken.url}/v2/health/ready").status_code == 200
+    assert capsys.readouterr().err.count("inference failed: RuntimeError: device lost") == 2  # logged, both
 
 
 def test_oversized_payload_is_413(verified_package):
@@ -507,6 +542,106 @@ def test_grpc_bad_requests_are_invalid_argument(grpc_server, shape, datatype, na
     with pytest.raises(InferenceServerException) as raised:
         client.infer(NAME, [tensor], headers=AUTH)
     assert code in str(raised.value.status()) and message in raised.value.message()
+
+
+def _failures(metrics: str, reason: str) -> float:
+    return _metric("\n".join(line for line in metrics.splitlines() if f'reason="{reason}"' in line),
+                   "ddzoo_request_failures_total")
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((33, 1, 28, 28), np.float32), "at most 32 per request (--max-batch)"),
+    (np.full((1, 1, 28, 28), np.nan, np.float32), "NaN or Inf"),
+    (np.zeros((1, 3, 28, 28), np.float32), "shape must be [N, 1, 28, 28]"),
+], ids=["more images than --max-batch", "NaN", "shape"])
+def test_both_protocols_refuse_a_faulty_request_alike(grpc_server, images, message):
+    """One mapping of errors: HTTP's 400 is gRPC's INVALID_ARGUMENT, with the same words, counted as a bad
+    request (not a backend error) in /metrics."""
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    from ddzoo.serve.status import GRPC_CODES
+
+    server, address = grpc_server
+    before = requests.get(f"{server.url}/metrics", headers=AUTH).text
+    raw = images.tobytes()
+    header = json.dumps({"inputs": [{"name": "input", "shape": list(images.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    http = requests.post(f"{server.url}/v2/models/{NAME}/infer", data=header + raw, timeout=10,
+                         headers={**AUTH, "Inference-Header-Content-Length": str(len(header))})
+    request = service_pb2.ModelInferRequest(model_name=NAME, raw_input_contents=[raw])
+    request.inputs.add(name="input", datatype="FP32").shape.extend(images.shape)
+    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as raised:
+        service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, metadata=list(AUTH.items()))
+    assert http.status_code == 400 and message in http.json()["error"], http.text
+    assert raised.value.code().name == GRPC_CODES[400] and raised.value.details() == http.json()["error"]
+    after = requests.get(f"{server.url}/metrics", headers=AUTH).text
+    assert _failures(after, "bad request") - _failures(before, "bad request") == 2
+    assert _failures(after, "backend error") == _failures(before, "backend error") == 0
+
+
+@pytest.mark.parametrize("size", [10_000, 100_000])
+def test_grpc_hostile_names_get_not_found_with_a_bounded_message(grpc_server, size):
+    """A 100 KB model name once made the answer's status details exceed gRPC's metadata limit
+    (RESOURCE_EXHAUSTED) instead of NOT_FOUND."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    _, address = grpc_server
+    client = grpcclient.InferenceServerClient(address)
+    tensor = grpcclient.InferInput("input", [1, 1, 28, 28], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 1, 28, 28), np.float32))
+    long = "m" * size
+    calls = {"metadata": lambda: client.get_model_metadata(long, headers=AUTH),
+             "config": lambda: client.get_model_config(long, headers=AUTH),
+             "infer": lambda: client.infer(long, [tensor], headers=AUTH),
+             "version": lambda: client.get_model_metadata(NAME, model_version=long, headers=AUTH)}
+    for what, call in calls.items():
+        with pytest.raises(InferenceServerException) as raised:
+            call()
+        assert "NOT_FOUND" in str(raised.value.status()), (what, raised.value.status())
+        assert len(raised.value.message()) < 200 and f"({size + 2:,} characters)" in raised.value.message()
+    bad_input = grpcclient.InferInput("i" * size, [1, 1, 28, 28], "FP32")
+    bad_input.set_data_from_numpy(np.zeros((1, 1, 28, 28), np.float32))
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(NAME, [bad_input], headers=AUTH)
+    assert "INVALID_ARGUMENT" in str(raised.value.status()) and len(raised.value.message()) < 200
+
+
+grpc_tensors = st.fixed_dictionaries({
+    "name": st.sampled_from(["input", "x", ""]) | st.text(max_size=6),
+    "datatype": st.sampled_from(["FP32", "FP16", "FP64", "INT8", "BYTES"]) | st.text(max_size=4),
+    "shape": st.sampled_from([[1, 1, 28, 28], [2, 1, 28, 28], [33, 1, 28, 28]]) | st.lists(st.integers(-3, 40),
+                                                                                              max_size=5),
+    "fp32": st.lists(st.floats(width=32), max_size=30) | st.just([0.5] * 784),
+    "fp64": st.lists(st.floats(), max_size=8),
+})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(model=st.sampled_from([NAME, NAME, "other", ""]) | st.text(max_size=12),
+       version=st.sampled_from(["", "", "1", "2"]) | st.text(max_size=4), tensors=st.lists(grpc_tensors, max_size=2),
+       raw=st.lists(st.binary(max_size=48) | st.just(bytes(784 * 4)) | st.just(bytes(784 * 8)), max_size=2),
+       outputs=st.lists(st.sampled_from(["logits", "probs"]) | st.text(max_size=4), max_size=2))
+def test_fuzzed_grpc_infer_requests_never_get_an_internal_error(grpc_server, model, version, tensors, raw, outputs):
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    _, address = grpc_server
+    request = service_pb2.ModelInferRequest(model_name=model, model_version=version, raw_input_contents=raw)
+    for t in tensors:
+        tensor = request.inputs.add(name=t["name"], datatype=t["datatype"])
+        tensor.shape.extend(t["shape"])
+        tensor.contents.fp32_contents.extend(t["fp32"])
+        tensor.contents.fp64_contents.extend(t["fp64"])
+    for name in outputs:
+        request.outputs.add(name=name)
+    with grpc.insecure_channel(address) as channel:
+        try:
+            service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, metadata=list(AUTH.items()),
+                                                                           timeout=30)
+        except grpc.RpcError as err:
+            assert err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), err
 
 
 def test_grpc_needs_the_api_key_and_knows_only_its_model(grpc_server):

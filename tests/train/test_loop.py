@@ -61,7 +61,7 @@ def test_resume_refuses_other_settings_and_overwrite(data_dir, tmp_path):
 
 
 def test_deep_defense_cli_needs_init(capsys, tmp_path):
-    assert main(["train", "--recipe", "deep-defense", "--out", str(tmp_path / "x")]) == 1
+    assert main(["train", "--recipe", "deep-defense", "--out", str(tmp_path / "x")]) == 2
     assert "pass --init CHECKPOINT" in capsys.readouterr().err
 
 

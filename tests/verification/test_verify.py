@@ -84,7 +84,7 @@ def test_damaged_artifact_fails_the_gate(lenet_package, tmp_path, how, capsys):
     code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "200", "--square", "0",
                  "--json"])
     err = capsys.readouterr().err
-    assert code == 1 and "gate failed for model.onnx" in err
+    assert code == 3 and "gate failed for model.onnx" in err  # 3: a failed gate
     assert verification_status(package)["model.onnx"] == "fail"
     with pytest.raises(VerificationFailedError):
         require_passing(package, ["model.onnx"])
@@ -117,7 +117,7 @@ def test_cli_verify_table_and_plot(verified, tmp_path, capsys):
 
 def test_unknown_artifact_is_refused(verified, capsys):
     package, _ = verified
-    assert main(["verify", str(package), "--artifact", "model.fp64.onnx"]) == 1
+    assert main(["verify", str(package), "--artifact", "model.fp64.onnx"]) == 2  # usage
     assert "no artifact ['model.fp64.onnx']" in capsys.readouterr().err
 
 

@@ -3,13 +3,16 @@ create repos and branches, commit files (regular uploads), read repo info and do
 
 Repositories are git-like: every commit is an immutable snapshot with a content id, branches point at
 commits, and a file can be read at a branch or at any commit id. ``corrupt`` flips bytes of a served file;
-``delay_s`` slows downloads; ``requests`` counts every request (for offline tests).
+``inflate`` appends that many zero bytes to a served file (``chunked``: without a Content-Length, as a
+hostile hub would); ``delay_s`` slows downloads; ``requests`` counts every request (for offline tests),
+``downloads`` names every file downloaded and ``sent`` counts the bytes of file bodies actually sent.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -34,6 +37,10 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.requests = 0
         self.corrupt: set[str] = set()
+        self.inflate: dict[str, int] = {}
+        self.chunked = False
+        self.downloads: list[str] = []
+        self.sent = 0
         self.delay_s = 0.0
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -73,6 +80,31 @@ class HubServer:
                 self._send(status, json.dumps({"error": message}).encode(),
                            {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"},
                            head=head)
+
+            def _stream(self, data: bytes, extra: int, headers: dict, head: bool):
+                """``data`` then ``extra`` zero bytes, with a Content-Length or chunked; stops when the client
+                goes away (counting what it sent)."""
+                self.send_response(200)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if server.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(len(data) + extra))
+                self.end_headers()
+                if head:
+                    return
+                zeros = bytes(1 << 20)
+                tail = (zeros[: min(len(zeros), extra - i)] for i in range(0, extra, len(zeros)))
+                pieces = itertools.chain([data], tail)
+                try:
+                    for piece in pieces:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if server.chunked else piece)
+                        server.sent += len(piece)
+                    if server.chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
 
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -173,9 +205,14 @@ class HubServer:
                         data = bytes([data[0] ^ 0xFF]) + data[1:]
                     if server.delay_s and not head:
                         time.sleep(server.delay_s)
+                    if not head:
+                        server.downloads.append(file)
                     etag = hashlib.sha1(files[file]).hexdigest()
-                    return self._send(200, data, {"X-Repo-Commit": commit, "ETag": f'"{etag}"',
-                                                  "Content-Type": "application/octet-stream"}, head)
+                    headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+                    if file in server.inflate or server.chunked:
+                        return self._stream(data, server.inflate.get(file, 0), headers, head)
+                    server.sent += 0 if head else len(data)
+                    return self._send(200, data, headers, head)
                 return self._error(404, "EntryNotFound", f"no route {path}", head)
 
         return Handler
