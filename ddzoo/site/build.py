@@ -37,7 +37,8 @@ class Column:
     key: str
     label: str
     detail: str = ""
-    numeric: bool = True
+    numeric: bool = True  # sorts by number (else by text)
+    right: bool = True  # numeric columns are right-aligned unless they hold lists
 
 
 @dataclass
@@ -110,8 +111,8 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
                Column("rho2", "DeepFool ρ₂", " · ".join(p for p in ("fp32 ONNX · 50 it", _n(rho_n)) if p)),
                Column("bestof", "best-of min ‖r‖₂", " · ".join(p for p in ("mean · checkpoint", _n(best_n)) if p)),
                Column("arch", "architecture", numeric=False), Column("params", "parameters"),
-               Column("passed", "passed the gate", "✓ passed · ✗ failed"),
-               Column("sizes", "artifact sizes", "sorts by fp32")]
+               Column("passed", "passed the gate", "✓ passed · ✗ failed", right=False),
+               Column("sizes", "artifact sizes", "sorts by fp32", right=False)]
     rows = []
     for e in entries:
         shipped = [a for a in e.artifacts if a.size is not None]

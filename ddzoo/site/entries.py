@@ -16,7 +16,7 @@ from typing import Any
 
 from ddzoo.errors import InvalidArgumentError, UnknownNameError, ZooError
 from ddzoo.fileio import sha256_file
-from ddzoo.names import validate_name
+from ddzoo.names import validate_name, validate_revision
 from ddzoo.package import (
     CARD,
     CONFIG,
@@ -267,7 +267,12 @@ def read_entries(hubs: list[Path | str] | None = None) -> tuple[list[ModelEntry]
         except InvalidArgumentError:
             skipped.append(Skipped(package.name[:80], package.where, "unsafe model name"))
             continue
-        status = integrity(package.folder)
+        try:
+            validate_revision(package.revision)
+        except InvalidArgumentError:
+            skipped.append(Skipped(package.name, package.where, f"unsafe revision {package.revision[:80]!r}"))
+            continue
+        status = integrity(package.folder).replace(str(package.folder), package.name)  # no local paths
         if status != "ok":
             skipped.append(Skipped(package.name, package.where, status))
             continue
@@ -281,7 +286,8 @@ def read_entries(hubs: list[Path | str] | None = None) -> tuple[list[ModelEntry]
         try:
             entry = read_entry(package, slug)
         except (ZooError, OSError, KeyError, TypeError, ValueError) as err:
-            skipped.append(Skipped(package.name, package.where, f"unreadable: {err}"))
+            skipped.append(Skipped(package.name, package.where,
+                                   f"unreadable: {str(err).replace(str(package.folder), package.name)}"))
             continue
         try:
             validate_name(entry.dataset, "dataset name")

@@ -67,11 +67,12 @@ def _hostile(folder: Path) -> None:
 
 @pytest.fixture(scope="session")
 def hostile_hub(tmp_path_factory) -> Path:
-    """A directory hub: one package whose card, config and records carry markup (under a hostile revision name),
-    one with an unsafe model name, one with an unsafe dataset name and one whose files fail their manifest."""
+    """A directory hub: one package whose card, config and records carry markup, and four to leave out: an unsafe
+    model name, an unsafe revision, an unsafe dataset name, files that fail their manifest."""
     hub = tmp_path_factory.mktemp("hostile_hub")
-    _craft(hub, "lenet-hostile", HOSTILE_REVISION, _hostile)
+    _craft(hub, "lenet-hostile", "main", _hostile)
     _craft(hub, "bad name<b>", "main", lambda folder: None)
+    _craft(hub, "lenet-revision", HOSTILE_REVISION, lambda folder: None)
 
     def dataset(folder: Path) -> None:
         config = json.loads((folder / CONFIG).read_text())

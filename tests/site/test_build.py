@@ -165,16 +165,17 @@ def _check_no_markup_from_records(folder: Path) -> None:
 
 def test_crafted_packages_are_escaped_or_left_out(hostile_hub, tmp_path):
     built = build_site(tmp_path / "site", hubs=[hostile_hub])
-    assert sorted(s.name for s in built.skipped) == ["bad name<b>", "lenet-damaged", "lenet-escape"]
+    assert sorted(s.name for s in built.skipped) == ["bad name<b>", "lenet-damaged", "lenet-escape", "lenet-revision"]
     assert built.models == {"mnist": 1}
     site = tmp_path / "site"
     _check_no_markup_from_records(site)
     page = site / "models" / "lenet-hostile.html"
     text = "".join(Page(page).text)
-    assert SCRIPT in text and HOSTILE_REVISION in text  # shown as text
+    assert SCRIPT in text  # shown as text
     assert "[click](javascript:alert(3))" in text  # not a link
     index = "".join(Page(site / "index.html").text)
-    assert "bad name<b>" in index and "unsafe dataset name" in index and "damaged" in index
+    assert "bad name<b>" in index and "unsafe dataset name" in index and HOSTILE_REVISION in index
+    assert "damaged: lenet-damaged/model.onnx" in index  # no local path
     assert not [p for p in site.rglob("*") if p.name.startswith(".") and p.name != SITE_MARKER]
     assert sorted(p.name for p in (site / "models").iterdir()) == ["lenet-hostile", "lenet-hostile.html"]
 
