@@ -65,6 +65,10 @@ class Leaderboard:
     def models(self) -> int:
         return sum(row.kind == "model" for row in self.rows)
 
+    @property
+    def anchors(self) -> int:
+        return sum(row.kind == "anchor" for row in self.rows)
+
 
 @dataclass(frozen=True)
 class SiteSummary:
@@ -120,7 +124,10 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
         gate = tuple((f"{a.label} {_MARKS.get(a.status, a.status)}", "pass" if a.status == "pass" else "fail",
                       "; ".join([f"{a.file}: {_STATUS[a.status] if a.status in _STATUS else a.status}", *a.reasons]))
                      for a in e.artifacts)
-        cells = [Cell(e.name, e.name), Cell(e.defence_name, e.defence_name),
+        where = "" if (e.where, e.revision) == ("bundled", "main") else " · ".join(
+            [e.where, *([e.revision if len(e.revision) <= 16 else e.revision[:15] + "…"] if e.revision != "main"
+                        else [])])
+        cells = [Cell(e.name, e.name, where), Cell(e.defence_name, e.defence_name),
                  _figure_cell(e.clean, len({i for i in clean_n if i}) > 1 or None in clean_n),
                  *(_figure_cell(e.robust.get(t), len({i for i in threat_n[t] if i}) > 1, lambda v: pct(v, 1))
                    for t in threats),

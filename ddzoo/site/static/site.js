@@ -49,7 +49,8 @@
     function apply(sorted) {
       const defence = form.elements.namedItem("defence").value;
       const artifact = form.elements.namedItem("artifact").value;
-      const anchors = form.elements.namedItem("anchors").checked;
+      const switchAnchors = form.elements.namedItem("anchors");
+      const anchors = switchAnchors ? switchAnchors.checked : true;
       let shown = 0, total = 0;
       Array.from(table.tBodies[0].rows).forEach(function (row) {
         let visible;
