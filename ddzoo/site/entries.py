@@ -254,8 +254,14 @@ def read_entries(hubs: list[Path | str] | None = None) -> tuple[list[ModelEntry]
     """Every package ``zoo list`` sees (or those of the directory ``hubs``), one entry per distinct content.
 
     A package found twice with the same manifest (bundled, and pulled into the cache) is one entry; two
-    different packages of one name get the pages ``NAME`` and ``NAME--<content id>``. Packages whose name is
-    unsafe, whose files fail their manifest or whose records cannot be read are returned as skipped.
+    different packages of one name get the pages ``NAME`` and ``NAME--<content id>``.
+
+    Args:
+        hubs: directory hubs to read instead of the bundled and cached packages.
+
+    Returns:
+        The entries sorted by dataset and name, and the packages left out with the reason: an unsafe name,
+        revision or dataset name, files that fail their manifest, records that cannot be read.
     """
     entries: list[ModelEntry] = []
     skipped: list[Skipped] = []

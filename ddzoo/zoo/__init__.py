@@ -358,9 +358,21 @@ class LocalPackage:
 def local_packages(hubs: list[Path | str] | None = None) -> list[LocalPackage]:
     """The packages ``zoo list`` sees: bundled, then cached; or, with ``hubs``, those directory hubs' packages.
 
-    Folder names are as found on disk (validate them before using them as names).
+    Args:
+        hubs: directory hubs to list instead (each must exist).
+
+    Returns:
+        One entry per package folder; names and revisions are folder names as found on disk (validate them
+        before using them as names).
+
+    Raises:
+        InvalidArgumentError: a hub is not a folder.
     """
     if hubs:
+        missing = [str(h) for h in hubs if not Path(h).is_dir()]
+        if missing:
+            raise InvalidArgumentError(f"no directory hub at {', '.join(missing)}; pass the folder 'zoo publish "
+                                       "--hub DIR' wrote")
         return [LocalPackage(name, revision, "hub", folder)
                 for hub in hubs for name, revision, folder in DirectoryHub(Path(hub)).packages()]
     found = [LocalPackage(name, revision, "bundled", folder)

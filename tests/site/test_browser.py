@@ -25,21 +25,25 @@ DESKTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 
 def _chromium() -> str | None:
-    for candidate in (os.environ.get("ZOO_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(candidate) if candidate else None
+    """``ZOO_CHROMIUM`` if set (a path or a command name), else Debian's ``chromium`` or a Chrome on PATH."""
+    chosen = os.environ.get("ZOO_CHROMIUM")
+    for candidate in [chosen] if chosen else ["chromium", "chromium-browser", "google-chrome"]:
+        found = shutil.which(candidate)
         if found:
             return found
     return None
 
 
+CHROMIUM = _chromium()
+if CHROMIUM is None:  # one line for the whole module
+    pytest.skip(INSTALL_HINT, allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright missing: pip install -e '.[test]'")
+
+
 @pytest.fixture(scope="module")
 def browser():
-    executable = _chromium()
-    if executable is None:
-        pytest.skip(INSTALL_HINT)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright missing: pip install -e '.[test]'")
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
         yield chromium
         chromium.close()
 

@@ -115,6 +115,18 @@ def test_robustbench_anchors_are_reference_rows(bundled_site):
                 if row["attrs"].get("class") == "anchor"]
 
 
+def test_the_anchors_are_the_figures_docs_results_quotes():
+    results = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text().splitlines()
+    for anchor in robustbench_anchors("cifar10"):
+        cells = (f"| {round(100 * anchor.clean_accuracy, 2)} % | {round(100 * anchor.autoattack_accuracy, 2)} % |")
+        assert [line for line in results if anchor.architecture in line and cells in line], anchor
+
+
+def test_a_directory_hub_that_does_not_exist_is_an_error(tmp_path, capsys):
+    assert main(["site", str(tmp_path / "site"), "--hub", str(tmp_path / "nowhere")]) == 1
+    assert "no directory hub at" in capsys.readouterr().err and not (tmp_path / "site").exists()
+
+
 def test_a_model_page_has_the_card_the_records_the_plots_the_commands_and_every_hash(bundled_site):
     name = "resnet-cifar10-at"
     folder = BUNDLED_HUB / name / "main"
