@@ -114,6 +114,13 @@ def test_every_page_opens_from_disk_offline_without_errors_and_every_link_resolv
     expected = {bundled_site / "index.html", *bundled_site.glob("leaderboard-*.html"),
                 *(bundled_site / "models" / f"{name}.html" for name in BUNDLED)}
     assert seen == expected
+    with Visit(browser, PHONE) as visit:  # at phone width only tables and code scroll, never the page
+        wide = []
+        for path in sorted(seen):
+            visit.open(path)
+            if visit.page.evaluate("document.documentElement.scrollWidth") > PHONE["width"]:
+                wide.append(path.name)
+        assert wide == [] and visit.problems == []
 
 
 def test_every_bundled_model_has_a_row_in_the_browser(browser, bundled_site):
@@ -191,11 +198,12 @@ def test_the_filters_hide_what_they_should(browser, bundled_site):
         assert visit.problems == []
 
 
-def test_a_model_page_copies_its_commands(browser, bundled_site):
-    with Visit(browser) as visit:
+def test_a_model_page_fits_a_phone_and_copies_its_commands(browser, bundled_site):
+    with Visit(browser, PHONE) as visit:
         visit.open(bundled_site / "models" / "lenet-mnist-dd.html")
+        assert visit.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # tables scroll
         button = visit.page.locator("button[data-copy=cmd-pull]")
-        assert button.is_visible()
+        assert button.is_visible() and button.bounding_box()["x"] + button.bounding_box()["width"] <= PHONE["width"]
         button.click()
         visit.page.wait_for_function("() => document.querySelector('button[data-copy=cmd-pull]').textContent !== "
                                      "'copy'")
