@@ -35,10 +35,10 @@ def card_html(text: str):
     ``scope="col"``. Returns markup that is safe by construction.
     """
     markdown_it = require("markdown_it", "the static site's model cards", extra="site", package="markdown-it-py")
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+    repocard = require("huggingface_hub.repocard", "the static site's model cards", extra="site")
     from markupsafe import Markup
 
-    match = REGEX_YAML_BLOCK.search(text)
+    match = repocard.REGEX_YAML_BLOCK.search(text)
     body = text[match.end():] if match else text
     md = markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
     md.validateLink = lambda url: url.strip().lower().startswith(_ALLOWED_LINKS)
