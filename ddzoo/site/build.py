@@ -10,7 +10,16 @@ from typing import Any
 from ddzoo import __version__
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.fileio import building_dir
-from ddzoo.site.entries import ARTIFACT_KINDS, MAX_CARD_BYTES, ModelEntry, Skipped, ThreatModel, read_entries
+from ddzoo.package import ONNX
+from ddzoo.site.entries import (
+    ARTIFACT_KINDS,
+    MAX_CARD_BYTES,
+    Figure,
+    ModelEntry,
+    Skipped,
+    ThreatModel,
+    read_entries,
+)
 from ddzoo.site.render import STATIC, card_html, count, environment, interval, pct, render, size
 
 SITE_MARKER = ".ddzoo-site"  # in every built site: the only kind of folder ``zoo site`` replaces
@@ -81,76 +90,79 @@ class SiteSummary:
     seconds: float
 
 
-def _n(images: set[int | None]) -> str:
-    known = sorted(i for i in images if i is not None)
-    if not known:
+def _figures(name: str, label: str, where: str, figures: list[Figure | None], fmt) -> tuple[Column, Any]:
+    """A column of measured figures: n in its header when every row has the same n, else in each cell."""
+    sizes = {f.images for f in figures if f is not None and f.images is not None}
+    per_cell = len(sizes) > 1
+    n = "n per cell" if per_cell else (f"n = {sizes.pop():,}" if sizes else "")
+
+    def cell(figure: Figure | None) -> Cell:
+        if figure is None:
+            return Cell("–")
+        note = [interval(figure.ci95)] + ([f"n={figure.images:,}"] if per_cell and figure.images else [])
+        return Cell(fmt(figure.value), figure.value, " ".join(p for p in note if p))
+
+    return Column(name, label, " · ".join(p for p in (where, n) if p)), cell
+
+
+def _where(entry: ModelEntry) -> str:
+    """Under a model's name: where a copy other than the bundled one lives, and its revision."""
+    if (entry.where, entry.revision) == ("bundled", "main"):
         return ""
-    return f"n = {known[0]:,}" if len(set(known)) == 1 and None not in images else "n per cell"
+    revision = entry.revision if len(entry.revision) <= 16 else entry.revision[:15] + "…"
+    return entry.where if entry.revision == "main" else f"{entry.where} · {revision}"
 
 
-def _figure_cell(figure, per_cell_n: bool, fmt=pct) -> Cell:
-    if figure is None:
-        return Cell("–")
-    note = " ".join(p for p in (interval(figure.ci95), f"n={figure.images:,}" if per_cell_n and figure.images
-                                else "") if p)
-    return Cell(fmt(figure.value), figure.value, note)
+def _gate(entry: ModelEntry) -> Cell:
+    items = tuple((f"{a.label} {_MARKS.get(a.status, a.status)}", "pass" if a.status == "pass" else "fail",
+                   "; ".join([f"{a.file}: {_STATUS.get(a.status, a.status)}", *a.reasons])) for a in entry.artifacts)
+    return Cell("–", float(len(entry.passed)), items=items)
+
+
+def _sizes(entry: ModelEntry) -> Cell:
+    fp32 = next((a.size for a in entry.artifacts if a.file == ONNX), None)
+    return Cell("–", fp32, items=tuple((f"{a.label} {size(a.size)}", "size", a.file) for a in entry.artifacts
+                                       if a.size is not None))
 
 
 def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
-    """One dataset's table: a row per model, then RobustBench's entries for the dataset as reference rows."""
+    """One dataset's table: a row per model, then RobustBench's entries for the dataset as greyed reference rows
+    (an entry per threat model, one row per RobustBench model)."""
     from ddzoo.eval.anchors import robustbench_anchors
 
     anchors = robustbench_anchors(dataset)
     threats = sorted({t for e in entries for t in e.robust} | {ThreatModel("AutoAttack", a.norm, a.eps)
                                                                 for a in anchors},
                      key=lambda t: (t.attack, t.norm != "Linf", t.norm, t.eps))  # ℓ∞ first, as RobustBench
-    clean_n = {e.clean.images if e.clean else None for e in entries}
-    rho_n = {e.rho2.images if e.rho2 else None for e in entries}
-    best_n = {e.best_of.images if e.best_of else None for e in entries}
-    threat_n = {t: {e.robust[t].images if t in e.robust else None for e in entries} for t in threats}
-    columns = [Column("model", "model", numeric=False), Column("defence", "defence", numeric=False),
-               Column("clean", "clean accuracy", " · ".join(p for p in ("fp32 ONNX", _n(clean_n)) if p)),
-               *(Column(t.key, f"{t.attack} {t.budget}", " · ".join(p for p in ("checkpoint", _n(threat_n[t])) if p))
-                 for t in threats),
-               Column("rho2", "DeepFool ρ₂", " · ".join(p for p in ("fp32 ONNX · 50 it", _n(rho_n)) if p)),
-               Column("bestof", "best-of min ‖r‖₂", " · ".join(p for p in ("mean · checkpoint", _n(best_n)) if p)),
-               Column("arch", "architecture", numeric=False), Column("params", "parameters"),
+    clean, clean_cell = _figures("clean", "clean accuracy", "fp32 ONNX", [e.clean for e in entries], pct)
+    robust = [_figures(t.key, f"{t.attack} {t.budget}", "checkpoint", [e.robust.get(t) for e in entries],
+                       lambda v: pct(v, 1)) for t in threats]
+    rho2, rho2_cell = _figures("rho2", "DeepFool ρ₂", "fp32 ONNX · 50 it", [e.rho2 for e in entries],
+                               lambda v: f"{v:.4f}")
+    best, best_cell = _figures("bestof", "best-of min ‖r‖₂", "mean · checkpoint", [e.best_of for e in entries],
+                               lambda v: f"{v:.3f}")
+    columns = [Column("model", "model", numeric=False), Column("defence", "defence", numeric=False), clean,
+               *(column for column, _ in robust), rho2, best, Column("arch", "architecture", numeric=False),
+               Column("params", "parameters"),
                Column("passed", "passed the gate", "✓ passed · ✗ failed", right=False),
                Column("sizes", "artifact sizes", "sorts by fp32", right=False)]
-    rows = []
-    for e in entries:
-        shipped = [a for a in e.artifacts if a.size is not None]
-        onnx = next((a.size for a in e.artifacts if a.file == "model.onnx"), None)
-        gate = tuple((f"{a.label} {_MARKS.get(a.status, a.status)}", "pass" if a.status == "pass" else "fail",
-                      "; ".join([f"{a.file}: {_STATUS[a.status] if a.status in _STATUS else a.status}", *a.reasons]))
-                     for a in e.artifacts)
-        where = "" if (e.where, e.revision) == ("bundled", "main") else " · ".join(
-            [e.where, *([e.revision if len(e.revision) <= 16 else e.revision[:15] + "…"] if e.revision != "main"
-                        else [])])
-        cells = [Cell(e.name, e.name, where), Cell(e.defence_name, e.defence_name),
-                 _figure_cell(e.clean, len({i for i in clean_n if i}) > 1 or None in clean_n),
-                 *(_figure_cell(e.robust.get(t), len({i for i in threat_n[t] if i}) > 1, lambda v: pct(v, 1))
-                   for t in threats),
-                 _figure_cell(e.rho2, len({i for i in rho_n if i}) > 1, lambda v: f"{v:.4f}"),
-                 _figure_cell(e.best_of, len({i for i in best_n if i}) > 1, lambda v: f"{v:.3f}"),
-                 Cell(e.config.arch, e.config.arch), Cell(count(e.params), e.params),
-                 Cell("–", float(len(e.passed)), items=gate),
-                 Cell("–", onnx, items=tuple((f"{a.label} {size(a.size)}", "size", a.file) for a in shipped))]
-        rows.append(Row("model", e.name, f"models/{e.slug}.html", cells, e.defence, e.passed))
-    by_model: dict[tuple[str, float], list] = {}
+    rows = [Row("model", e.name, f"models/{e.slug}.html",
+                [Cell(e.name, e.name, _where(e)), Cell(e.defence_name, e.defence_name), clean_cell(e.clean),
+                 *(cell(e.robust.get(t)) for t, (_, cell) in zip(threats, robust, strict=True)), rho2_cell(e.rho2),
+                 best_cell(e.best_of), Cell(e.config.arch, e.config.arch), Cell(count(e.params), e.params),
+                 _gate(e), _sizes(e)], e.defence, e.passed) for e in entries]
+    groups: dict[tuple[str, float], list] = {}
     for anchor in anchors:
-        by_model.setdefault((anchor.model_id, anchor.clean_accuracy), []).append(anchor)
-    for group in by_model.values():
-        first = group[0]
-        robust = {ThreatModel("AutoAttack", a.norm, a.eps): a for a in group}
+        groups.setdefault((anchor.model_id, anchor.clean_accuracy), []).append(anchor)
+    for group in groups.values():
+        first, n = group[0], f"n={group[0].images:,}"
+        measured = {ThreatModel("AutoAttack", a.norm, a.eps): a.autoattack_accuracy for a in group}
         cells = [Cell(first.citation, first.citation, first.name), Cell(first.defence, first.defence),
-                 Cell(pct(first.clean_accuracy), first.clean_accuracy, f"n={first.images:,}"),
-                 *(Cell(pct(robust[t].autoattack_accuracy, 1), robust[t].autoattack_accuracy,
-                        f"n={first.images:,}") if t in robust else Cell("–") for t in threats),
+                 Cell(pct(first.clean_accuracy), first.clean_accuracy, n),
+                 *(Cell(pct(measured[t], 1), measured[t], n) if t in measured else Cell("–") for t in threats),
                  Cell("–"), Cell("–"), Cell(first.architecture, first.architecture), Cell("–"), Cell("–"), Cell("–")]
-        rows.append(Row("anchor", first.name, first.source, cells,
-                        note="reference: RobustBench's published figures (" + ", ".join(
-                            f"{t.attack} {t.budget}" for t in robust) + ")"))
+        rows.append(Row("anchor", first.name, first.source, cells, note="RobustBench's published figures: " + ", ".join(
+            f"{t.attack} {t.budget}" for t in measured)))
     defences = sorted({(e.defence, e.defence_name) for e in entries}, key=lambda d: d[1].lower())
     return Leaderboard(dataset, DATASET_TITLES.get(dataset, dataset), f"leaderboard-{dataset}.html", columns, rows,
                        defences)
