@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[onnx,report,hub,serve,audit,test]'
+	$(PY) -m pip install -q -e '.[onnx,report,hub,serve,audit,site,test]'
 	$(PY) -m pip install -q --no-deps torchattacks==3.5.1  # AutoAttack; its metadata would pull torchvision
 	touch $@
 

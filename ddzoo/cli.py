@@ -517,6 +517,30 @@ def info(reference: Annotated[str, typer.Argument(help="NAME[@REVISION] (cached 
     _emit(data, as_json, render)
 
 
+@app.command("site")
+def site(
+    out: Annotated[Path, typer.Argument(help="Folder for the site: new, empty, or a site built before (replaced).")],
+    hub: Annotated[list[Path] | None, typer.Option(
+        help="Show this directory hub's packages instead of the bundled and cached ones (repeatable).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build the zoo as a static web site (a leaderboard per dataset, a page per model) that opens from disk."""
+    from ddzoo.site import build_site
+
+    built = build_site(out, hubs=hub)
+    data = {"index": str(built.out.resolve() / "index.html"), "models": built.models, "pages": built.pages,
+            "seconds": round(built.seconds, 2),
+            "skipped": [{"name": s.name, "where": s.where, "reason": s.reason} for s in built.skipped]}
+
+    def render(d: dict) -> None:
+        for s in d["skipped"]:
+            typer.echo(f"left out {s['name']} ({s['where']}): {s['reason'][:200]}", err=True)
+        counts = ", ".join(f"{dataset} {n}" for dataset, n in d["models"].items()) or "no models"
+        typer.echo(f"wrote {d['pages']} pages ({counts}) in {d['seconds']:.1f} s; open {Path(d['index']).as_uri()}")
+
+    _emit(data, as_json, render)
+
+
 def is_dir(path: Path) -> bool:
     """Whether ``path`` is a folder; False for a path the filesystem refuses (e.g. a name too long)."""
     try:

@@ -2,7 +2,8 @@
 
 train a reference LeNet on real MNIST → Deep Defense fine-tune (short) → export ONNX fp32 / fp16 / INT8 →
 verify each artifact with DeepFool against the artifact itself → publish to a local directory hub → pull it
-back into a fresh cache → classify real test images through onnxruntime → print the verification table.
+back into a fresh cache → classify real test images through onnxruntime → print the verification table →
+build the zoo's web site (``build/site``) and print where it is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from ddzoo import constants
 from ddzoo.cli import EXIT_GATE_FAILED, main
 from ddzoo.package import ONNX
+
+SITE = Path("build/site").resolve()  # outside the demo's temporary folder, so it can be opened afterwards
 
 
 def zoo(*argv: str, allowed: tuple[int, ...] = (0,)) -> int:
@@ -56,6 +59,7 @@ def run_demo(workdir: Path) -> int:
     records = json.loads((pulled / "verification.json").read_text())["records"]
     print_table([summary_row(r) for r in records.values()], "verification of the pulled package")
     classify_with_the_headline_model()
+    zoo("site", str(SITE))  # the bundled zoo and the models pulled above, as a web page
     return 0
 
 

@@ -20,7 +20,7 @@ LAYERS = [
     {"export"},
     {"verification"},
     {"zoo"},
-    {"serve", "cli", "demo"},
+    {"serve", "site", "cli", "demo"},
     {"api", "__init__"},
 ]
 RANK = {room: rank for rank, rooms in enumerate(LAYERS) for room in rooms}

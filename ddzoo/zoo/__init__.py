@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ddzoo import __version__, constants
@@ -355,7 +356,7 @@ def summary(folder: Path) -> dict:
             "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy")}
 
 
-def _integrity(folder: Path) -> str:
+def integrity(folder: Path) -> str:
     """``ok``, or ``damaged: <reason>`` when a file no longer matches the snapshot's manifest."""
     try:
         manifest = read_manifest(folder)
@@ -368,7 +369,7 @@ def _integrity(folder: Path) -> str:
 def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     """One listing row; a package that cannot be read is reported, not fatal."""
     row = {"name": name, "revision": revision, "where": where}
-    status = _integrity(folder)
+    status = integrity(folder)
     try:
         facts = summary(folder)
     except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
@@ -377,19 +378,52 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     return {**row, **facts, "status": status}
 
 
+@dataclass(frozen=True)
+class LocalPackage:
+    """A package folder readable here without the network: where it is and what it is called."""
+
+    name: str
+    revision: str
+    where: str  # "bundled" | "cache" | "hub"
+    folder: Path
+
+
+def local_packages(hubs: list[Path | str] | None = None) -> list[LocalPackage]:
+    """The packages ``zoo list`` sees: bundled, then cached; or, with ``hubs``, those directory hubs' packages.
+
+    Args:
+        hubs: directory hubs to list instead (each must exist).
+
+    Returns:
+        One entry per package folder; names and revisions are folder names as found on disk (validate them
+        before using them as names).
+
+    Raises:
+        InvalidArgumentError: a hub is not a folder.
+    """
+    if hubs:
+        missing = [str(h) for h in hubs if not Path(h).is_dir()]
+        if missing:
+            raise InvalidArgumentError(f"no directory hub at {', '.join(missing)}; pass the folder 'zoo publish "
+                                       "--hub DIR' wrote")
+        return [LocalPackage(name, revision, "hub", folder)
+                for hub in hubs for name, revision, folder in DirectoryHub(Path(hub)).packages()]
+    found = [LocalPackage(name, revision, "bundled", folder)
+             for name, revision, folder in DirectoryHub(BUNDLED_HUB).packages() if revision == "main"]
+    for snapshots in sorted(models_dir().glob("*/snapshots")):
+        found += [LocalPackage(snapshots.parent.name, folder.name, "cache", folder)
+                  for folder in sorted(p for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith("."))]
+    return found
+
+
 def list_models() -> list[dict]:
     """Bundled and cached models with their robustness metrics (no network); damaged entries are marked. A
     bundled model pulled into the cache is listed once, as cached (the same content, and the copy ``load``
     uses)."""
-    cached = []
-    for snapshots in sorted(models_dir().glob("*/snapshots")):
-        cached += [(snapshots.parent.name, folder) for folder in sorted(snapshots.iterdir())
-                   if folder.is_dir() and not folder.name.startswith(".")]
-    in_cache = {(name, folder.name) for name, folder in cached}
-    rows = [_row(folder.parent.name, "main", "bundled", folder)
-            for folder in sorted(p for p in BUNDLED_HUB.glob("*/main") if (p / MANIFEST).is_file())
-            if (folder.parent.name, content_id(folder)) not in in_cache]
-    return rows + [_row(name, folder.name, "cache", folder) for name, folder in cached]
+    packages = local_packages()
+    in_cache = {(p.name, p.revision) for p in packages if p.where == "cache"}
+    return [_row(p.name, p.revision, p.where, p.folder) for p in packages
+            if not (p.where == "bundled" and (p.name, content_id(p.folder)) in in_cache)]
 
 
 def info(reference: str) -> dict:
@@ -412,4 +446,5 @@ def info(reference: str) -> dict:
             "verification": verification_status(folder)}
 
 
-__all__ = ["ModelNotFoundError", "info", "is_read_only", "list_models", "publish", "pull", "validate_name"]
+__all__ = ["LocalPackage", "ModelNotFoundError", "info", "integrity", "is_read_only", "list_models", "local_packages",
+           "publish", "pull", "validate_name"]

@@ -93,6 +93,11 @@ class DirectoryHub:
                 if write_capped(_read_chunks(handle, where, file), dest / file, limit) is None:
                     raise _too_large(where, file, limit)
 
+    def packages(self) -> list[tuple[str, str, Path]]:
+        """(name, revision, folder) of every package in the hub (one revision level; folders with a manifest)."""
+        return [(folder.parent.name, folder.name, folder) for folder in sorted(self.root.glob("*/*"))
+                if (folder / MANIFEST).is_file()]
+
     def publish(self, package: Path, name: str, revision: str, message: str, files: list[str]) -> dict:
         target = self.root / name / revision
         with building_dir(target) as staging:
