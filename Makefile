@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m ddzoo.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile  # CI's two cores; modules stay whole (their fixtures run once)
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15  # CI's two cores; modules stay whole (their fixtures run once)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q '.[bench]' && $(PY) -m pip install -q --no-deps torchattacks==3.5.1
