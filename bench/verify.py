@@ -8,7 +8,7 @@ identical), ρ₂ at every budget and the ρ₂ ratio (within 1 %), the gate ver
 left the checkpoint's path (attacked with the artifact in the loop).
 
     python bench/verify.py [--package DIR_OR_NAME] [--images 1000] [--square 100] [--old REV] [--json OUT]
-                           [--only new]
+                           [--only new | --reuse-old]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def full_package(source: str) -> Path:
     folder = _folder(source, None, None)
     if (folder / "model.int8.onnx").is_file():
         return folder
-    target = RUNS / f"{folder.resolve().name if folder.name != 'main' else folder.parent.name}-full"
+    target = RUNS / f"{Path(source).name}-full"
     if not (target / "model.int8.onnx").is_file():
         print(f"exporting {folder} with fp16 and int8 into {target}", file=sys.stderr)
         export_package(folder, target, formats="onnx,fp16,int8", parity_limit=1000)
@@ -80,9 +80,11 @@ def compare(old: dict, new: dict) -> list[dict]:
     rows = []
     for name, record in new["records"].items():
         before = old["records"][name]
+        method = record.get("method", {})
         row = {"artifact": name, "accuracy_same": before["clean_accuracy"] == record["clean_accuracy"],
                "gate_same": before["gate"]["passed"] == record["gate"]["passed"],
-               "in_the_loop": record.get("method", {}).get("images_in_the_loop", {})}
+               "in_the_loop": method.get("images_in_the_loop", {}),
+               "line_search": method.get("images_line_search_redone", {})}
         for key in ("5", "50", "box_constrained"):
             row[f"rho2 {key}"] = record["deepfool"][key]["rho2"] / before["deepfool"][key]["rho2"] - 1
         row["rho2 ratio"] = record["rho2_ratio"] / before["rho2_ratio"] - 1
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--square", type=int, default=100)
     parser.add_argument("--old", default=OLD)
     parser.add_argument("--only", choices=["new"], help="skip the old pipeline (time the new one alone)")
+    parser.add_argument("--reuse-old", action="store_true",
+                        help="compare with the old pipeline's record and time from an earlier run of this script")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -110,20 +114,24 @@ def main() -> None:
     report["new_seconds"] = time.perf_counter() - started
     print(f"new (replay) pipeline: {report['new_seconds']:.1f} s on {args.images} images, Square on {args.square}")
     if args.only != "new":
-        old_copy = fresh_copy(package, RUNS / "verify-old")
-        report["old_seconds"] = run_old(args.old, old_copy, args.images, args.square)
+        earlier = json.loads(Path(args.json).read_text()) if args.reuse_old and args.json else {}
+        if "old_seconds" in earlier and (earlier["images"], earlier["square"]) == (args.images, args.square):
+            report["old_seconds"], old_copy = earlier["old_seconds"], RUNS / "verify-old"
+        else:
+            old_copy = fresh_copy(package, RUNS / "verify-old")
+            report["old_seconds"] = run_old(args.old, old_copy, args.images, args.square)
         old = json.loads((old_copy / "verification.json").read_text())
         report["speedup"] = report["old_seconds"] / report["new_seconds"]
         report["records"] = compare(old, new)
         print(f"old (in-the-loop, {args.old}) pipeline: {report['old_seconds']:.1f} s -> speed-up "
               f"{report['speedup']:.2f}x")
         print(f"{'artifact':20s} {'acc same':>8s} {'gate same':>9s} {'Δρ₂ 5':>8s} {'Δρ₂ 50':>8s} {'Δρ₂ box':>8s} "
-              f"{'Δratio':>8s}  in the loop")
+              f"{'Δratio':>8s}  in the loop / line search redone")
         for row in report["records"]:
             print(f"{row['artifact']:20s} {row['accuracy_same']!s:>8s} {row['gate_same']!s:>9s} "
                   f"{100 * row['rho2 5']:+7.2f}% {100 * row['rho2 50']:+7.2f}% "
                   f"{100 * row['rho2 box_constrained']:+7.2f}% "
-                  f"{100 * row['rho2 ratio']:+7.2f}%  {row['in_the_loop']}")
+                  f"{100 * row['rho2 ratio']:+7.2f}%  {row['in_the_loop']} / {row['line_search']}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -33,9 +33,10 @@ from ddzoo.verification.record import crosscheck_record, square_record, strong_c
 from ddzoo.verification.replay import replay_deepfool
 
 BOXED = "box_constrained"
-REPLAY_METHOD = ("the checkpoint's DeepFool decisions replayed on the artifact (forward passes); artifact-in-the-loop "
-                 "DeepFool with the checkpoint's gradients for the images whose decisions leave that path; both "
-                 "moved onto the artifact's own boundary by bisection")
+REPLAY_METHOD = ("the checkpoint's DeepFool decisions replayed on the artifact (forward passes), its perturbation "
+                 "kept where the artifact takes them all; artifact-in-the-loop DeepFool with the checkpoint's "
+                 "gradients for the images whose decisions leave that path; every perturbation moved onto the "
+                 "artifact's own boundary by bisection")
 IN_THE_LOOP_METHOD = "artifact-in-the-loop DeepFool with the checkpoint's gradients, bisected onto its boundary"
 
 
@@ -51,26 +52,30 @@ class Measurement:
     fooled_8bit: list[torch.Tensor] = field(default_factory=list)
     linf: dict[str, list[list[torch.Tensor]]] = field(default_factory=dict)
     left_path: dict[str, int] = field(default_factory=dict)
+    line_search: dict[str, int] = field(default_factory=dict)
     deepfool_seconds: float = 0.0
     seconds: float = 0.0
 
-    def add_deepfool(self, key: str, attack: ArtifactAttack, left: torch.Tensor) -> None:
+    def add_deepfool(self, key: str, attack: ArtifactAttack, redone: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """One batch's results at one budget; ``redone``: the images attacked in the loop, and those whose line
+        search ran on the runner."""
         self.norms.setdefault(key, []).append(l2_norms(attack.perturbation))
         self.fooled.setdefault(key, []).append(attack.fooled)
         self.iterations.setdefault(key, []).append(attack.iterations)
-        self.left_path[key] = self.left_path.get(key, 0) + int(left.sum())
+        self.left_path[key] = self.left_path.get(key, 0) + int(redone[0].sum())
+        self.line_search[key] = self.line_search.get(key, 0) + int(redone[1].sum())
 
 
 def _measure(runner: Predictor, batch: CheckpointBatch, reference_labels: torch.Tensor, labels: torch.Tensor,
-             deepfool: dict[int, ArtifactAttack], boxed: ArtifactAttack, left: dict[str, torch.Tensor],
-             into: Measurement) -> None:
+             deepfool: dict[int, ArtifactAttack], boxed: ArtifactAttack,
+             redone: dict[str, tuple[torch.Tensor, torch.Tensor]], into: Measurement) -> None:
     """Everything but DeepFool's search, for one batch on one runner: accuracy, agreement, the DeepFool results
     given, the 8-bit check of the box-constrained ones and the FGS / BIM adversarials judged by ``runner``."""
     into.correct.append(labels == batch.y)
     into.agree.append(labels == reference_labels)
     for budget, attack in deepfool.items():
-        into.add_deepfool(str(budget), attack, left[str(budget)])
-    into.add_deepfool(BOXED, boxed, left[BOXED])
+        into.add_deepfool(str(budget), attack, redone[str(budget)])
+    into.add_deepfool(BOXED, boxed, redone[BOXED])
     rounded = ((batch.x + boxed.unshrunk) * 255).round() / 255
     into.fooled_8bit.append((runner.predict(rounded).argmax(1) != boxed.start_labels) & boxed.fooled)
     for attack, adversarials in batch.linf.items():
@@ -88,8 +93,9 @@ def _same_start(labels_logits: torch.Tensor, candidates: torch.Tensor) -> torch.
 
 def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: CheckpointBatch, logits: torch.Tensor,
                        settings: VerifySettings) -> tuple[dict[int, ArtifactAttack], ArtifactAttack,
-                                                          dict[str, torch.Tensor]]:
-    """The artifact's DeepFool results on one batch: replayed, or (``settings.replay`` off) all in the loop."""
+                                                          dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """The artifact's DeepFool results on one batch: replayed, or (``settings.replay`` off) all in the loop;
+    also, per budget, which images were attacked in the loop and which had their line search redone."""
     common = {"num_candidates": settings.num_candidates, "overshoot": settings.overshoot,
               "bisection_steps": settings.bisection_steps}
     most = max(settings.iterations)
@@ -97,13 +103,15 @@ def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: Checkpoint
         everything = torch.ones(len(batch.x), dtype=torch.bool)
         deepfool = artifact_deepfool_budgets(model, runner, batch.x, settings.iterations, **common)
         boxed = artifact_deepfool_budgets(model, runner, batch.x, (most,), bounds=BOX, **common)[most]
-        return deepfool, boxed, {**{str(b): everything for b in deepfool}, BOXED: everything}
+        all_redone = (everything, everything)
+        return deepfool, boxed, {**{str(b): all_redone for b in deepfool}, BOXED: all_redone}
     same_start = _same_start(logits, batch.candidates)
-    deepfool, left = replay_deepfool(model, runner, batch.x, batch.deepfool, batch.trace, same_start,
-                                     tolerance=settings.replay_tolerance, **common)
-    boxed, left_boxed = replay_deepfool(model, runner, batch.x, {most: batch.boxed}, batch.boxed_trace, same_start,
-                                        tolerance=settings.replay_tolerance, bounds=BOX, **common)
-    return deepfool, boxed[most], {**{str(b): left for b in deepfool}, BOXED: left_boxed}
+    deepfool, left, searched = replay_deepfool(model, runner, batch.x, batch.deepfool, batch.trace, same_start,
+                                               tolerance=settings.replay_tolerance, **common)
+    boxed, left_boxed, searched_boxed = replay_deepfool(model, runner, batch.x, {most: batch.boxed},
+                                                        batch.boxed_trace, same_start,
+                                                        tolerance=settings.replay_tolerance, bounds=BOX, **common)
+    return deepfool, boxed[most], {**{str(b): (left, searched) for b in deepfool}, BOXED: (left_boxed, searched_boxed)}
 
 
 def _record(measured: Measurement, x_norms: torch.Tensor, eps_ref: dict, settings: VerifySettings,
@@ -124,7 +132,8 @@ def _record(measured: Measurement, x_norms: torch.Tensor, eps_ref: dict, setting
     grid = linf_eps(eps_ref)
     for attack, columns in measured.linf.items():
         record[attack] = {"eps": grid[attack], "accuracy": [torch.cat(c).float().mean().item() for c in columns]}
-    record["method"] = {"deepfool": method, "images_in_the_loop": dict(measured.left_path)}
+    record["method"] = {"deepfool": method, "images_in_the_loop": dict(measured.left_path),
+                        "images_line_search_redone": dict(measured.line_search)}
     record["timings"] = {"deepfool_images_per_s": len(correct) / max(measured.deepfool_seconds, 1e-9),
                          "total_s": measured.seconds}
     most = str(max(settings.iterations))
@@ -168,7 +177,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             started = time.perf_counter()
             batch = attack_checkpoint(model, xb, yb, eps_ref, settings)
             reference_labels = checkpoint.predict(xb).argmax(1)
-            none = torch.zeros(len(xb), dtype=torch.bool)
+            none = (torch.zeros(len(xb), dtype=torch.bool),) * 2
             _measure(ModulePredictor(model), batch, reference_labels, reference_labels, batch.deepfool, batch.boxed,
                      {**{str(b): none for b in batch.deepfool}, BOXED: none}, measured[CHECKPOINT_ARTIFACT])
             measured[CHECKPOINT_ARTIFACT].deepfool_seconds += batch.deepfool_seconds

@@ -29,7 +29,7 @@ class VerifySettings(EvalSettings):
     square_queries: int = 1000
     strong: int = 0  # images for the stronger white-box attacks on the checkpoint (best-of, AutoAttack; 0: skip)
     replay: bool = True  # replay the checkpoint's DeepFool on artifacts (False: every image artifact-in-the-loop)
-    replay_tolerance: float = 0.01  # largest relative difference of a step's f'_l that stays on the path
+    replay_tolerance: float | None = None  # if set, a step's f'_l differing more (relative) also leaves the path
 
     def record(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

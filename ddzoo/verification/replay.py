@@ -5,13 +5,14 @@ image stays on the checkpoint's DeepFool path when the artifact
 
 - starts from the same label and the same top-K candidate set,
 - gives the same verdict (fooled or not) at every point the checkpoint's run checked,
-- would choose the same candidate class at every step (the checkpoint's ‖w'_k‖ with the artifact's f'_k), with
-  its f'_l within ``tolerance`` (relative) of the checkpoint's, so every step's length agrees to that tolerance,
-- and agrees on the final bracket of the line search (fooled at ``high``, not at ``low``), which under a single
-  crossing along the ray fixes the bisection's result.
+- and would choose the same candidate class at every step (the checkpoint's ‖w'_k‖ with the artifact's f'_k;
+  optionally also with f'_l within a relative ``tolerance``).
 
-Along such a path the artifact-in-the-loop DeepFool takes the same decisions, so its result is the checkpoint's.
-Only the images whose decisions leave the path are attacked with the artifact in the loop
+Along such a path the artifact-in-the-loop DeepFool takes the same decisions (its step lengths differ by the
+artifacts' logit differences only), so the checkpoint's DeepFool perturbation stands for it and only the line
+search onto the artifact's own boundary is redone, and only where the checkpoint's final bracket (fooled at
+``high``, not at ``low``; under a single crossing along the ray it fixes the bisection's result) does not hold
+on the artifact. The images whose decisions leave the path are attacked with the artifact in the loop
 (:func:`~ddzoo.verification.attack.artifact_deepfool_budgets`).
 """
 
@@ -21,16 +22,17 @@ import torch
 from torch import nn
 
 from ddzoo.attacks.deepfool import DeepFoolTrace
-from ddzoo.verification.attack import ArtifactAttack, Predictor, artifact_deepfool_budgets
+from ddzoo.verification.attack import ArtifactAttack, Predictor, artifact_deepfool_budgets, to_boundary
 
 
 def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
-def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor, n: int, tolerance: float
-                   ) -> torch.Tensor:
-    """Per image (``n`` of them): whether the artifact takes every decision the traced run took."""
+def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor, n: int,
+                   tolerance: float | None = None) -> torch.Tensor:
+    """Per image (``n`` of them): whether the artifact takes every decision the traced run took (and, with
+    ``tolerance``, every step's f'_l within it, relative)."""
     agree = torch.ones(n, dtype=torch.bool)
     if trace.checks:
         rows, points, verdicts = (torch.cat(column) for column in zip(*trace.checks, strict=True))
@@ -43,7 +45,9 @@ def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor,
         diffs = picked[:, 1:] - picked[:, :1]
         nearest = (diffs.abs() / norms).argmin(1)
         f = diffs.gather(1, chosen[:, None]).squeeze(1)
-        same = (nearest == chosen) & ((f - value).abs() <= tolerance * value.abs() + 1e-6)
+        same = nearest == chosen
+        if tolerance is not None:
+            same &= (f - value).abs() <= tolerance * value.abs() + 1e-6
         agree[rows[~same]] = False
     return agree
 
@@ -70,10 +74,13 @@ def bracket_agreement(runner: Predictor, x: torch.Tensor, attack: ArtifactAttack
 
 def replay_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, checkpoint: dict[int, ArtifactAttack],
                     trace: DeepFoolTrace, same_start: torch.Tensor, *, num_candidates: int, overshoot: float,
-                    bisection_steps: int, tolerance: float, bounds: tuple[float, float] | None = None
-                    ) -> tuple[dict[int, ArtifactAttack], torch.Tensor]:
-    """The artifact's DeepFool results at the checkpoint's budgets: the checkpoint's where the artifact stays on
-    its path, the artifact-in-the-loop attack's elsewhere. Also returns which images left the path.
+                    bisection_steps: int, tolerance: float | None, bounds: tuple[float, float] | None = None
+                    ) -> tuple[dict[int, ArtifactAttack], torch.Tensor, torch.Tensor]:
+    """The artifact's DeepFool results at the checkpoint's budgets.
+
+    Where the artifact takes the checkpoint's decisions, the checkpoint's DeepFool result is the artifact's; only
+    its line search onto the boundary is redone on the artifact where the bracket does not hold (forward passes).
+    Where the decisions leave the path, the artifact-in-the-loop attack runs.
 
     Args:
         model: the gradient source (the checkpoint, for images that leave the path).
@@ -82,16 +89,34 @@ def replay_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, checkp
         checkpoint: the checkpoint's results per iteration budget (its own line search included).
         trace: the checkpoint's DeepFool decisions on ``x``.
         same_start: per image, the artifact starts from the checkpoint's label and candidate set.
-        tolerance: largest relative difference of a step's f'_l.
+        tolerance: if given, a step whose f'_l differs more than this (relative) also leaves the path.
+
+    Returns:
+        the results per budget, which images were attacked in the loop, and which had their line search redone.
     """
-    budgets = sorted(checkpoint)
+    budgets = sorted(checkpoint, reverse=True)
     on_path = same_start & path_agreement(runner, trace, checkpoint[budgets[0]].start_labels, len(x), tolerance)
-    for budget in budgets:
+    searched = torch.zeros(len(x), dtype=torch.bool)
+    results: dict[int, ArtifactAttack] = {}
+    for budget in budgets:  # the largest first: a smaller budget's identical perturbations reuse its search
+        attack = checkpoint[budget]
         rows = torch.nonzero(on_path).squeeze(1)
-        on_path[rows[~bracket_agreement(runner, x[rows], checkpoint[budget].take(rows), bounds)]] = False
+        off = rows[~bracket_agreement(runner, x[rows], attack.take(rows), bounds)]
+        if results and off.numel():
+            larger = max(results)
+            same = torch.all((attack.unshrunk[off] == checkpoint[larger].unshrunk[off]).flatten(1), dim=1)
+            attack = attack.put(off[same], results[larger].take(off[same]))
+            off = off[~same]
+        if off.numel():
+            r, fooled, low, high = to_boundary(runner, x[off], attack.unshrunk[off], attack.start_labels[off],
+                                               attack.fooled[off], bisection_steps, bounds)
+            attack = attack.put(off, ArtifactAttack(r, fooled, attack.iterations[off], attack.start_labels[off],
+                                                    attack.unshrunk[off], low, high))
+            searched[off] = True
+        results[budget] = attack
     left = torch.nonzero(~on_path).squeeze(1)
-    if not left.numel():
-        return dict(checkpoint), ~on_path
-    fresh = artifact_deepfool_budgets(model, runner, x[left], budgets, num_candidates=num_candidates,
-                                      overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps)
-    return {budget: checkpoint[budget].put(left, fresh[budget]) for budget in budgets}, ~on_path
+    if left.numel():
+        fresh = artifact_deepfool_budgets(model, runner, x[left], budgets, num_candidates=num_candidates,
+                                          overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps)
+        results = {budget: results[budget].put(left, fresh[budget]) for budget in budgets}
+    return results, ~on_path, searched

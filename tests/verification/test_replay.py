@@ -43,6 +43,7 @@ def test_replay_gives_the_in_the_loop_records(both, artifact):
     assert new["rho2_ratio"] == pytest.approx(old["rho2_ratio"], rel=0.01)
     assert new["gate"]["passed"] == old["gate"]["passed"]
     assert old["method"]["images_in_the_loop"]["50"] == SETTINGS["limit"]  # the old way: every image
+    assert new["method"]["images_in_the_loop"]["50"] < SETTINGS["limit"] / 2
     assert "replayed" in new["method"]["deepfool"]
 
 
@@ -68,12 +69,18 @@ def test_images_leaving_the_path_are_attacked_on_the_artifact(lenet_package, mni
     artifact = ModulePredictor(other)
     with torch.no_grad():
         same_start = other(x).argmax(1) == checkpoint(x).argmax(1)
-    replayed, left = replay_deepfool(checkpoint, artifact, x, mine, trace, same_start, tolerance=0.01, **common)
-    assert left.float().mean() > 0.5
+    replayed, left, searched = replay_deepfool(checkpoint, artifact, x, mine, trace, same_start, tolerance=None,
+                                               **common)
+    assert left.float().mean() > 0.5 and not (left & searched).any()
     fresh = artifact_deepfool_budgets(checkpoint, artifact, x[left], (5, 50), **common)
+    kept = ~left & ~searched
     for budget in (5, 50):
         assert torch.equal(replayed[budget].perturbation[left], fresh[budget].perturbation)
-        assert torch.equal(replayed[budget].perturbation[~left], mine[budget].perturbation[~left])
+        assert torch.equal(replayed[budget].perturbation[kept], mine[budget].perturbation[kept])
+        moved = replayed[budget].perturbation[searched]  # the same direction, onto the artifact's boundary
+        assert torch.allclose(torch.nn.functional.cosine_similarity(moved.flatten(1),
+                                                                     mine[budget].unshrunk[searched].flatten(1)),
+                              torch.ones(int(searched.sum())), atol=1e-5)
         with torch.no_grad():  # every replayed perturbation fools the artifact it is reported for
             fooled = other(x + replayed[budget].perturbation).argmax(1) != replayed[budget].start_labels
         assert torch.equal(fooled, replayed[budget].fooled)
