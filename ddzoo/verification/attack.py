@@ -100,10 +100,10 @@ def to_boundary(runner: Predictor, x: torch.Tensor, r: torch.Tensor, start: torc
     stretch = torch.nonzero(~fooled & (r.flatten(1).norm(dim=1) > 0)).squeeze(1)
     scale = 1.0
     while stretch.numel() and scale < max_scale:
-        scale = min(scale * 1.5, max_scale)
+        checked, scale = scale, min(scale * 1.5, max_scale)
         now = flips(stretch, torch.full((len(stretch),), scale))
         hit = stretch[now]
-        low[hit], high[hit], fooled[hit] = scale / 1.5, scale, True
+        low[hit], high[hit], fooled[hit] = checked, scale, True  # ``checked`` was probed and did not fool
         stretch = stretch[~now]
     low[~fooled], high[~fooled] = scale, float("inf")  # the largest scale probed did not fool
     rows = torch.nonzero(fooled).squeeze(1)

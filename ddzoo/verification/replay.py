@@ -29,6 +29,11 @@ def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _predict(runner: Predictor, points: torch.Tensor, size: int) -> torch.Tensor:
+    """Logits of ``points`` in chunks of ``size`` (a trace holds up to ~2 × iterations points per image)."""
+    return torch.cat([runner.predict(points[i:i + size]) for i in range(0, len(points), size)])
+
+
 def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor, n: int,
                    tolerance: float | None = None) -> torch.Tensor:
     """Per image (``n`` of them): whether the artifact takes every decision the traced run took (and, with
@@ -36,12 +41,12 @@ def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor,
     agree = torch.ones(n, dtype=torch.bool)
     if trace.checks:
         rows, points, verdicts = (torch.cat(column) for column in zip(*trace.checks, strict=True))
-        same = (runner.predict(points).argmax(1) != start[rows]) == verdicts
+        same = (_predict(runner, points, n).argmax(1) != start[rows]) == verdicts
         agree[rows[~same]] = False
     if trace.steps:
         columns = zip(*trace.steps, strict=True)
         rows, points, candidates, norms, chosen, value = (torch.cat(column) for column in columns)
-        picked = runner.predict(points).gather(1, candidates)
+        picked = _predict(runner, points, n).gather(1, candidates)
         diffs = picked[:, 1:] - picked[:, :1]
         nearest = (diffs.abs() / norms).argmin(1)
         f = diffs.gather(1, chosen[:, None]).squeeze(1)
@@ -75,7 +80,7 @@ def bracket_agreement(runner: Predictor, x: torch.Tensor, attack: ArtifactAttack
 def replay_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, checkpoint: dict[int, ArtifactAttack],
                     trace: DeepFoolTrace, same_start: torch.Tensor, *, num_candidates: int, overshoot: float,
                     bisection_steps: int, tolerance: float | None, bounds: tuple[float, float] | None = None
-                    ) -> tuple[dict[int, ArtifactAttack], torch.Tensor, torch.Tensor]:
+                    ) -> tuple[dict[int, ArtifactAttack], torch.Tensor, dict[int, torch.Tensor]]:
     """The artifact's DeepFool results at the checkpoint's budgets.
 
     Where the artifact takes the checkpoint's decisions, the checkpoint's DeepFool result is the artifact's; only
@@ -92,27 +97,33 @@ def replay_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, checkp
         tolerance: if given, a step whose f'_l differs more than this (relative) also leaves the path.
 
     Returns:
-        the results per budget, which images were attacked in the loop, and which had their line search redone.
+        the results per budget, which images were attacked in the loop, and per budget which had their line
+        search redone.
     """
     budgets = sorted(checkpoint, reverse=True)
     on_path = same_start & path_agreement(runner, trace, checkpoint[budgets[0]].start_labels, len(x), tolerance)
-    searched = torch.zeros(len(x), dtype=torch.bool)
+    searched: dict[int, torch.Tensor] = {}
     results: dict[int, ArtifactAttack] = {}
     for budget in budgets:  # the largest first: a smaller budget's identical perturbations reuse its search
         attack = checkpoint[budget]
+        searched[budget] = torch.zeros(len(x), dtype=torch.bool)
         rows = torch.nonzero(on_path).squeeze(1)
         off = rows[~bracket_agreement(runner, x[rows], attack.take(rows), bounds)]
         if results and off.numel():
             larger = max(results)
             same = torch.all((attack.unshrunk[off] == checkpoint[larger].unshrunk[off]).flatten(1), dim=1)
             attack = attack.put(off[same], results[larger].take(off[same]))
+            searched[budget][off[same]] = True
             off = off[~same]
         if off.numel():
+            # DeepFool's own verdict at its perturbation (scale 1), which the trace showed the artifact shares;
+            # ``fooled`` also counts perturbations the checkpoint's line search had to stretch (``high`` > 1)
+            at_deepfool = attack.fooled[off] & (attack.high[off] <= 1)
             r, fooled, low, high = to_boundary(runner, x[off], attack.unshrunk[off], attack.start_labels[off],
-                                               attack.fooled[off], bisection_steps, bounds)
+                                               at_deepfool, bisection_steps, bounds)
             attack = attack.put(off, ArtifactAttack(r, fooled, attack.iterations[off], attack.start_labels[off],
                                                     attack.unshrunk[off], low, high))
-            searched[off] = True
+            searched[budget][off] = True
         results[budget] = attack
     left = torch.nonzero(~on_path).squeeze(1)
     if left.numel():

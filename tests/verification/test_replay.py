@@ -70,16 +70,16 @@ def test_images_leaving_the_path_are_attacked_on_the_artifact(lenet_package, mni
         same_start = other(x).argmax(1) == checkpoint(x).argmax(1)
     replayed, left, searched = replay_deepfool(checkpoint, artifact, x, mine, trace, same_start, tolerance=None,
                                                **common)
-    assert left.float().mean() > 0.5 and not (left & searched).any()
+    assert left.float().mean() > 0.5 and not any((left & s).any() for s in searched.values())
     fresh = artifact_deepfool_budgets(checkpoint, artifact, x[left], (5, 50), **common)
-    kept = ~left & ~searched
     for budget in (5, 50):
+        kept, moved_rows = ~left & ~searched[budget], searched[budget]
         assert torch.equal(replayed[budget].perturbation[left], fresh[budget].perturbation)
         assert torch.equal(replayed[budget].perturbation[kept], mine[budget].perturbation[kept])
-        moved = replayed[budget].perturbation[searched]  # the same direction, onto the artifact's boundary
+        moved = replayed[budget].perturbation[moved_rows]  # the same direction, onto the artifact's boundary
         assert torch.allclose(torch.nn.functional.cosine_similarity(moved.flatten(1),
-                                                                     mine[budget].unshrunk[searched].flatten(1)),
-                              torch.ones(int(searched.sum())), atol=1e-5)
+                                                                     mine[budget].unshrunk[moved_rows].flatten(1)),
+                              torch.ones(int(moved_rows.sum())), atol=1e-5)
         with torch.no_grad():  # every replayed perturbation fools the artifact it is reported for
             fooled = other(x + replayed[budget].perturbation).argmax(1) != replayed[budget].start_labels
         assert torch.equal(fooled, replayed[budget].fooled)
@@ -101,3 +101,27 @@ def test_a_trace_records_every_check_and_step(lenet_package, mnist_test):
         with torch.no_grad():
             assert torch.equal(model(points).argmax(1) != result.start_labels[rows], verdicts)
     assert torch.equal(last, result.fooled)
+
+
+def test_a_redone_line_search_never_reports_a_perturbation_that_does_not_fool(lenet_package, mnist_test):
+    """An artifact a hair away from the checkpoint (the last layer's bias moved) keeps its decisions but moves
+    the brackets; at a 1-iteration budget many perturbations had to be stretched by the checkpoint's line search.
+    Every perturbation the replay reports as fooling fools the artifact, and no other does."""
+    checkpoint = attack_copy(load_checkpoint(lenet_package)[0])
+    other = attack_copy(load_checkpoint(lenet_package)[0])
+    last = [m for m in other.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias.add_(0.05 * torch.randn(last.bias.shape, generator=torch.Generator().manual_seed(0)))
+    x, _ = mnist_test.tensors(limit=60)
+    trace = DeepFoolTrace()
+    common = {"num_candidates": 10, "overshoot": 0.02, "bisection_steps": 8}
+    mine = artifact_deepfool_budgets(checkpoint, ModulePredictor(checkpoint), x, (1, 50), trace=trace, **common)
+    with torch.no_grad():
+        same_start = other(x).argmax(1) == checkpoint(x).argmax(1)
+    replayed, left, searched = replay_deepfool(checkpoint, ModulePredictor(other), x, mine, trace, same_start,
+                                               tolerance=None, **common)
+    assert searched[1].sum() > 0 and (mine[1].high > 1).any()  # the case: stretched perturbations, searched again
+    for budget in (1, 50):
+        with torch.no_grad():
+            fooled = other(x + replayed[budget].perturbation).argmax(1) != replayed[budget].start_labels
+        assert torch.equal(fooled, replayed[budget].fooled), budget
