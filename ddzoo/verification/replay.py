@@ -22,11 +22,7 @@ import torch
 from torch import nn
 
 from ddzoo.attacks.deepfool import DeepFoolTrace
-from ddzoo.verification.attack import ArtifactAttack, Predictor, artifact_deepfool_budgets, to_boundary
-
-
-def _expand(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return t.view(-1, *([1] * (like.dim() - 1)))
+from ddzoo.verification.attack import ArtifactAttack, Predictor, _expand, artifact_deepfool_budgets, to_boundary
 
 
 def _predict(runner: Predictor, points: torch.Tensor, size: int) -> torch.Tensor:
