@@ -15,25 +15,16 @@ from pathlib import Path
 
 from torch import nn
 
-from ddzoo.errors import InvalidArgumentError, VerificationFailedError, echo
-from ddzoo.package import artifact_for, load_checkpoint, package_artifacts
-from ddzoo.runtime import Runner, local_engine, open_runner
-
-FORMATS = ("torch", "onnx", "fp16", "int8", "trt")
+from ddzoo.package import FORMATS, check_format, load_checkpoint
+from ddzoo.runtime import Runner, choose_artifact, open_runner
 
 
 def _folder(name_or_path: str | Path, format: str | None, offline: bool | None) -> Path:
-    """A package folder given as a path, or a model pulled by name (cache first; ``format`` None: all
-    artifacts but engines)."""
-    path = Path(name_or_path)
-    try:
-        if path.is_dir():
-            return path
-    except OSError:  # not a folder the filesystem can name (e.g. too long): then it is a model name
-        pass
-    from ddzoo.zoo import pull
+    """A package folder given as a path, or a model pulled by name (``format`` None: all artifacts but engines)."""
+    from ddzoo.zoo import resolve_package
 
-    return pull(str(name_or_path), formats=[format] if format else None, offline=offline)
+    return resolve_package(name_or_path, formats=[format] if format else None, offline=offline,
+                           offline_option="offline=True").folder
 
 
 def load(name_or_path: str | Path, *, format: str = "torch", device: str | None = None,
@@ -58,19 +49,11 @@ def load(name_or_path: str | Path, *, format: str = "torch", device: str | None 
         >>> model = ddzoo.load("lenet-mnist-dd")
         >>> model(torch.rand(1, 1, 28, 28)).argmax(1)
     """
-    if format not in FORMATS:
-        raise InvalidArgumentError(f"unknown format {echo(format)}; choose one of: {', '.join(FORMATS)}")
-    folder = _folder(name_or_path, format, offline)
+    folder = _folder(name_or_path, check_format(format), offline)
     if format == "torch":
         model, _ = load_checkpoint(folder, device or "cpu")
         return model
-    if format == "trt":
-        engine = local_engine(folder)
-        if engine is None:
-            raise InvalidArgumentError(f"{folder} has no TensorRT engine for this machine (needs the tensorrt "
-                                       "package, a GPU and a matching engine: 'zoo export --formats trt-fp16')")
-        return open_runner(engine)
-    return open_runner(artifact_for(folder, "fp32" if format == "onnx" else format))
+    return open_runner(folder / choose_artifact(folder, format=format))
 
 
 @dataclass(frozen=True)
@@ -119,23 +102,16 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
     A pulled or bundled model is read-only: its records are returned, not written. Raises
     :class:`~ddzoo.errors.VerificationFailedError` on a failed gate unless ``raise_on_failure`` is False.
     """
-    from ddzoo.verification import CHECKPOINT_ARTIFACT, Gate, VerifySettings, verify_package
-    from ddzoo.zoo import is_read_only
+    from ddzoo.verification import Gate, VerifySettings
+    from ddzoo.zoo.verify import verify_model
 
-    folder = _folder(name_or_path, None, offline)
-    result = verify_package(folder, settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square,
-                                                            strong=strong),
+    verified = verify_model(name_or_path, offline=offline,
+                            settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square, strong=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
-                                      max_square_drop=max_square_drop),
-                            write=not is_read_only(folder))
-    names = [CHECKPOINT_ARTIFACT, *package_artifacts(folder)]
-    records = {n: result["records"][n] for n in names}
-    failures = {n: r["gate"]["reasons"] for n, r in records.items() if not r["gate"]["passed"]}
-    outcome = VerificationResult(folder, not failures, records, failures)
-    if failures and raise_on_failure:
-        detail = "; ".join(f"{n}: {', '.join(reasons)}" for n, reasons in failures.items())
-        raise VerificationFailedError(f"gate failed for {detail}")
-    return outcome
+                                      max_square_drop=max_square_drop))
+    if raise_on_failure:
+        verified.raise_if_failed()
+    return VerificationResult(verified.folder, verified.passed, verified.records, verified.failures)
 
 
 __all__ = ["FORMATS", "PublishedModel", "VerificationResult", "list_models", "load", "verify"]

@@ -48,6 +48,17 @@ EPS_REF = "eps_ref.json"  # beside a reference checkpoint: its ε_ref, found onc
 ENGINES = "engines"
 PRECISIONS = tuple(ONNX_FILES)
 
+# Artifact formats (the only vocabulary of them): what ``load``, ``pull`` and ``export`` call an artifact kind.
+ONNX_FORMATS = {"onnx": "fp32", "fp16": "fp16", "int8": "int8"}  # format -> precision of its ONNX file
+FORMATS = ("torch", *ONNX_FORMATS, "trt")  # ddzoo.load / zoo pull --format
+DEFAULT_FORMATS = ("torch", *ONNX_FORMATS)  # a pull without --format: all but engines
+ENGINE_FORMATS = {f"trt-{precision}": fmt for fmt, precision in ONNX_FORMATS.items()}  # zoo export: -> its ONNX
+EXPORT_FORMATS = (*ONNX_FORMATS, *ENGINE_FORMATS)  # zoo export --formats, in build order
+DEFAULT_EXPORT_FORMATS = tuple(ONNX_FORMATS)
+FORMAT_FILES = {"torch": [WEIGHTS], **{fmt: [ONNX_FILES[p]] for fmt, p in ONNX_FORMATS.items()},
+                "trt": list(ONNX_FILES.values())}  # the files a pull of each format fetches (trt: + engines)
+METADATA_FILES = [CONFIG, VERIFICATION, CARD, EXPORT_RECORD]  # fetched by every pull
+
 CONFIG_FORMAT = "ddzoo-checkpoint/1"
 VERIFICATION_FORMAT = "ddzoo-verification/1"
 MANIFEST_FORMAT = "ddzoo-manifest/1"
@@ -256,6 +267,33 @@ def package_artifacts(package: Path | str) -> list[str]:
     found = sorted(p.name for p in package.glob("*.onnx"))
     found += sorted(p.relative_to(package).as_posix() for p in package.glob(f"{ENGINES}/*/*/*.plan"))
     return found
+
+
+def check_format(format: str) -> str:
+    """``format`` if it is one of :data:`FORMATS`, else an error listing them."""
+    if format not in FORMATS:
+        raise InvalidArgumentError(f"unknown format {echo(format)}; choose one of: {', '.join(FORMATS)}")
+    return format
+
+
+def needed_files(manifest: dict, formats: list[str] | None) -> list[str]:
+    """The manifest's files a pull of ``formats`` needs (metadata always; engines with ``trt``).
+    ``None``: every torch and ONNX artifact the package has."""
+    listed = manifest["files"]
+    if formats is None:
+        formats = [f for f in DEFAULT_FORMATS if any(name in listed for name in FORMAT_FILES[f])]
+    unknown = [f for f in formats if f not in FORMAT_FILES]
+    if unknown:
+        raise InvalidArgumentError(f"unknown format {echo(unknown)}; choose from: {', '.join(FORMAT_FILES)}")
+    wanted = [f for f in METADATA_FILES if f in listed]
+    for fmt in formats:
+        files = [f for f in FORMAT_FILES[fmt] if f in listed]
+        if fmt == "trt":
+            files += [f for f in listed if f.startswith(f"{ENGINES}/")]
+        if not files:
+            raise InvalidArgumentError(f"this package has no {fmt} artifact; it has: {', '.join(sorted(listed))}")
+        wanted += files
+    return list(dict.fromkeys(wanted))
 
 
 def artifact_for(package: Path | str, precision: str = "fp32") -> Path:

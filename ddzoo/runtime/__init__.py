@@ -1,78 +1,11 @@
 """Runners: logits from a checkpoint (torch), an ONNX file (onnxruntime) or an engine (TensorRT).
 
-``open_runner`` picks the backend from the artifact; onnxruntime and TensorRT are imported only when used.
+:mod:`~ddzoo.runtime.base` the Runner protocol, :mod:`~ddzoo.runtime.loader` ``open_runner`` (the backend from
+the artifact), :mod:`~ddzoo.runtime.choose` which artifact of a package to run; one module per backend.
 """
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from ddzoo.errors import InvalidArgumentError, echo
-from ddzoo.package import ONNX, WEIGHTS, engine_dir, engine_name
 from ddzoo.runtime.base import InputSpec, Runner
+from ddzoo.runtime.choose import choose_artifact, local_engine
+from ddzoo.runtime.loader import BACKENDS, check_backend, open_runner
 
-BACKENDS = ("auto", "torch", "ort", "trt")
-
-
-def check_backend(backend: str) -> str:
-    """``backend`` if it is one of :data:`BACKENDS`, else an error listing them."""
-    if backend not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {echo(backend)}; choose one of: {', '.join(BACKENDS)}")
-    return backend
-
-
-def open_runner(path: Path | str, *, backend: str = "auto", providers: list[str] | None = None,
-                device: str | None = None, spin_wait: bool = True) -> Runner:
-    """A runner for ``path``: a checkpoint/package folder, ``model.safetensors``, an ``.onnx`` or a ``.plan``.
-
-    Args:
-        path: the artifact; a folder means its torch weights with ``backend="torch"``, else its ``model.onnx``.
-        backend: ``auto`` (from the file type), ``torch``, ``ort`` or ``trt``.
-        providers: onnxruntime execution providers (default: the best available).
-        device: torch device for the torch backend.
-        spin_wait: onnxruntime: whether idle intra-op threads spin between runs (see :class:`OrtRunner`).
-
-    Raises:
-        InvalidArgumentError: unknown backend, or a file the backend cannot run.
-        MissingDependencyError: onnxruntime or tensorrt is needed and not installed.
-    """
-    check_backend(backend)
-    path = Path(path)
-    if not path.exists():
-        raise InvalidArgumentError(f"{path}: no such artifact; pass a package folder, .safetensors, .onnx or .plan")
-    if path.is_dir():
-        path = path / (WEIGHTS if backend == "torch" else ONNX)
-    kind = {".safetensors": "torch", ".onnx": "ort", ".plan": "trt"}.get(path.suffix)
-    if kind is None or backend not in ("auto", kind):
-        raise InvalidArgumentError(f"{path}: backend {echo(backend)} cannot run a {path.suffix or 'suffix-less'} file; "
-                                   "torch runs .safetensors, ort runs .onnx, trt runs .plan")
-    if kind == "torch":
-        from ddzoo.runtime.torch_runner import TorchRunner
-
-        return TorchRunner(path.parent, device=device)
-    if kind == "ort":
-        from ddzoo.runtime.ort import OrtRunner
-
-        return OrtRunner(path, providers=providers, spin_wait=spin_wait)
-    from ddzoo.runtime.trt import TrtRunner
-
-    return TrtRunner(path)
-
-
-def local_engine(package: Path | str) -> Path | None:
-    """The package's TensorRT engine for this machine's TensorRT version and GPU (fp16, then int8, then fp32),
-    or None when TensorRT, a GPU or such an engine is missing."""
-    import torch
-
-    from ddzoo.runtime.trt import tensorrt_installed
-
-    if not tensorrt_installed() or not torch.cuda.is_available():
-        return None
-    import tensorrt
-
-    folder = engine_dir(Path(package), tensorrt.__version__, torch.cuda.get_device_capability())
-    return next((folder / engine_name(p) for p in ("fp16", "int8", "fp32") if (folder / engine_name(p)).is_file()),
-                None)
-
-
-__all__ = ["BACKENDS", "InputSpec", "Runner", "check_backend", "local_engine", "open_runner"]
+__all__ = ["BACKENDS", "InputSpec", "Runner", "check_backend", "choose_artifact", "local_engine", "open_runner"]

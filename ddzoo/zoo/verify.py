@@ -1,0 +1,116 @@
+"""Verify a model by name or path: the one verify path under ``ddzoo.verify`` and ``zoo verify``.
+
+A zoo package (a folder, or a model pulled by name) goes through :func:`~ddzoo.verification.verify_package`; a
+pulled or bundled one is read-only, so its records are returned, not written, unless ``out`` gives a copy. An
+ONNX file made anywhere goes through :func:`~ddzoo.verification.foreign.verify_onnx` (queries alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ddzoo.errors import InvalidArgumentError, VerificationFailedError
+from ddzoo.fileio import building_dir, copy_files
+from ddzoo.package import VERIFICATION_FORMAT, load_checkpoint, package_artifacts, package_files, write_verification
+from ddzoo.verification import CHECKPOINT_ARTIFACT, Gate, VerifySettings, verify_package
+from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
+from ddzoo.zoo.cache import is_read_only
+from ddzoo.zoo.pull import resolve_package
+
+
+@dataclass(frozen=True)
+class PackageVerification:
+    """What :func:`verify_model` measured: the records of the checkpoint and each artifact, and the failures."""
+
+    folder: Path
+    written: bool  # False: a read-only package (cache or bundled), its records returned only
+    records: dict = field(repr=False)  # artifact -> record, the checkpoint first
+    failures: dict[str, list[str]] = field(default_factory=dict)  # artifact -> the gate's reasons
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`~ddzoo.errors.VerificationFailedError` naming every failed artifact and its reasons."""
+        raise_gate_failures(self.failures)
+
+
+def raise_gate_failures(failures: dict[str, list[str]]) -> None:
+    """The one gate-failure error: ``gate failed for ARTIFACT: reason, ...; ...`` (nothing if no failures)."""
+    if failures:
+        detail = "; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in failures.items())
+        raise VerificationFailedError(f"gate failed for {detail}")
+
+
+def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None,
+                 settings: VerifySettings = VerifySettings(), gate: Gate = Gate(), out: Path | str | None = None,
+                 plot: Path | str | None = None, offline: bool | None = None) -> PackageVerification:
+    """Verify the artifacts of a package given by folder or name, and apply the gate.
+
+    Args:
+        name_or_path: a package folder, or ``NAME[@REVISION]`` (pulled, cache first).
+        artifacts: paths inside the package (default: every ONNX file and engine).
+        settings, gate: what to measure and the thresholds.
+        out: verify a copy written here (the way to keep a record of a pulled or bundled model).
+        plot: write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
+        offline: never touch the network when pulling (default: ``ZOO_OFFLINE``).
+
+    Returns:
+        the records; the gate's failures are in it, not raised (:meth:`PackageVerification.raise_if_failed`).
+    """
+    folder = resolve_package(name_or_path, offline=offline).folder
+    if out is not None:
+        with building_dir(Path(out)) as staging:
+            copy_files(folder, staging, package_files(folder))
+        folder = Path(out)
+    write = not is_read_only(folder)
+    result = verify_package(folder, artifacts=artifacts, settings=settings, gate=gate, plot=plot, write=write)
+    names = [CHECKPOINT_ARTIFACT, *(artifacts or package_artifacts(folder))]
+    records = {name: result["records"][name] for name in names}
+    failures = {name: r["gate"]["reasons"] for name, r in records.items() if not r["gate"]["passed"]}
+    return PackageVerification(folder, write, records, failures)
+
+
+def standard_linf_eps(dataset: str | None) -> float | None:
+    """The dataset's standard ℓ∞ budget (AutoAttack's), the default ε of the Square attack on an ONNX file."""
+    from ddzoo.eval.strong import STANDARD_EPS
+
+    return None if dataset is None else STANDARD_EPS.get(dataset, {}).get("Linf")
+
+
+def verify_onnx_file(path: Path | str, *, dataset: str | None = None, images: Path | str | None = None,
+                     limit: int | None = None, eps: float | None = None, decision_steps: int = 32,
+                     finite_differences: int = 20, twin: str | Path | None = None, gate: ForeignGate = ForeignGate(),
+                     out: Path | str | None = None, plot: Path | str | None = None, **input_options) -> dict:
+    """Verify an ONNX classifier made anywhere with queries alone (HopSkipJump ρ₂, Square robust accuracy).
+
+    Args:
+        path: the ``.onnx`` file.
+        dataset, images: the test images: a dataset's test set, or labelled images (an .npz or class folders).
+        limit: images to verify on (default 100).
+        eps: ℓ∞ budget of the Square attack (0: skip; default: :func:`standard_linf_eps` of ``dataset``).
+        decision_steps, finite_differences: HopSkipJump iterations; images for finite-difference DeepFool.
+        twin: a zoo package or checkpoint (folder or name) of the same model, for gradient-assisted DeepFool.
+        gate: the user's thresholds. out: a folder to write ``verification.json`` to. plot: a PNG to write.
+        input_options: ``layout``, ``scale``, ``mean``, ``std``, ``output``, ``channels`` of
+            :func:`~ddzoo.verification.foreign.verify_onnx` (default: probed).
+
+    Returns:
+        the record (gate verdict in ``record["gate"]``, not raised).
+    """
+    if dataset is None and images is None:
+        raise InvalidArgumentError("verifying an ONNX file needs --dataset (cifar10, mnist or fashion-mnist) "
+                                   "or --images")
+    if eps is None:
+        eps = standard_linf_eps(dataset)
+    twin_model = None if twin is None else load_checkpoint(resolve_package(twin).folder)[0].eval()
+    settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps,
+                               finite_differences=finite_differences)
+    record = verify_onnx(Path(path), dataset=dataset, images=images, settings=settings, twin=twin_model, plot=plot,
+                         gate=gate, **input_options)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        write_verification(out, {"format": VERIFICATION_FORMAT, "records": {record["artifact"]: record}})
+    return record
