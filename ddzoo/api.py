@@ -10,13 +10,14 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from ddzoo.package import FORMATS, check_format, load_checkpoint
 from ddzoo.runtime import Runner, choose_artifact, open_runner
+from ddzoo.zoo.verify import VerificationResult, verify_model
 
 
 def _folder(name_or_path: str | Path, format: str | None, offline: bool | None) -> Path:
@@ -82,16 +83,6 @@ def list_models() -> list[PublishedModel]:
     return [PublishedModel(**row) for row in zoo_list()]
 
 
-@dataclass(frozen=True)
-class VerificationResult:
-    """What :func:`verify` measured: the records per artifact and the gate's verdict."""
-
-    package: Path
-    passed: bool
-    records: dict = field(repr=False)
-    failures: dict[str, list[str]] = field(default_factory=dict)
-
-
 def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_drop: float = 0.005,
            min_rho_ratio: float = 0.95, max_square_drop: float = 0.02, square: int = 100, crosscheck: int = 0,
            strong: int = 0, raise_on_failure: bool = True, offline: bool | None = None) -> VerificationResult:
@@ -103,15 +94,14 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
     :class:`~ddzoo.errors.VerificationFailedError` on a failed gate unless ``raise_on_failure`` is False.
     """
     from ddzoo.verification import Gate, VerifySettings
-    from ddzoo.zoo.verify import verify_model
 
-    verified = verify_model(name_or_path, offline=offline,
+    verified = verify_model(name_or_path, offline=offline, offline_option="offline=True",
                             settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square, strong=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
     if raise_on_failure:
         verified.raise_if_failed()
-    return VerificationResult(verified.folder, verified.passed, verified.records, verified.failures)
+    return verified
 
 
 __all__ = ["FORMATS", "PublishedModel", "VerificationResult", "list_models", "load", "verify"]

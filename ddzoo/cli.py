@@ -35,6 +35,7 @@ from ddzoo.errors import (
     shorten,
 )
 from ddzoo.package import ONNX
+from ddzoo.printing import print_table
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 MESSAGE_CHARS = 1000  # the longest error message main() prints
@@ -95,9 +96,6 @@ def models_list(as_json: JsonOption = False) -> None:
     _emit(rows, as_json, lambda r: print_table(r, "models"))
 
 
-RECIPES = ("reference", "deep-defense", "adversarial", "parseval")
-
-
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Checkpoint folder to write.")],
@@ -142,42 +140,17 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a reference model, or fine-tune one with Deep Defense; writes model.safetensors + config.json."""
-    from ddzoo.errors import InvalidArgumentError, UnknownNameError
     from ddzoo.package import read_config
-    from ddzoo.train import (
-        AdversarialRecipe,
-        DeepDefenseRecipe,
-        ParsevalRecipe,
-        ReferenceRecipe,
-        finetune_deep_defense,
-        train_adversarial,
-        train_parseval,
-        train_reference,
-    )
+    from ddzoo.train import TrainOptions, train_recipe
 
-    common = {"momentum": momentum, "weight_decay": weight_decay, "seed": seed}
-    common.update({k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
-    run = {"device": device, "resume": resume, "stop_after_epochs": stop_after_epochs, "train_limit": train_limit}
-    if recipe == "reference":
-        settings = ReferenceRecipe(warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
-        folder = train_reference(model, dataset, out, settings, **run)
-    elif recipe == "deep-defense":
-        if init is None:
-            raise InvalidArgumentError("--recipe deep-defense fine-tunes a reference model: pass --init CHECKPOINT")
-        settings = DeepDefenseRecipe(lam=lam, c=c, d=d, max_iter=max_iter, num_candidates=candidates,
-                                     overshoot=overshoot, space=space, **common)
-        folder = finetune_deep_defense(init, out, settings, **run)
-    elif recipe == "adversarial":
-        settings = AdversarialRecipe(norm=adv_norm, eps=adv_eps, attack=adv_attack, attack_steps=adv_steps,
-                                     attack_step_size=adv_step_size, adv_weight=adv_weight, noise=adv_noise,
-                                     guard_images=guard_images, guard_steps=guard_steps,
-                                     warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
-        folder = train_adversarial(model, dataset, out, settings, init=init, **run)
-    elif recipe == "parseval":
-        parseval = ParsevalRecipe(beta=beta, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, **common)
-        folder = train_parseval(model, dataset, out, parseval, init=init, **run)
-    else:
-        raise UnknownNameError("recipe", recipe, RECIPES)
+    options = TrainOptions(
+        model=model, dataset=dataset, init=init, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, seed=seed, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, lam=lam,
+        c=c, d=d, max_iter=max_iter, candidates=candidates, overshoot=overshoot, space=space, adv_norm=adv_norm,
+        adv_eps=adv_eps, adv_attack=adv_attack, adv_noise=adv_noise, guard_images=guard_images, guard_steps=guard_steps,
+        adv_steps=adv_steps, adv_step_size=adv_step_size, adv_weight=adv_weight, beta=beta)
+    folder = train_recipe(recipe, out, options, device=device, resume=resume, stop_after_epochs=stop_after_epochs,
+                          train_limit=train_limit)
     if folder is None:
         _emit({"checkpoint": None, "stopped": True, "resume_with": "--resume"}, as_json,
               lambda _: typer.echo(f"stopped after {stop_after_epochs} epoch(s); continue with --resume"))
@@ -242,8 +215,11 @@ def export(
 
         if len(source) != 3:
             raise InvalidArgumentError("usage: zoo export triton PACKAGE_OR_NAME OUT_DIR [--artifact FILE]")
-        package, model_name = resolve_package(source[1], name)
-        folder = export_triton(package, source[2], name=model_name, artifact=artifact, max_batch=max_batch,
+        from ddzoo.zoo import resolve_package
+
+        resolved = resolve_package(source[1])
+        model_name = name or resolved.name
+        folder = export_triton(resolved.folder, source[2], name=model_name, artifact=artifact, max_batch=max_batch,
                                max_delay_us=max_delay_us, instances=instances)
         _emit({"repository": str(folder.parent), "model": model_name, "path": str(folder)}, as_json,
               lambda r: typer.echo(f"wrote Triton model {r['model']} in {r['path']}"))
@@ -322,78 +298,29 @@ def verify(
     --dataset's test images or on --images.
     """
     if package.endswith(".onnx") or dataset is not None or images is not None:
-        _verify_onnx_file(package, dataset=dataset, images=images, limit=limit, layout=layout, scale=scale,
-                          mean=mean, std=std, output=output, channels=channels, eps=eps, twin=twin, out=out,
-                          plot=plot, as_json=as_json,
-                          min_accuracy=min_accuracy, min_robust_accuracy=min_robust_accuracy, min_rho=min_rho,
-                          decision_steps=decision_steps, finite_differences=finite_differences)
-        return
-    from ddzoo.fileio import building_dir, copy_files
-    from ddzoo.package import package_artifacts, package_files
-    from ddzoo.verification import (
-        CHECKPOINT_ARTIFACT,
-        Gate,
-        VerificationFailedError,
-        VerifySettings,
-        summary_row,
-        verify_package,
-    )
-    from ddzoo.zoo import is_read_only
+        from ddzoo.verification.foreign import ForeignGate
+        from ddzoo.zoo.verify import raise_gate_failures, verify_onnx_file
 
-    folder, _ = resolve_package(package)
-    if out is not None:
-        with building_dir(out) as staging:
-            copy_files(folder, staging, package_files(folder))
-        folder = out
-    write = not is_read_only(folder)
-    result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
+        record = verify_onnx_file(package, dataset=dataset, images=images, limit=limit, eps=eps, twin=twin, out=out,
+                                  plot=plot, decision_steps=decision_steps, finite_differences=finite_differences,
+                                  gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho), layout=layout,
+                                  scale=scale, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output,
+                                  channels=channels)
+        _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{package} on {dataset or images}"))
+        raise_gate_failures({} if record["gate"]["passed"] else {record["artifact"]: record["gate"]["reasons"]})
+        return
+    from ddzoo.verification import Gate, VerifySettings, summary_row
+    from ddzoo.zoo.verify import verify_model
+
+    verified = verify_model(package, artifacts=artifact, out=out, plot=plot,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
                                                     square=square, strong=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
-    names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
-    records = {n: result["records"][n] for n in names}
-    note = "" if write else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
-    _emit(records, as_json, lambda r: print_table([summary_row(rec) for rec in r.values()], f"{folder}{note}"))
-    failed = [n for n, rec in records.items() if not rec["gate"]["passed"]]
-    if failed:
-        reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
-        raise VerificationFailedError(f"gate failed for {reasons}")
-
-
-def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, limit: int | None,
-                      layout: str | None, channels: str | None,
-                      scale: float | None, mean: str | None, std: str | None, output: str | None, eps: float | None,
-                      twin: str | None, out: Path | None, plot: Path | None, as_json: bool,
-                      min_accuracy: float | None, min_robust_accuracy: float | None, min_rho: float | None,
-                      decision_steps: int, finite_differences: int) -> None:
-    from ddzoo.eval.strong import STANDARD_EPS
-    from ddzoo.package import VERIFICATION_FORMAT, write_verification
-    from ddzoo.verification import VerificationFailedError
-    from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
-
-    if dataset is None and images is None:
-        raise InvalidArgumentError("verifying an ONNX file needs --dataset (cifar10, mnist or fashion-mnist) "
-                                   "or --images")
-    if eps is None and dataset is not None:
-        eps = STANDARD_EPS.get(dataset, {}).get("Linf")
-    twin_model = None
-    if twin is not None:
-        from ddzoo.package import load_checkpoint
-
-        twin_model = load_checkpoint(resolve_package(twin)[0])[0].eval()
-    settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps,
-                               finite_differences=finite_differences)
-    record = verify_onnx(Path(path), dataset=dataset, images=images, settings=settings, layout=layout, scale=scale,
-                         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output, channels=channels,
-                         twin=twin_model, plot=plot,
-                         gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_verification(out, {"format": VERIFICATION_FORMAT, "records": {record["artifact"]: record}})
-    _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{path} on {dataset or images}"))
-    if not record["gate"]["passed"]:
-        raise VerificationFailedError(f"gate failed for {record['artifact']}: {', '.join(record['gate']['reasons'])}")
+    note = "" if verified.written else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
+    _emit(verified.records, as_json,
+          lambda r: print_table([summary_row(rec) for rec in r.values()], f"{verified.package}{note}"))
+    verified.raise_if_failed()
 
 
 def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -468,9 +395,6 @@ def pull(
     _emit({"reference": reference, "path": str(path)}, as_json, lambda r: typer.echo(r["path"]))
 
 
-LIST_SORTS = ("name", "accuracy", "rho2", "autoattack")
-
-
 @app.command("list")
 def list_zoo(
     sort: Annotated[str, typer.Option(
@@ -484,17 +408,9 @@ def list_zoo(
 ) -> None:
     """Bundled and cached models with their robustness (ONNX accuracy and ρ₂, the checkpoint's AutoAttack ℓ∞
     accuracy where verified with --strong), filtered and sorted."""
-    from ddzoo.errors import UnknownNameError
     from ddzoo.zoo import list_models
 
-    if sort not in LIST_SORTS:
-        raise UnknownNameError("sort key", sort, LIST_SORTS)
-    rows = [r for r in list_models() if (dataset is None or r["dataset"] == dataset)
-            and (recipe is None or r["recipe"] == recipe)
-            and (min_rho2 is None or (r["rho2"] is not None and r["rho2"] >= min_rho2))
-            and (min_autoattack is None or (r["autoattack"] is not None and r["autoattack"] >= min_autoattack))]
-    if sort != "name":  # best first; rows without the metric last
-        rows.sort(key=lambda r: (r[sort] is None, -(r[sort] or 0.0)))
+    rows = list_models(sort=sort, dataset=dataset, recipe=recipe, min_rho2=min_rho2, min_autoattack=min_autoattack)
     shown = [{**r, **{key: "-" if r[key] is None else f"{r[key]:.4f}" for key in ("accuracy", "rho2", "autoattack")}}
              for r in rows]
     _emit(rows, as_json, lambda _: print_table(shown, "ddzoo models") if shown else typer.echo("no models"))
@@ -541,28 +457,6 @@ def site(
     _emit(data, as_json, render)
 
 
-def is_dir(path: Path) -> bool:
-    """Whether ``path`` is a folder; False for a path the filesystem refuses (e.g. a name too long)."""
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
-
-
-def resolve_package(name_or_path: str, name: str | None = None) -> tuple[Path, str]:
-    """A package folder and its model name: the folder itself, or a model pulled by name (cache first)."""
-    path = Path(name_or_path)
-    if is_dir(path):
-        return path, name or path.resolve().name
-    if "/" in name_or_path.partition("@")[0] or path.suffix:
-        raise InvalidArgumentError(f"no package folder {echo(name_or_path)}; pass a folder made by 'zoo export' "
-                                   "or a model name from 'zoo list'")
-    from ddzoo.names import parse_reference
-    from ddzoo.zoo import pull as pull_package
-
-    return pull_package(name_or_path, offline_option="ZOO_OFFLINE=1"), name or parse_reference(name_or_path)[0]
-
-
 @app.command("serve")
 def serve(
     model: Annotated[str, typer.Argument(help="Model package folder, or a model name to pull (NAME[@REV]).")],
@@ -595,30 +489,16 @@ def serve(
     require_serve_extra()
     from ddzoo.serve.app import ServeSettings
     from ddzoo.serve.app import serve as run_server
+    from ddzoo.zoo import resolve_package
 
-    package, model_name = resolve_package(model, name)
+    resolved = resolve_package(model)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
                              queue_wait_ms=queue_wait_ms,
                              instances=instances, timeout_s=timeout, api_key=api_key or constants.API_KEY,
                              grpc_port=grpc_port or None,
                              max_body_bytes=None if max_body_mb is None else int(max_body_mb * (1 << 20)))
-    run_server(package, model_name, host=host, port=port, artifact=artifact, backend=backend,
+    run_server(resolved.folder, name or resolved.name, host=host, port=port, artifact=artifact, backend=backend,
                allow_unverified=allow_unverified, settings=settings)
-
-
-def print_table(rows: list[dict], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for key in rows[0]:
-        table.add_column(key)
-    for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: full rows, not 80 columns
-        console = Console(width=240)
-    console.print(table)
 
 
 def _render_eval(m: dict) -> None:

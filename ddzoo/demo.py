@@ -53,7 +53,7 @@ def run_demo(workdir: Path) -> int:
     zoo("info", "lenet-mnist-dd")
     import json
 
-    from ddzoo.cli import print_table
+    from ddzoo.printing import print_table
     from ddzoo.verification import summary_row
 
     records = json.loads((pulled / "verification.json").read_text())["records"]

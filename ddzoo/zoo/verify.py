@@ -13,24 +13,23 @@ from pathlib import Path
 from ddzoo.errors import InvalidArgumentError, VerificationFailedError
 from ddzoo.fileio import building_dir, copy_files
 from ddzoo.package import VERIFICATION_FORMAT, load_checkpoint, package_artifacts, package_files, write_verification
-from ddzoo.verification import CHECKPOINT_ARTIFACT, Gate, VerifySettings, verify_package
+from ddzoo.verification import CHECKPOINT_ARTIFACT, verify_package
 from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
+from ddzoo.verification.gate import Gate
+from ddzoo.verification.plan import VerifySettings
 from ddzoo.zoo.cache import is_read_only
 from ddzoo.zoo.pull import resolve_package
 
 
 @dataclass(frozen=True)
-class PackageVerification:
-    """What :func:`verify_model` measured: the records of the checkpoint and each artifact, and the failures."""
+class VerificationResult:
+    """What :func:`verify_model` (``ddzoo.verify``) measured: the records per artifact and the gate's verdict."""
 
-    folder: Path
-    written: bool  # False: a read-only package (cache or bundled), its records returned only
+    package: Path
+    passed: bool
     records: dict = field(repr=False)  # artifact -> record, the checkpoint first
     failures: dict[str, list[str]] = field(default_factory=dict)  # artifact -> the gate's reasons
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
+    written: bool = False  # False: a read-only package (cache or bundled), its records returned only
 
     def raise_if_failed(self) -> None:
         """Raise :class:`~ddzoo.errors.VerificationFailedError` naming every failed artifact and its reasons."""
@@ -46,7 +45,8 @@ def raise_gate_failures(failures: dict[str, list[str]]) -> None:
 
 def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None,
                  settings: VerifySettings = VerifySettings(), gate: Gate = Gate(), out: Path | str | None = None,
-                 plot: Path | str | None = None, offline: bool | None = None) -> PackageVerification:
+                 plot: Path | str | None = None, offline: bool | None = None,
+                 offline_option: str = "ZOO_OFFLINE=1") -> VerificationResult:
     """Verify the artifacts of a package given by folder or name, and apply the gate.
 
     Args:
@@ -55,12 +55,13 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
         settings, gate: what to measure and the thresholds.
         out: verify a copy written here (the way to keep a record of a pulled or bundled model).
         plot: write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
-        offline: never touch the network when pulling (default: ``ZOO_OFFLINE``).
+        offline, offline_option: never touch the network when pulling (default: ``ZOO_OFFLINE``); how the
+            caller turns that on, for the messages.
 
     Returns:
-        the records; the gate's failures are in it, not raised (:meth:`PackageVerification.raise_if_failed`).
+        the records; the gate's failures are in it, not raised (:meth:`VerificationResult.raise_if_failed`).
     """
-    folder = resolve_package(name_or_path, offline=offline).folder
+    folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
     if out is not None:
         with building_dir(Path(out)) as staging:
             copy_files(folder, staging, package_files(folder))
@@ -70,7 +71,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     names = [CHECKPOINT_ARTIFACT, *(artifacts or package_artifacts(folder))]
     records = {name: result["records"][name] for name in names}
     failures = {name: r["gate"]["reasons"] for name, r in records.items() if not r["gate"]["passed"]}
-    return PackageVerification(folder, write, records, failures)
+    return VerificationResult(folder, not failures, records, failures, write)
 
 
 def standard_linf_eps(dataset: str | None) -> float | None:
@@ -82,7 +83,7 @@ def standard_linf_eps(dataset: str | None) -> float | None:
 
 def verify_onnx_file(path: Path | str, *, dataset: str | None = None, images: Path | str | None = None,
                      limit: int | None = None, eps: float | None = None, decision_steps: int = 32,
-                     finite_differences: int = 20, twin: str | Path | None = None, gate: ForeignGate = ForeignGate(),
+                     finite_differences: int = 20, twin: str | Path | None = None, gate: ForeignGate | None = None,
                      out: Path | str | None = None, plot: Path | str | None = None, **input_options) -> dict:
     """Verify an ONNX classifier made anywhere with queries alone (HopSkipJump ρ₂, Square robust accuracy).
 
@@ -93,7 +94,8 @@ def verify_onnx_file(path: Path | str, *, dataset: str | None = None, images: Pa
         eps: ℓ∞ budget of the Square attack (0: skip; default: :func:`standard_linf_eps` of ``dataset``).
         decision_steps, finite_differences: HopSkipJump iterations; images for finite-difference DeepFool.
         twin: a zoo package or checkpoint (folder or name) of the same model, for gradient-assisted DeepFool.
-        gate: the user's thresholds. out: a folder to write ``verification.json`` to. plot: a PNG to write.
+        gate: the user's thresholds (default: none).
+        out: a folder to write ``verification.json`` to. plot: a PNG to write.
         input_options: ``layout``, ``scale``, ``mean``, ``std``, ``output``, ``channels`` of
             :func:`~ddzoo.verification.foreign.verify_onnx` (default: probed).
 
@@ -109,7 +111,7 @@ def verify_onnx_file(path: Path | str, *, dataset: str | None = None, images: Pa
     settings = ForeignSettings(limit=limit or 100, square_eps=eps or None, hsj_steps=decision_steps,
                                finite_differences=finite_differences)
     record = verify_onnx(Path(path), dataset=dataset, images=images, settings=settings, twin=twin_model, plot=plot,
-                         gate=gate, **input_options)
+                         gate=gate or ForeignGate(), **input_options)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         write_verification(out, {"format": VERIFICATION_FORMAT, "records": {record["artifact"]: record}})
