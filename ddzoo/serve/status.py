@@ -1,5 +1,5 @@
-"""How the service answers a request it cannot serve, on both protocols: one mapping from what went wrong to
-the HTTP status, the gRPC status code and the failure reason counted in ``/metrics``.
+"""How the service answers a request it cannot serve, on both protocols: one table from what went wrong to
+the HTTP status, the gRPC status code and the failure reason counted in ``/metrics`` (:mod:`.metrics`).
 
 A request's own fault (:class:`~ddzoo.errors.BadRequestError`: malformed, too many images for ``--max-batch``
 ...) is 400 / INVALID_ARGUMENT; a full queue or no answer in time is 503 / UNAVAILABLE; anything else is the
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from ddzoo.errors import BadRequestError, QueueFullError, shorten
 
 MESSAGE_CHARS = 500  # the longest message an answer carries
-GRPC_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED",
-              500: "INTERNAL", 503: "UNAVAILABLE"}
+GRPC_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
+              413: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # HTTP status -> grpc.StatusCode
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,16 @@ class Refusal:
 def log(message: str) -> None:
     """One line in the server's log (stderr)."""
     print(f"zoo serve: {message}", file=sys.stderr, flush=True)
+
+
+def unauthenticated(how: str) -> Refusal:
+    """A request without the API key; ``how`` says where the key goes in this protocol."""
+    return Refusal(401, f"missing or wrong API key; send {how}", "unauthenticated", {"WWW-Authenticate": "Bearer"})
+
+
+def method_not_allowed(allowed: str) -> Refusal:
+    """A request with the wrong HTTP method (answered without a body)."""
+    return Refusal(405, "", "method not allowed", {"Allow": allowed})
 
 
 def refusal_for(err: BaseException, timeout_s: float) -> Refusal:

@@ -22,42 +22,43 @@ from ddzoo.train.reference import ReferenceRecipe, train_reference
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Everything ``zoo train`` can set; each recipe reads its own (see ``zoo train --help``)."""
+    """The options of ``zoo train``; each recipe reads its own, and one left None keeps the recipe's default."""
 
     model: str = "lenet"
     dataset: str = "mnist"
     init: Path | None = None  # the checkpoint to fine-tune (deep-defense needs one)
-    epochs: int | None = None  # None: the recipe's default (likewise batch_size and lr)
+    epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    seed: int = 0
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    lam: float = 15.0
-    c: float = 25.0
-    d: float = 5.0
-    max_iter: int = 5
-    candidates: int = 10
-    overshoot: float = 0.02
-    space: str = "normalized"
-    adv_norm: str = "linf"
-    adv_eps: float = 0.3
-    adv_attack: str = "pgd"
-    adv_noise: float = 2.0
-    guard_images: int = 0
-    guard_steps: int = 10
-    adv_steps: int = 7
+    momentum: float | None = None
+    weight_decay: float | None = None
+    seed: int | None = None
+    warmup_epochs: float | None = None
+    label_smoothing: float | None = None
+    lam: float | None = None
+    c: float | None = None
+    d: float | None = None
+    max_iter: int | None = None
+    candidates: int | None = None
+    overshoot: float | None = None
+    space: str | None = None
+    adv_norm: str | None = None
+    adv_eps: float | None = None
+    adv_attack: str | None = None
+    adv_noise: float | None = None
+    guard_images: int | None = None
+    guard_steps: int | None = None
+    adv_steps: int | None = None
     adv_step_size: float | None = None
-    adv_weight: float = 1.0
-    beta: float = 3e-4
+    adv_weight: float | None = None
+    beta: float | None = None
 
-    def common(self) -> dict:
-        """The optimiser settings every recipe takes (those left None keep the recipe's default)."""
-        given = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
-        return {"momentum": self.momentum, "weight_decay": self.weight_decay, "seed": self.seed,
-                **{key: value for key, value in given.items() if value is not None}}
+    def settings(self, *names: str, **renamed: str) -> dict:
+        """Recipe settings from the options given: ``names`` as they are, ``renamed`` as field=option, and the
+        optimiser's (epochs, batch size, lr, momentum, weight decay, seed) always."""
+        optimiser = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "seed")
+        fields = {**{name: name for name in (*optimiser, *names)}, **renamed}
+        return {field: getattr(self, option) for field, option in fields.items() if getattr(self, option) is not None}
 
 
 RecipeEntry = Callable[[Path, TrainOptions, dict], Path | None]
@@ -97,7 +98,7 @@ def train_recipe(recipe: str, out: Path | str, options: TrainOptions = TrainOpti
 
 @register_recipe("reference")
 def _reference(out: Path, o: TrainOptions, run: dict) -> Path | None:
-    settings = ReferenceRecipe(warmup_epochs=o.warmup_epochs, label_smoothing=o.label_smoothing, **o.common())
+    settings = ReferenceRecipe(**o.settings("warmup_epochs", "label_smoothing"))
     return train_reference(o.model, o.dataset, out, settings, **run)
 
 
@@ -105,22 +106,21 @@ def _reference(out: Path, o: TrainOptions, run: dict) -> Path | None:
 def _deep_defense(out: Path, o: TrainOptions, run: dict) -> Path | None:
     if o.init is None:
         raise InvalidArgumentError("--recipe deep-defense fine-tunes a reference model: pass --init CHECKPOINT")
-    settings = DeepDefenseRecipe(lam=o.lam, c=o.c, d=o.d, max_iter=o.max_iter, num_candidates=o.candidates,
-                                 overshoot=o.overshoot, space=o.space, **o.common())
+    settings = DeepDefenseRecipe(**o.settings("lam", "c", "d", "max_iter", "overshoot", "space",
+                                              num_candidates="candidates"))
     return finetune_deep_defense(o.init, out, settings, **run)
 
 
 @register_recipe("adversarial")
 def _adversarial(out: Path, o: TrainOptions, run: dict) -> Path | None:
-    settings = AdversarialRecipe(norm=o.adv_norm, eps=o.adv_eps, attack=o.adv_attack, attack_steps=o.adv_steps,
-                                 attack_step_size=o.adv_step_size, adv_weight=o.adv_weight, noise=o.adv_noise,
-                                 guard_images=o.guard_images, guard_steps=o.guard_steps,
-                                 warmup_epochs=o.warmup_epochs, label_smoothing=o.label_smoothing, **o.common())
+    settings = AdversarialRecipe(**o.settings("adv_weight", "guard_images", "guard_steps", "warmup_epochs",
+                                              "label_smoothing", norm="adv_norm", eps="adv_eps", attack="adv_attack",
+                                              attack_steps="adv_steps", attack_step_size="adv_step_size",
+                                              noise="adv_noise"))
     return train_adversarial(o.model, o.dataset, out, settings, init=o.init, **run)
 
 
 @register_recipe("parseval")
 def _parseval(out: Path, o: TrainOptions, run: dict) -> Path | None:
-    settings = ParsevalRecipe(beta=o.beta, warmup_epochs=o.warmup_epochs, label_smoothing=o.label_smoothing,
-                              **o.common())
+    settings = ParsevalRecipe(**o.settings("beta", "warmup_epochs", "label_smoothing"))
     return train_parseval(o.model, o.dataset, out, settings, init=o.init, **run)

@@ -227,6 +227,8 @@ def test_api_key_guards_every_route_but_health(verified_package, mnist_test):
         wrong = requests.post(f"{guarded.url}/v2/models/{NAME}/infer", json={"inputs": [GOOD]},
                               headers={"Authorization": "Bearer " + "x" * 24})
         assert wrong.status_code == 401 and key not in wrong.text
+        metrics = requests.get(f"{guarded.url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
+        assert _count(metrics, 401) == 4 and _failures(metrics, "unauthenticated") == 4  # HTTP counts 401 as gRPC does
         client = httpclient.InferenceServerClient(guarded.url.removeprefix("http://"))
         x = mnist_test.tensors(limit=2)[0].numpy()
         tensor = httpclient.InferInput("input", list(x.shape), "FP32")
@@ -292,6 +294,12 @@ def test_a_non_loopback_bind_without_a_key_warns(verified_package, monkeypatch, 
     assert "without an API key" not in capsys.readouterr().err
 
 
+def _count(metrics: str, code: int) -> float:
+    """``ddzoo_requests_total`` of one status code (0 if none was counted yet)."""
+    counted = f'ddzoo_requests_total{{code="{code}",model="lenet-test"}}'
+    return float(metrics.split(counted)[1].split()[0]) if counted in metrics else 0.0
+
+
 def test_versioned_path_wrong_method_and_unknown_model_are_counted(server):
     before = requests.get(f"{server.url}/metrics").text
     body = {"inputs": [GOOD]}
@@ -300,9 +308,9 @@ def test_versioned_path_wrong_method_and_unknown_model_are_counted(server):
     assert response.status_code == 405 and response.headers["Allow"] == "POST"
     assert requests.post(f"{server.url}/v2/models/nope/infer", json=body, timeout=10).status_code == 404
     after = requests.get(f"{server.url}/metrics").text
-    counted = 'ddzoo_requests_total{code="404",model="lenet-test"}'
-    assert _metric(after, "ddzoo_request_failures_total") - _metric(before, "ddzoo_request_failures_total") == 1
-    assert counted in after and float(after.split(counted)[1].split()[0]) >= 1
+    assert {code: _count(after, code) - _count(before, code) for code in (200, 404, 405)} == {200: 1, 404: 1, 405: 1}
+    assert _failures(after, "method not allowed") - _failures(before, "method not allowed") == 1
+    assert _metric(after, "ddzoo_request_failures_total") - _metric(before, "ddzoo_request_failures_total") == 2
 
 
 def test_backend_failure_is_a_500_naming_it_and_the_server_keeps_serving(verified_package, capsys):
@@ -648,11 +656,17 @@ def test_grpc_needs_the_api_key_and_knows_only_its_model(grpc_server):
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
-    _, address = grpc_server
+    server, address = grpc_server
     client = grpcclient.InferenceServerClient(address)
+
+    def count_401() -> float:
+        return _count(requests.get(f"{server.url}/metrics", headers={"Authorization": AUTH["authorization"]}).text, 401)
+
+    before = count_401()
     with pytest.raises(InferenceServerException, match="API key") as raised:
         client.get_model_metadata(NAME)
     assert "UNAUTHENTICATED" in str(raised.value.status())
+    assert count_401() - before == 1  # counted as HTTP counts its 401
     with pytest.raises(InferenceServerException, match="unknown model 'other'"):
         client.get_model_metadata("other", headers=AUTH)
     with pytest.raises(InferenceServerException, match="unknown version"):
