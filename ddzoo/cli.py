@@ -73,13 +73,9 @@ def data_list(as_json: JsonOption = False) -> None:
 @data_app.command("check")
 def data_check(name: Annotated[str, typer.Argument(help="Dataset name.")], as_json: JsonOption = False) -> None:
     """Load both splits of a dataset, verifying every checksum."""
-    from ddzoo.data import load_split
+    from ddzoo.data import check_dataset
 
-    rows = []
-    for split in ("train", "test"):
-        loaded = load_split(name, split)
-        rows.append({"dataset": name, "split": split, "images": list(loaded.images.shape),
-                     "label_counts": [int((loaded.labels == c).sum()) for c in range(loaded.info.num_classes)]})
+    rows = check_dataset(name)
     _emit(rows, as_json, lambda r: print_table(r, f"{name}: checksums verified"))
 
 
@@ -489,15 +485,12 @@ def serve(
     require_serve_extra()
     from ddzoo.serve.app import ServeSettings
     from ddzoo.serve.app import serve as run_server
-    from ddzoo.zoo import resolve_package
-
-    resolved = resolve_package(model)
     settings = ServeSettings(max_batch=max_batch, max_delay_ms=max_delay_ms, max_queue=max_queue,
                              queue_wait_ms=queue_wait_ms,
                              instances=instances, timeout_s=timeout, api_key=api_key or constants.API_KEY,
                              grpc_port=grpc_port or None,
                              max_body_bytes=None if max_body_mb is None else int(max_body_mb * (1 << 20)))
-    run_server(resolved.folder, name or resolved.name, host=host, port=port, artifact=artifact, backend=backend,
+    run_server(model, name, host=host, port=port, artifact=artifact, backend=backend,
                allow_unverified=allow_unverified, settings=settings)
 
 

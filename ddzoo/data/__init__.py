@@ -9,6 +9,7 @@ Example:
 """
 
 from ddzoo.data.catalog import DATASETS, SPLITS, DatasetInfo, get_dataset_info, list_datasets
-from ddzoo.data.split import Split, load_split
+from ddzoo.data.split import Split, check_dataset, load_split
 
-__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "Split", "get_dataset_info", "list_datasets", "load_split"]
+__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "Split", "check_dataset", "get_dataset_info", "list_datasets",
+           "load_split"]

@@ -73,3 +73,14 @@ def load_split(name: str, split: str = "test") -> Split:
         raise InvalidArgumentError(
             f"{name}/{split}: got {images.shape} images, expected {expected} of shape {info.image_shape}")
     return Split(info, split, images, labels)
+
+
+def check_dataset(name: str) -> list[dict]:
+    """Load both splits of dataset ``name``, verifying every checksum; per split its image array's shape and
+    the count of each label (what ``zoo data check`` prints)."""
+    rows = []
+    for split in ("train", "test"):
+        loaded = load_split(name, split)
+        rows.append({"dataset": name, "split": split, "images": list(loaded.images.shape),
+                     "label_counts": [int((loaded.labels == c).sum()) for c in range(loaded.info.num_classes)]})
+    return rows

@@ -92,15 +92,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(package: Path, name: str, *, host: str = "127.0.0.1", port: int = 8000, artifact: str | None = None,
-          backend: str = "auto", allow_unverified: bool = False, settings: ServeSettings = ServeSettings()) -> None:
-    """Run the service until interrupted (graceful: in-flight requests finish).
+def serve(model: str | Path, name: str | None = None, *, host: str = "127.0.0.1", port: int = 8000,
+          artifact: str | None = None, backend: str = "auto", allow_unverified: bool = False,
+          settings: ServeSettings = ServeSettings()) -> None:
+    """Serve ``model`` (a package folder, or a model name to pull) as ``name`` (default: the package's) until
+    interrupted (graceful: in-flight requests finish).
 
     Raises:
         ModelLoadError: the artifact could not be loaded (the server stops at once).
     """
     import uvicorn
 
+    from ddzoo.zoo import resolve_package
+
+    package, model_name = resolve_package(model)
+    name = name or model_name
     classes = len(read_config(package)["classes"])
     artifact = choose_artifact(package, artifact=artifact, backend=backend, allow_unverified=allow_unverified)
     if settings.api_key is None and not _is_loopback(host):
