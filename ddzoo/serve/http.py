@@ -44,10 +44,11 @@ Answer = tuple[int, bytes, dict, str | None]  # status, body, headers, failure r
 
 
 def _failure(refusal: Refusal) -> Answer:
-    """An infer answer for a failed request."""
-    body = orjson.dumps({"error": refusal.message}) if refusal.message else b""
-    return refusal.status, body, {**refusal.headers, **({"Content-Type": "application/json"} if body else {})}, \
-        refusal.reason
+    """The answer to a refused request: its message as JSON (no body when it has none)."""
+    if not refusal.message:
+        return refusal.status, b"", refusal.headers, refusal.reason
+    body = orjson.dumps({"error": refusal.message})
+    return refusal.status, body, {**refusal.headers, "Content-Type": "application/json"}, refusal.reason
 
 
 async def _send(send, answer: Answer) -> None:
