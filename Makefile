@@ -7,7 +7,7 @@ STAMP := $(VENV)/.ddzoo-installed
 ZOO_DATA_DIR ?= $(abspath ../shared/data)
 export ZOO_DATA_DIR
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test docs bench lint clean
 
 venv: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[onnx,report,hub,serve,audit,site,test]'
+	$(PY) -m pip install -q -e '.[onnx,report,hub,serve,audit,site,test,docs]'
 	$(PY) -m pip install -q --no-deps torchattacks==3.5.1  # AutoAttack; its metadata would pull torchvision
 	touch $@
 
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15  # CI's two cores; modules stay whole (their fixtures run once)
+
+# The documentation site (mkdocs.yml) into build/docs-site, warnings as errors; offline, a few seconds.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 bench: $(STAMP)
 	$(PY) -m pip install -q '.[bench]' && $(PY) -m pip install -q --no-deps torchattacks==3.5.1
