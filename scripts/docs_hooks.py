@@ -1,21 +1,28 @@
-"""mkdocs hook: the CLI reference page is generated from the typer app at build time.
+"""Build hooks of the documentation site (mkdocs.yml).
 
-``docs/reference/cli.md`` holds the hand-written part (errors and exit codes) and the marker below; the build
-replaces the marker with ``typer ddzoo.cli utils docs --name zoo`` run on this checkout, headings moved one
-level down under the page's title. Nothing generated is committed.
+- The CLI reference is generated from the typer app at build time: ``docs/reference/cli.md`` holds the
+  hand-written part (errors and exit codes) and the marker below, which the build replaces with
+  ``typer ddzoo.cli utils docs --name zoo`` run on this checkout, headings one level down. Nothing generated
+  is committed.
+- :class:`DocstringDialect`, a griffe extension for mkdocstrings, reads ddzoo's docstrings as written: a
+  Google-style ``Example:`` section and Sphinx roles (``:class:`~ddzoo.runtime.Runner```).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from griffe import Extension, Object
 from mkdocs.exceptions import PluginError
 
 CLI_PAGE = "reference/cli.md"
 MARKER = "<!-- generated: zoo CLI reference -->"
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|exc|data|obj):`~?([^`]+)`")
+EXAMPLE_HEADING = re.compile(r"^(\s*)Example:[ \t]*$", flags=re.MULTILINE)
 
 
 def typer_docs(root: Path) -> str:
@@ -35,3 +42,12 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARKER not in markdown:
         raise PluginError(f"{CLI_PAGE} lacks the marker {MARKER}")
     return markdown.replace(MARKER, typer_docs(Path(config.config_file_path).parent))
+
+
+class DocstringDialect(Extension):
+    """Rewrite ``Example:`` as Google style's ``Examples:`` and Sphinx roles as code before parsing."""
+
+    def on_object(self, *, obj: Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            text = EXAMPLE_HEADING.sub(r"\1Examples:", obj.docstring.value)
+            obj.docstring.value = SPHINX_ROLE.sub(r"`\1`", text)
