@@ -284,6 +284,9 @@ def verify(
         help="Gate: largest significant drop of Square robust accuracy below the checkpoint's.")] = 0.02,
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Images per attack batch (default 500); under torchrun, each process takes every N-th batch.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(
         help="Verify a copy written here (the way to keep a record for a pulled or bundled model); for an "
              ".onnx file, the folder its verification.json goes to.")] = None,
@@ -328,6 +331,9 @@ def verify(
                           min_accuracy=min_accuracy, min_robust_accuracy=min_robust_accuracy, min_rho=min_rho,
                           decision_steps=decision_steps, finite_differences=finite_differences)
         return
+    import torch
+
+    from ddzoo.distributed import init_distributed
     from ddzoo.fileio import building_dir, copy_files
     from ddzoo.package import package_artifacts, package_files
     from ddzoo.verification import (
@@ -340,17 +346,23 @@ def verify(
     )
     from ddzoo.zoo import is_read_only
 
+    ctx = init_distributed(torch.device("cpu"))  # under torchrun: rank 0 copies, writes and prints
     folder, _ = resolve_package(package)
     if out is not None:
-        with building_dir(out) as staging:
-            copy_files(folder, staging, package_files(folder))
+        if ctx.is_main:
+            with building_dir(out) as staging:
+                copy_files(folder, staging, package_files(folder))
+        ctx.barrier()
         folder = out
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
-                                                    square=square, strong=strong),
+                                                    square=square, strong=strong,
+                                                    **({"batch_size": batch_size} if batch_size else {})),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
+    if not ctx.is_main:
+        return
     names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
     records = {n: result["records"][n] for n in names}
     note = "" if write else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
