@@ -38,7 +38,7 @@ def test_records_are_tied_to_bytes_and_runtime(verified):
     for name, record in result["records"].items():
         assert record["runtime"]["backend"] == ("torch" if name == CHECKPOINT_ARTIFACT else "onnxruntime")
         assert len(record["sha256"]) == 64 and record["images"] == 200
-    assert set(verification_status(package).values()) <= {"pass", "fail"}
+    assert set(verification_status(package).values()) == {"pass"}  # fp32, fp16 and INT8 of the test LeNet
     stored = json.loads((package / "verification.json").read_text())
     assert json.dumps(stored, sort_keys=True) == json.dumps(result, sort_keys=True)
 
