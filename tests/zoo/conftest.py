@@ -7,9 +7,11 @@ import shutil
 import pytest
 
 from ddzoo import constants
+from ddzoo.zoo.hubs import BUNDLED_HUB
 from tests.zoo.hub_server import HubServer
 
 ORG = "testorg"
+BUNDLED = sorted(p.parent.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))  # the bundled models
 
 
 @pytest.fixture
