@@ -81,7 +81,7 @@ def test_damaged_artifact_fails_the_gate(lenet_package, tmp_path, how, capsys):
     package = tmp_path / "pkg"
     shutil.copytree(lenet_package, package)
     _damage(package / "model.onnx", how)
-    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "200", "--square", "0",
+    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "100", "--square", "0",
                  "--json"])
     err = capsys.readouterr().err
     assert code == 3 and "gate failed for model.onnx" in err  # 3: a failed gate
