@@ -108,7 +108,7 @@ def test_cli_verify_table_and_plot(verified, tmp_path, capsys):
     package = tmp_path / "pkg"
     shutil.copytree(verified[0], package)
     plot = tmp_path / "verify.png"
-    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "100", "--square", "0",
+    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "30", "--square", "0",
                  "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "model.fp16.onnx" in out and "pass" in out
