@@ -36,7 +36,8 @@ fi
 py="$venv/bin/python"
 device=$("$py" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 ref=$("$py" -c "from ddzoo.zoo import local_packages as p; print(next(m.folder for m in p() if m.name == 'resnet-cifar10-ref'))")
-if [ "$smoke" = 1 ]; then images=40 repeats=2 limit=40 batch=20; else images=1000 repeats=10 limit=1000 batch=500; fi
+if [ "$smoke" = 1 ]; then train_batch=16 images=40 repeats=2 limit=40 batch=20
+else train_batch=128 images=1000 repeats=10 limit=1000 batch=500; fi
 
 step() {  # name, command...: run one measurement, its output in $out/NAME.log, its seconds in $out/NAME.seconds
   local name=$1; shift
@@ -45,7 +46,7 @@ step() {  # name, command...: run one measurement, its output in $out/NAME.log, 
   "$@" > "$out/$name.log" 2>&1 || { echo "device_check: $name failed; see $out/$name.log" >&2; exit 1; }
   echo $((SECONDS - start)) > "$out/$name.seconds"
 }
-step train_step "$py" bench/train_step.py --checkpoint "$ref" --batch 128 --repeats "$repeats" --skip-compile \
+step train_step "$py" bench/train_step.py --checkpoint "$ref" --batch "$train_batch" --repeats "$repeats" --skip-compile \
   --device "$device" --json "$out/train_step.json"
 step deepfool "$py" bench/deepfool.py --models resnet20 --resnet "$ref" --images "$images" --rounds 2 \
   --skip-torchattacks --device "$device" --json "$out/deepfool.json"
