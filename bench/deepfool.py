@@ -10,7 +10,7 @@ interleaved: each of ``--rounds`` chunks of the images is attacked by every meth
 machine's speed weighs on all of them alike.
 
     python bench/deepfool.py [--images 1000] [--rounds 4] [--models lenet resnet20] [--lenet CKPT] [--resnet CKPT]
-                             [--json OUT]
+                             [--device cpu] [--json OUT]
 
 Missing checkpoints are trained first with the zoo's own trainer (commands printed) into runs/bench/.
 """
@@ -39,6 +39,8 @@ RUNS = Path("runs/bench")
 def timed(fn):
     start = time.perf_counter()
     out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return out, time.perf_counter() - start
 
 
@@ -134,9 +136,11 @@ def main() -> None:
     parser.add_argument("--skip-torchattacks", action="store_true")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved chunks of images (see measure)")
     parser.add_argument("--models", nargs="+", choices=["lenet", "resnet20"], default=["lenet", "resnet20"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (scripts/device_check.sh)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    device = torch.device(args.device)
     cases = [
         ("lenet", "mnist", lambda: checkpoint(args.lenet, "lenet", "mnist", ReferenceRecipe(epochs=2))),
         ("resnet20", "cifar10",
@@ -148,8 +152,8 @@ def main() -> None:
             continue
         ckpt = make_checkpoint()
         model, config = load_checkpoint(ckpt)
-        stock, model = folded_copy(model), attack_copy(model)
-        x, _ = load_split(dataset, "test").tensors(limit=args.images)
+        stock, model = folded_copy(model).to(device), attack_copy(model).to(device)
+        x = load_split(dataset, "test").tensors(limit=args.images)[0].to(device)
         methods = {"ddzoo (box-constrained)": lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0)),
                    "ddzoo (unconstrained)": lambda m, xx, _: ours_batched(m, xx, None),
                    "foolbox 3.3.4": foolbox_attack,
@@ -164,13 +168,14 @@ def main() -> None:
               f"loop {modes['loop']:.3f} s")
         base = rows[0]["images_per_s"]
         print(f"\n{arch} on {dataset} ({len(x)} test images, test accuracy {config['metrics']['test_accuracy']:.4f}, "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
+              f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads)")
         print(f"{'method':28s} {'img/s':>9s} {'fooled':>7s} {'rho2':>7s} {'ddzoo(box) x':>13s}")
         for row in rows:
             row["ddzoo_box_speedup"] = base / row["images_per_s"]
             print(f"{row['method']:28s} {row['images_per_s']:9.1f} {row['fooled']:7.3f} {row['rho2']:7.4f} "
                   f"{row['ddzoo_box_speedup']:13.1f}")
-        report.append({"arch": arch, "dataset": dataset, "checkpoint": str(ckpt), "backward_seconds": modes,
+        report.append({"arch": arch, "dataset": dataset, "checkpoint": str(ckpt), "device": str(device),
+                       "backward_seconds": modes,
                        "test_accuracy": config["metrics"]["test_accuracy"], "rows": rows})
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

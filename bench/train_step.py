@@ -8,7 +8,7 @@ Rows, all on the same real batch of one model (median of ``--repeats`` after a w
   chosen-class graph), and with batch norm frozen the older way (eval-mode ``BatchNorm2d``) for comparison.
 Ratios are to the trainer's plain step. Gradients of the variants are equal (tests/train).
 
-    python bench/train_step.py [--checkpoint CKPT] [--batch 100] [--repeats 5] [--json OUT]
+    python bench/train_step.py [--checkpoint CKPT] [--batch 100] [--repeats 5] [--device cpu] [--json OUT]
 
 Without ``--checkpoint``, a ResNet-20 is trained for 1 epoch on 10,000 CIFAR-10 images into runs/bench/.
 """
@@ -41,6 +41,8 @@ def median_seconds(step, repeats: int) -> float:
     for _ in range(repeats):
         start = time.perf_counter()
         step()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -77,20 +79,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (scripts/device_check.sh)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    device = torch.device(args.device)
     ckpt = Path(args.checkpoint) if args.checkpoint else RUNS / "resnet20-cifar10-1epoch"
     if not (ckpt / "config.json").is_file():
         print(f"training {ckpt}: zoo train --model resnet20 --dataset cifar10 --epochs 1 --lr 0.1 "
               f"--train-limit 10000 --out {ckpt}", flush=True)
         train_reference("resnet20", "cifar10", ckpt, ReferenceRecipe(epochs=1, lr=0.1), train_limit=10_000)
     base, config = load_checkpoint(ckpt)
-    layout = memory_format_for(config["arch"], torch.device("cpu"))
-    x, y = load_split(config["dataset"], "train").tensors(limit=args.batch)
+    layout = memory_format_for(config["arch"], device)
+    x, y = (t.to(device) for t in load_split(config["dataset"], "train").tensors(limit=args.batch))
 
     def model_in(fmt: torch.memory_format) -> nn.Module:
-        return copy.deepcopy(base).train().to(memory_format=fmt)
+        return copy.deepcopy(base).train().to(device, memory_format=fmt)
 
     xl = x.contiguous(memory_format=layout)
     rows = [("plain step, NCHW eager (before)", median_seconds(plain_step(model_in(torch.contiguous_format), x, y),
@@ -107,7 +111,7 @@ def main() -> None:
                      median_seconds(deep_defense_step(freeze_batch_norm(model_in(layout), as_affine=False), xl, y, k),
                                     args.repeats)))
     plain = rows[1][1]
-    print(f"{config['arch']} on {config['dataset']}, batch {args.batch}, cpu, torch {torch.__version__}, "
+    print(f"{config['arch']} on {config['dataset']}, batch {args.batch}, {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"{'step':58s} {'ms':>8s} {'img/s':>8s} {'x plain':>8s}")
     report = []
@@ -117,7 +121,8 @@ def main() -> None:
         print(f"{name:58s} {seconds * 1000:8.1f} {args.batch / seconds:8.1f} {seconds / plain:8.2f}")
     print(f"plain step speed-up over NCHW eager: {rows[0][1] / plain:.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": str(ckpt), "batch": args.batch, "rows": report},
+        Path(args.json).write_text(json.dumps({"checkpoint": str(ckpt), "batch": args.batch, "device": str(device),
+                                               "rows": report},
                                               indent=2))
 
 

@@ -256,6 +256,9 @@ def verify(
         help="Gate: largest significant drop of Square robust accuracy below the checkpoint's.")] = 0.02,
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Images per attack batch (default 500); under torchrun, each process takes every N-th batch.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(
         help="Verify a copy written here (the way to keep a record for a pulled or bundled model); for an "
              ".onnx file, the folder its verification.json goes to.")] = None,
@@ -310,9 +313,12 @@ def verify(
 
     verified = verify_model(package, artifacts=artifact, out=out, plot=plot,
                             settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
-                                                    square=square, strong=strong),
+                                                    square=square, strong=strong,
+                                                    **({"batch_size": batch_size} if batch_size else {})),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
+    if not verified.main_process:
+        return
     note = "" if verified.written else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
     _emit(verified.records, as_json,
           lambda r: print_table([summary_row(rec) for rec in r.values()], f"{verified.package}{note}"))

@@ -1,4 +1,4 @@
-"""Tune the baselines (adversarial training, Parseval) by the rule in docs/results.md, issue 19.
+"""Tune the baselines (adversarial training, Parseval) by the rule in docs/results/across-datasets.md, issue 19.
 
 Runs the candidates one after another, each ``zoo train ... --resume`` (so the script resumes where it stopped),
 scores each on held-out training images (scripts/holdout_rho.py's holdout_metrics), appends the scores to

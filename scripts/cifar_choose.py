@@ -1,4 +1,4 @@
-"""The tuning rule's choice among the held-out scores of scripts/cifar_tune.sh (docs/results.md, "ResNet-20 on
+"""The tuning rule's choice among the held-out scores of scripts/cifar_tune.sh (docs/results/cifar10.md, "ResNet-20 on
 CIFAR-10"): the largest held-out ρ₂ ratio among candidates losing at most 0.6 point with a ratio of at least 1.5
 (ratios within 0.03 count as equal: then the smaller loss); if none, the fallback: the largest ratio among those
 losing at most 1 point. Prints one JSON line: the chosen checkpoint, its options, and why.

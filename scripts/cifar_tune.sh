@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deep Defense on CIFAR-10, tuned on held-out training images (the rule: docs/results.md, "ResNet-20 on
+# Deep Defense on CIFAR-10, tuned on held-out training images (the rule: docs/results/cifar10.md, "ResNet-20 on
 # CIFAR-10"). Each candidate fine-tunes the reference on images 0-44,999 and is scored on 45,000-49,999;
 # every step resumes where it stopped, and scores go to $RUNS/holdout.jsonl (one JSON line per checkpoint).
 # A candidate whose held-out accuracy after its first epoch is already below STOP_BELOW (default: the

@@ -1,4 +1,4 @@
-"""Print the defences-side-by-side table of docs/results.md (issue 19) from `zoo eval --attacks deepfool,fmn,ddn
+"""Print the defences-side-by-side table of docs/results/ (issue 19) from `zoo eval --attacks deepfool,fmn,ddn
 --autoattack --json` files of one dataset's models (reference first): clean accuracy, DeepFool ρ₂ on the whole
 test set (and its ratio to the reference's), box-constrained ρ₂, FGS/BIM accuracy at the reference's ε_ref,
 best-of ρ₂ and AutoAttack on the first images, the gradient-masking checklist, and the training seconds the

@@ -7,7 +7,7 @@
 
     python scripts/foreign_models.py --out runs/foreign [--limit 100]
 
-Writes both ONNX files and each ``zoo verify --json`` record under ``--out``; docs/results.md quotes them.
+Writes both ONNX files and each ``zoo verify --json`` record under ``--out``; docs/results/foreign-onnx.md quotes them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The picture of docs/results.md's stronger-attack section: accuracy against the l2 budget, reference and Deep
+"""The picture of docs/results/across-datasets.md's stronger attacks: accuracy against the l2 budget, reference and Deep
 Defense together, one panel per dataset, from `zoo eval --attacks ... --autoattack --json` files.
 
     python scripts/l2_budget_plot.py docs/figures/l2-budget.png runs/final/*.strong.json runs/cifar/*.eval.json

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce docs/results.md (Deep Defense on MNIST and Fashion-MNIST) on a CPU machine.
+# Reproduce docs/results/mnist.md and fashion-mnist.md (Deep Defense on MNIST and Fashion-MNIST) on a CPU machine.
 # Every step resumes where it stopped; evaluations are written next to the checkpoints as JSON.
 #   ZOO_DATA_DIR=../shared/data RUNS=runs bash scripts/mnist_results.sh
 # PAIRS picks model:dataset pairs; DD_OPTIONS overrides the Deep Defense options of every pair.
@@ -9,7 +9,7 @@ ZOO=${ZOO:-zoo}
 mkdir -p "$RUNS"
 timed() { local start=$SECONDS; "$@"; echo "    ($((SECONDS - start)) s)" >&2; }
 
-# Per-pair options (docs/results.md says how they were chosen). Fashion-MNIST was tuned on held-out images:
+# Per-pair options (docs/results/ says how they were chosen). Fashion-MNIST was tuned on held-out images:
 # its pair trains on the first 50,000 training images and scripts/holdout_rho.py scores images 50,000+.
 ref_options() {
   case "$1" in

@@ -22,7 +22,7 @@ if [ -n "${SMOKE:-}" ]; then  # proves the chain on a CPU in minutes; never publ
   RUNS=${RUNS}-smoke; EPOCHS=1; HUB=$RUNS/hub; LIMIT=(--limit 100); TRAIN=(--train-limit 1000)
   DD_OPTIONS="--epochs 1 --candidates 3 $DD_OPTIONS"; VERIFY_LIMIT=100; SQUARE=20; DD_FROM=
 elif [ -z "$DD_OPTIONS" ]; then
-  echo "set DD_OPTIONS to the Deep Defense options chosen on held-out images (docs/results.md)" >&2; exit 1
+  echo "set DD_OPTIONS to the Deep Defense options chosen on held-out images (docs/results/cifar10.md)" >&2; exit 1
 fi
 mkdir -p "$RUNS"
 ref="$RUNS/resnet-cifar10-ref"; dd="$RUNS/resnet-cifar10-dd"

@@ -1,4 +1,4 @@
-"""Print the markdown table of docs/results.md from the `zoo eval --json` files that
+"""Print the markdown table of docs/results/mnist.md from the `zoo eval --json` files that
 scripts/mnist_results.sh writes next to each checkpoint.
 
     python scripts/results_table.py runs/results

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The stronger-attack rows of docs/results.md (issue 18) for the bundled LeNet pairs: `zoo eval` on the full
+# The stronger-attack rows of docs/results/across-datasets.md (issue 18) for the bundled LeNet pairs: `zoo eval` on the full
 # test set plus minimum-norm best-of (DeepFool, FMN, DDN), AutoAttack and the gradient-masking checklist on the
 # first $STRONG_LIMIT images. The checkpoints come from scripts/mnist_results.sh ($RUNS/NAME); where one is
 # missing, the bundled package's own checkpoint (its config.json and model.safetensors) is used.

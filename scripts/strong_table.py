@@ -1,5 +1,5 @@
-"""Print the stronger-attack tables of docs/results.md (issue 18) from `zoo eval --attacks ... --autoattack
---json` files: per model the minimal l2 perturbations (DeepFool, each attack, best-of), AutoAttack robust
+"""Print the stronger-attack tables of docs/results/across-datasets.md (issue 18) from `zoo eval --attacks ...
+--autoattack --json` files: per model the minimal l2 perturbations (DeepFool, each attack, best-of), AutoAttack robust
 accuracy with its Wilson interval, Deep Defense / reference ratios under DeepFool and under the best-of, and
 the gradient-masking checklist.
 

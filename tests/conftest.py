@@ -1,4 +1,4 @@
-"""Shared fixtures: every cache in a temp dir, the real datasets, one small trained LeNet."""
+"""Shared fixtures: every cache in a temp dir, the real datasets, one small trained LeNet; the test tiers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from ddzoo import constants
+
+pytest_plugins = ["tests.tiers"]  # the tiers (unit, integration, release) and the order the modules run in
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

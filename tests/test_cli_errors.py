@@ -107,8 +107,8 @@ def test_usage_errors_exit_2_like_typers_own(argv, capsys):
 def test_the_exit_codes_are_documented_where_users_look(capsys):
     import ddzoo.cli
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md").read_text()
     for code, meaning in ((0, "success"), (1, "error"), (2, "usage"), (3, "gate failed"), (4, "internal error")):
-        assert f"| {code} | {meaning}" in readme.lower() and f" {code}    {meaning}" in ddzoo.cli.__doc__.lower()
+        assert f"| {code} | {meaning}" in reference.lower() and f" {code}    {meaning}" in ddzoo.cli.__doc__.lower()
     assert main(["--help"]) == 0
     assert "Exit codes: 0 success, 1 error" in " ".join(capsys.readouterr().out.split())

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "ddzoo"
 LAYERS = [
-    {"errors", "constants", "fileio", "names", "optional", "device", "printing"},
+    {"errors", "constants", "fileio", "names", "optional", "device", "distributed", "printing"},
     {"data", "models", "attacks"},
     {"package"},
     {"runtime"},

@@ -25,11 +25,11 @@ from tqdm.auto import tqdm
 
 from ddzoo.data import Split
 from ddzoo.device import describe_machine, show_progress
+from ddzoo.distributed import DistContext, all_reduce_mean
 from ddzoo.errors import CheckpointError, InvalidArgumentError, TrainingDivergedError
 from ddzoo.models import Classifier, memory_format_for
 from ddzoo.models.inference import accuracy
 from ddzoo.package import CONFIG, save_checkpoint, save_tensors
-from ddzoo.train.distributed import DistContext, all_reduce_mean
 
 STATE = "training_state.safetensors"
 BEST = "best_epoch.safetensors"  # the guard's best epoch so far (weights only), while a guarded run is unfinished
@@ -276,7 +276,7 @@ def run_training(model: Classifier, dataset: str, out: Path | str, objective: Ob
     scored after every epoch.
     """
     from ddzoo.data import load_split
-    from ddzoo.train.distributed import init_distributed, shutdown_distributed
+    from ddzoo.distributed import init_distributed, shutdown_distributed
 
     ctx = init_distributed(device)
     try:

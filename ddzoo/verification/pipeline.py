@@ -21,6 +21,15 @@ from tqdm.auto import tqdm
 from ddzoo.attacks import attack_copy
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.device import show_progress
+from ddzoo.distributed import (
+    DistContext,
+    all_reduce_scalar,
+    broadcast_json,
+    gather_batches,
+    init_distributed,
+    my_batches,
+)
+from ddzoo.errors import InvalidArgumentError
 from ddzoo.eval.robustness import accuracy_fields, linf_eps, summarize
 from ddzoo.fileio import sha256_file
 from ddzoo.package import WEIGHTS, package_versions, read_verification, write_verification
@@ -64,6 +73,25 @@ class Measurement:
         self.iterations.setdefault(key, []).append(attack.iterations)
         self.left_path[key] = self.left_path.get(key, 0) + int(redone[0].sum())
         self.line_search[key] = self.line_search.get(key, 0) + int(redone[1].sum())
+
+    def gathered(self, sizes: list[int], ctx: DistContext) -> Measurement:
+        """Every rank's batches in global order (torchrun); counts summed, seconds the slowest rank's."""
+        if not ctx.enabled:
+            return self
+
+        def total(counts: dict[str, int]) -> dict[str, int]:
+            return {key: int(all_reduce_scalar(value, ctx)) for key, value in counts.items()}
+
+        return Measurement(
+            correct=gather_batches(self.correct, sizes, ctx), agree=gather_batches(self.agree, sizes, ctx),
+            norms={k: gather_batches(v, sizes, ctx) for k, v in self.norms.items()},
+            fooled={k: gather_batches(v, sizes, ctx) for k, v in self.fooled.items()},
+            iterations={k: gather_batches(v, sizes, ctx) for k, v in self.iterations.items()},
+            fooled_8bit=gather_batches(self.fooled_8bit, sizes, ctx),
+            linf={k: [gather_batches(column, sizes, ctx) for column in v] for k, v in self.linf.items()},
+            left_path=total(self.left_path), line_search=total(self.line_search),
+            deepfool_seconds=all_reduce_scalar(self.deepfool_seconds, ctx, "max"),
+            seconds=all_reduce_scalar(self.seconds, ctx, "max"))
 
 
 def _measure(runner: Predictor, batch: CheckpointBatch, reference_labels: torch.Tensor, labels: torch.Tensor,
@@ -157,8 +185,10 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
 
     Returns:
         the updated contents of ``verification.json``; records of artifacts the package no longer holds
-        are dropped.
+        are dropped. Under ``torchrun`` every process takes its share of the batches and gets these contents;
+        rank 0 alone runs Square and the stronger attacks and writes the file and the plots.
     """
+    ctx = init_distributed(torch.device("cpu"))  # torchrun: split the batches across its processes
     plan = make_plan(package, artifacts, settings)
     package, x, y = plan.package, plan.x, plan.y
     verification = read_verification(package)
@@ -171,9 +201,14 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         eps_ref = resolve_eps_ref(package, model, x, y)
         runners = {name: stack.enter_context(open_runner(package / name)) for name in plan.artifacts}
         measured = {name: Measurement() for name in [CHECKPOINT_ARTIFACT, *plan.artifacts]}
-        batches = range(0, len(x), settings.batch_size)
+        starts = list(range(0, len(x), settings.batch_size))
+        if len(starts) < ctx.world_size:
+            raise InvalidArgumentError(f"{ctx.world_size} processes need as many batches of {settings.batch_size} "
+                                       f"images; {len(x)} images make {len(starts)}: verify on more images or start "
+                                       "fewer processes")
         label = f"verify: checkpoint attacks + replay on {len(runners)} artifact(s)"
-        for begin in tqdm(batches, desc=label, disable=not show_progress(), leave=False, unit="batch"):
+        mine = [starts[i] for i in my_batches(len(starts), ctx)]
+        for begin in tqdm(mine, desc=label, disable=not show_progress() or not ctx.is_main, leave=False, unit="batch"):
             xb, yb = x[begin:begin + settings.batch_size], y[begin:begin + settings.batch_size]
             started = time.perf_counter()
             batch = attack_checkpoint(model, checkpoint, xb, yb, eps_ref, settings)
@@ -190,6 +225,10 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                 measured[name].deepfool_seconds += time.perf_counter() - started
                 _measure(runner, batch, reference_labels, logits.argmax(1), deepfool, boxed, left, measured[name])
                 measured[name].seconds += time.perf_counter() - started
+        sizes = [min(settings.batch_size, len(x) - begin) for begin in starts]
+        measured = {name: part.gathered(sizes, ctx) for name, part in measured.items()}
+        if not ctx.is_main:  # rank 0 does the rest (Square, the stronger attacks, the records) and shares them
+            return broadcast_json(None, ctx)
         common = {"dataset": plan.config["dataset"], "split": "test", "settings": settings.record(),
                   "eps_ref": eps_ref, "versions": package_versions()}
         rhos, corrects = {}, {}
@@ -228,4 +267,4 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         norms = {name: rho * x_norms for name, rho in rhos.items()}
         plot_verification(verification, rhos, Path(plot), robust_norms={
             name: torch.where(corrects[name], norm, torch.zeros_like(norm)) for name, norm in norms.items()})
-    return verification
+    return broadcast_json(verification, ctx)

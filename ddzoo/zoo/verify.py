@@ -30,6 +30,7 @@ class VerificationResult:
     records: dict = field(repr=False)  # artifact -> record, the checkpoint first
     failures: dict[str, list[str]] = field(default_factory=dict)  # artifact -> the gate's reasons
     written: bool = False  # False: a read-only package (cache or bundled), its records returned only
+    main_process: bool = True  # False: another rank under torchrun (rank 0 writes and reports)
 
     def raise_if_failed(self) -> None:
         """Raise :class:`~ddzoo.errors.VerificationFailedError` naming every failed artifact and its reasons."""
@@ -61,13 +62,22 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     Returns:
         the records; the gate's failures are in it, not raised (:meth:`VerificationResult.raise_if_failed`).
     """
+    import torch
+
+    from ddzoo.distributed import init_distributed
+
+    ctx = init_distributed(torch.device("cpu"))  # under torchrun: each rank measures, rank 0 copies and writes
     folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
     if out is not None:
-        with building_dir(Path(out)) as staging:
-            copy_files(folder, staging, package_files(folder))
+        if ctx.is_main:
+            with building_dir(Path(out)) as staging:
+                copy_files(folder, staging, package_files(folder))
+        ctx.barrier()
         folder = Path(out)
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifacts, settings=settings, gate=gate, plot=plot, write=write)
+    if not ctx.is_main:  # its share measured; rank 0 has the records
+        return VerificationResult(folder, True, {}, {}, False, main_process=False)
     names = [CHECKPOINT_ARTIFACT, *(artifacts or package_artifacts(folder))]
     records = {name: result["records"][name] for name in names}
     failures = {name: r["gate"]["reasons"] for name, r in records.items() if not r["gate"]["passed"]}

@@ -1,12 +1,10 @@
-"""``zoo serve``: KServe v2 over real HTTP and gRPC on 127.0.0.1, driven by the real tritonclient; batching seen
-in /metrics; bad input is 4xx / INVALID_ARGUMENT never 5xx / INTERNAL (hypothesis-built requests on both
-protocols), answered alike by both through one mapping, in the request's terms and with hostile input echoed
-bounded; overload gives 503 and the server recovers."""
+"""``zoo serve``: KServe v2 over real HTTP on 127.0.0.1, driven by the real tritonclient; batching seen in
+/metrics; bad input is a 4xx never a 5xx (hypothesis-built requests), in the request's terms and with hostile
+input echoed bounded; overload gives 503 and the server recovers; the command itself. gRPC: test_grpc.py."""
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,78 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.serve.app import ServeSettings, choose_artifact, create_app, open_artifact
+from ddzoo.serve.app import ServeSettings, choose_artifact
 from ddzoo.verification import VerificationFailedError
+from tests.serve.conftest import GOOD, NAME, Server, _count, _failures, _free_port, _loader, _metric, _wait_for
 
-NAME = "lenet-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, seconds: float = 60) -> None:
-    """Poll GET ``url`` until it answers 200."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer 200 within {seconds} s")
-
-
-class Server:
-    """The app on a real uvicorn server in a thread; entering waits until ``wait_path`` answers 200."""
-
-    def __init__(self, load, settings: ServeSettings | None = None, wait_path: str = "/v2/health/ready"):
-        self.wait_path = wait_path
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(load, NAME, settings or ServeSettings())
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        _wait_for(self.url + self.wait_path)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def _loader(package, delay_s: float = 0.0, fail: bool = False):
-    def load():
-        runner, metadata = open_artifact(package, "model.onnx")
-        predict = runner._predict
-
-        def slow_or_failing(x):
-            time.sleep(delay_s)
-            if fail:
-                raise RuntimeError("device lost")
-            return predict(x)
-
-        runner._predict = slow_or_failing
-        return runner, {**metadata, "classes": 10}
-    return load
-
-
-@pytest.fixture(scope="module")
-def server(verified_package):
-    with Server(_loader(verified_package[0]), ServeSettings(max_batch=32, max_delay_ms=5)) as running:
-        yield running
+pytestmark = pytest.mark.release  # live servers
 
 
 def test_tritonclient_gets_the_runner_logits(server, verified_package, mnist_test):
@@ -113,10 +48,6 @@ def test_tritonclient_gets_the_runner_logits(server, verified_package, mnist_tes
     np.testing.assert_allclose(json_out.as_numpy("logits"), expected, atol=1e-5)
 
 
-def _metric(text: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
-
-
 def test_concurrent_requests_are_batched(server, mnist_test):
     x, _ = mnist_test.tensors(limit=64)
     before = requests.get(f"{server.url}/metrics").text
@@ -133,9 +64,6 @@ def test_concurrent_requests_are_batched(server, mnist_test):
     images = _metric(after, "ddzoo_batch_size_sum") - _metric(before, "ddzoo_batch_size_sum")
     assert images == 64 and calls < 64  # fewer backend calls than requests: they were batched
     assert _metric(after, "ddzoo_queue_seconds_count") > 0 and "ddzoo_compute_seconds_bucket" in after
-
-
-GOOD = {"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [0.5] * 784}
 
 
 @pytest.mark.parametrize("path, body, status, message", [
@@ -271,12 +199,6 @@ def test_zoo_serve_exits_1_with_one_line_when_the_artifact_cannot_load(verified_
     assert lines[0].startswith("zoo: error: ") and "cannot load the model" in lines[0]
 
 
-def test_the_body_limit_follows_the_model_and_max_batch():
-    settings_ = ServeSettings(max_batch=8)
-    assert settings_.body_limit((1, 28, 28)) == 8 * 784 * 32 + 65536
-    assert ServeSettings(max_body_bytes=4096).body_limit((3, 32, 32)) == 4096
-
-
 def test_a_non_loopback_bind_without_a_key_warns(verified_package, monkeypatch, capsys):
     from ddzoo.serve import app as serve_app
 
@@ -292,12 +214,6 @@ def test_a_non_loopback_bind_without_a_key_warns(verified_package, monkeypatch, 
     assert "without an API key" in capsys.readouterr().err
     serve_app.serve(verified_package[0], NAME, host="127.0.0.1", port=_free_port())
     assert "without an API key" not in capsys.readouterr().err
-
-
-def _count(metrics: str, code: int) -> float:
-    """``ddzoo_requests_total`` of one status code (0 if none was counted yet)."""
-    counted = f'ddzoo_requests_total{{code="{code}",model="lenet-test"}}'
-    return float(metrics.split(counted)[1].split()[0]) if counted in metrics else 0.0
 
 
 def test_versioned_path_wrong_method_and_unknown_model_are_counted(server):
@@ -490,189 +406,6 @@ def test_zoo_serve_refuses_bad_batching_settings_before_serving(verified_package
     assert len(error.splitlines()) == 1 and f"{option} >= " in error and "Traceback" not in error
 
 
-@pytest.fixture(scope="module")
-def grpc_server(verified_package):
-    settings_ = ServeSettings(max_batch=32, max_delay_ms=5, grpc_port=0, api_key="g" * 20)
-    with Server(_loader(verified_package[0]), settings_) as running:
-        yield running, f"127.0.0.1:{running.app.state['grpc_port']}"
-
-
-AUTH = {"authorization": "Bearer " + "g" * 20}
-
-
-def test_tritonclient_grpc_gets_the_runner_logits(grpc_server, verified_package, mnist_test):
-    import tritonclient.grpc as grpcclient
-
-    from ddzoo.runtime import open_runner
-
-    server, address = grpc_server
-    client = grpcclient.InferenceServerClient(address)
-    assert client.is_server_live() and client.is_server_ready()  # health needs no key
-    assert client.is_model_ready(NAME, headers=AUTH)
-    metadata = client.get_model_metadata(NAME, headers=AUTH, as_json=True)
-    assert metadata["inputs"][0]["name"] == "input" and metadata["inputs"][0]["shape"] == ["-1", "1", "28", "28"]
-    config = client.get_model_config(NAME, headers=AUTH, as_json=True)["config"]
-    assert config["max_batch_size"] == 32 and config["input"][0]["dims"] == ["1", "28", "28"]
-    x = mnist_test.tensors(limit=5)[0].numpy()
-    tensor = grpcclient.InferInput("input", list(x.shape), "FP32")
-    tensor.set_data_from_numpy(x)
-    before = _metric(requests.get(f"{server.url}/metrics", headers={"Authorization": AUTH["authorization"]}).text,
-                     "ddzoo_batch_size_sum")
-    result = client.infer(NAME, [tensor], outputs=[grpcclient.InferRequestedOutput("logits")], headers=AUTH)
-    with open_runner(verified_package[0] / "model.onnx") as runner:
-        expected = runner.predict(torch_tensor(x)).numpy()
-    np.testing.assert_allclose(result.as_numpy("logits"), expected, rtol=1e-5, atol=1e-5)
-    after = _metric(requests.get(f"{server.url}/metrics", headers={"Authorization": AUTH["authorization"]}).text,
-                    "ddzoo_batch_size_sum")
-    assert after - before == 5  # through the shared batcher
-
-
-def torch_tensor(x):
-    import torch
-
-    return torch.from_numpy(x)
-
-
-@pytest.mark.parametrize("shape, datatype, name, code, message", [
-    ([1, 3, 28, 28], "FP32", "input", "INVALID_ARGUMENT", "shape must be"),
-    ([1, 1, 28, 28], "INT8", "input", "INVALID_ARGUMENT", "datatype 'INT8'"),
-    ([1, 1, 28, 28], "FP32", "x", "INVALID_ARGUMENT", "unknown input 'x'"),
-])
-def test_grpc_bad_requests_are_invalid_argument(grpc_server, shape, datatype, name, code, message):
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
-
-    _, address = grpc_server
-    client = grpcclient.InferenceServerClient(address)
-    tensor = grpcclient.InferInput(name, shape, datatype)
-    dtype = {"FP32": np.float32, "INT8": np.int8}[datatype]
-    tensor.set_data_from_numpy(np.zeros(shape, dtype=dtype))
-    with pytest.raises(InferenceServerException) as raised:
-        client.infer(NAME, [tensor], headers=AUTH)
-    assert code in str(raised.value.status()) and message in raised.value.message()
-
-
-def _failures(metrics: str, reason: str) -> float:
-    return _metric("\n".join(line for line in metrics.splitlines() if f'reason="{reason}"' in line),
-                   "ddzoo_request_failures_total")
-
-
-@pytest.mark.parametrize("images, message", [
-    (np.zeros((33, 1, 28, 28), np.float32), "at most 32 per request (--max-batch)"),
-    (np.full((1, 1, 28, 28), np.nan, np.float32), "NaN or Inf"),
-    (np.zeros((1, 3, 28, 28), np.float32), "shape must be [N, 1, 28, 28]"),
-], ids=["more images than --max-batch", "NaN", "shape"])
-def test_both_protocols_refuse_a_faulty_request_alike(grpc_server, images, message):
-    """One mapping of errors: HTTP's 400 is gRPC's INVALID_ARGUMENT, with the same words, counted as a bad
-    request (not a backend error) in /metrics."""
-    import grpc
-    from tritonclient.grpc import service_pb2, service_pb2_grpc
-
-    from ddzoo.serve.status import GRPC_CODES
-
-    server, address = grpc_server
-    before = requests.get(f"{server.url}/metrics", headers=AUTH).text
-    raw = images.tobytes()
-    header = json.dumps({"inputs": [{"name": "input", "shape": list(images.shape), "datatype": "FP32",
-                                     "parameters": {"binary_data_size": len(raw)}}]}).encode()
-    http = requests.post(f"{server.url}/v2/models/{NAME}/infer", data=header + raw, timeout=10,
-                         headers={**AUTH, "Inference-Header-Content-Length": str(len(header))})
-    request = service_pb2.ModelInferRequest(model_name=NAME, raw_input_contents=[raw])
-    request.inputs.add(name="input", datatype="FP32").shape.extend(images.shape)
-    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as raised:
-        service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, metadata=list(AUTH.items()))
-    assert http.status_code == 400 and message in http.json()["error"], http.text
-    assert raised.value.code().name == GRPC_CODES[400] and raised.value.details() == http.json()["error"]
-    after = requests.get(f"{server.url}/metrics", headers=AUTH).text
-    assert _failures(after, "bad request") - _failures(before, "bad request") == 2
-    assert _failures(after, "backend error") == _failures(before, "backend error") == 0
-
-
-@pytest.mark.parametrize("size", [10_000, 100_000])
-def test_grpc_hostile_names_get_not_found_with_a_bounded_message(grpc_server, size):
-    """A 100 KB model name once made the answer's status details exceed gRPC's metadata limit
-    (RESOURCE_EXHAUSTED) instead of NOT_FOUND."""
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
-
-    _, address = grpc_server
-    client = grpcclient.InferenceServerClient(address)
-    tensor = grpcclient.InferInput("input", [1, 1, 28, 28], "FP32")
-    tensor.set_data_from_numpy(np.zeros((1, 1, 28, 28), np.float32))
-    long = "m" * size
-    calls = {"metadata": lambda: client.get_model_metadata(long, headers=AUTH),
-             "config": lambda: client.get_model_config(long, headers=AUTH),
-             "infer": lambda: client.infer(long, [tensor], headers=AUTH),
-             "version": lambda: client.get_model_metadata(NAME, model_version=long, headers=AUTH)}
-    for what, call in calls.items():
-        with pytest.raises(InferenceServerException) as raised:
-            call()
-        assert "NOT_FOUND" in str(raised.value.status()), (what, raised.value.status())
-        assert len(raised.value.message()) < 200 and f"({size + 2:,} characters)" in raised.value.message()
-    bad_input = grpcclient.InferInput("i" * size, [1, 1, 28, 28], "FP32")
-    bad_input.set_data_from_numpy(np.zeros((1, 1, 28, 28), np.float32))
-    with pytest.raises(InferenceServerException) as raised:
-        client.infer(NAME, [bad_input], headers=AUTH)
-    assert "INVALID_ARGUMENT" in str(raised.value.status()) and len(raised.value.message()) < 200
-
-
-grpc_tensors = st.fixed_dictionaries({
-    "name": st.sampled_from(["input", "x", ""]) | st.text(max_size=6),
-    "datatype": st.sampled_from(["FP32", "FP16", "FP64", "INT8", "BYTES"]) | st.text(max_size=4),
-    "shape": st.sampled_from([[1, 1, 28, 28], [2, 1, 28, 28], [33, 1, 28, 28]]) | st.lists(st.integers(-3, 40),
-                                                                                              max_size=5),
-    "fp32": st.lists(st.floats(width=32), max_size=30) | st.just([0.5] * 784),
-    "fp64": st.lists(st.floats(), max_size=8),
-})
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(model=st.sampled_from([NAME, NAME, "other", ""]) | st.text(max_size=12),
-       version=st.sampled_from(["", "", "1", "2"]) | st.text(max_size=4), tensors=st.lists(grpc_tensors, max_size=2),
-       raw=st.lists(st.binary(max_size=48) | st.just(bytes(784 * 4)) | st.just(bytes(784 * 8)), max_size=2),
-       outputs=st.lists(st.sampled_from(["logits", "probs"]) | st.text(max_size=4), max_size=2))
-def test_fuzzed_grpc_infer_requests_never_get_an_internal_error(grpc_server, model, version, tensors, raw, outputs):
-    import grpc
-    from tritonclient.grpc import service_pb2, service_pb2_grpc
-
-    _, address = grpc_server
-    request = service_pb2.ModelInferRequest(model_name=model, model_version=version, raw_input_contents=raw)
-    for t in tensors:
-        tensor = request.inputs.add(name=t["name"], datatype=t["datatype"])
-        tensor.shape.extend(t["shape"])
-        tensor.contents.fp32_contents.extend(t["fp32"])
-        tensor.contents.fp64_contents.extend(t["fp64"])
-    for name in outputs:
-        request.outputs.add(name=name)
-    with grpc.insecure_channel(address) as channel:
-        try:
-            service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, metadata=list(AUTH.items()),
-                                                                           timeout=30)
-        except grpc.RpcError as err:
-            assert err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), err
-
-
-def test_grpc_needs_the_api_key_and_knows_only_its_model(grpc_server):
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
-
-    server, address = grpc_server
-    client = grpcclient.InferenceServerClient(address)
-
-    def count_401() -> float:
-        return _count(requests.get(f"{server.url}/metrics", headers={"Authorization": AUTH["authorization"]}).text, 401)
-
-    before = count_401()
-    with pytest.raises(InferenceServerException, match="API key") as raised:
-        client.get_model_metadata(NAME)
-    assert "UNAUTHENTICATED" in str(raised.value.status())
-    assert count_401() - before == 1  # counted as HTTP counts its 401
-    with pytest.raises(InferenceServerException, match="unknown model 'other'"):
-        client.get_model_metadata("other", headers=AUTH)
-    with pytest.raises(InferenceServerException, match="unknown version"):
-        client.get_model_metadata(NAME, model_version="7", headers=AUTH)
-
-
 @pytest.mark.parametrize("queue_wait_ms", [0, 5000])
 def test_a_full_queue_sheds_before_parsing_or_lets_the_request_wait_its_turn(verified_package, queue_wait_ms):
     """--queue-wait-ms 0: a full queue refuses at once (503 + Retry-After) without reading or parsing the body.
@@ -697,11 +430,3 @@ def test_a_full_queue_sheds_before_parsing_or_lets_the_request_wait_its_turn(ver
         assert ("queue full" in requests.get(f"{slow.url}/metrics").text) == (queue_wait_ms == 0)
 
 
-@pytest.mark.parametrize("header", ["²", "٣", "1e3", " 12", "-1", "9" * 20])
-def test_a_non_ascii_or_odd_length_header_is_a_400(header):
-    """str.isdigit() accepts '²' and Arabic-Indic digits, which int() then refuses: found by the fuzz test."""
-    from ddzoo.errors import BadRequestError
-    from ddzoo.serve.protocol import parse_infer_request
-
-    with pytest.raises(BadRequestError):
-        parse_infer_request(b'{"inputs": []}', header, "input", (1, 28, 28))

@@ -38,7 +38,7 @@ def test_records_are_tied_to_bytes_and_runtime(verified):
     for name, record in result["records"].items():
         assert record["runtime"]["backend"] == ("torch" if name == CHECKPOINT_ARTIFACT else "onnxruntime")
         assert len(record["sha256"]) == 64 and record["images"] == 200
-    assert set(verification_status(package).values()) <= {"pass", "fail"}
+    assert set(verification_status(package).values()) == {"pass"}  # fp32, fp16 and INT8 of the test LeNet
     stored = json.loads((package / "verification.json").read_text())
     assert json.dumps(stored, sort_keys=True) == json.dumps(result, sort_keys=True)
 
@@ -81,7 +81,7 @@ def test_damaged_artifact_fails_the_gate(lenet_package, tmp_path, how, capsys):
     package = tmp_path / "pkg"
     shutil.copytree(lenet_package, package)
     _damage(package / "model.onnx", how)
-    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "200", "--square", "0",
+    code = main(["verify", str(package), "--artifact", "model.onnx", "--limit", "100", "--square", "0",
                  "--json"])
     err = capsys.readouterr().err
     assert code == 3 and "gate failed for model.onnx" in err  # 3: a failed gate
@@ -108,7 +108,7 @@ def test_cli_verify_table_and_plot(verified, tmp_path, capsys):
     package = tmp_path / "pkg"
     shutil.copytree(verified[0], package)
     plot = tmp_path / "verify.png"
-    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "100", "--square", "0",
+    assert main(["verify", str(package), "--artifact", "model.fp16.onnx", "--limit", "30", "--square", "0",
                  "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "model.fp16.onnx" in out and "pass" in out

@@ -7,9 +7,11 @@ import shutil
 import pytest
 
 from ddzoo import constants
+from ddzoo.zoo.hubs import BUNDLED_HUB
 from tests.zoo.hub_server import HubServer
 
 ORG = "testorg"
+BUNDLED = sorted(p.parent.parent.name for p in BUNDLED_HUB.glob("*/main/manifest.json"))  # the bundled models
 
 
 @pytest.fixture
@@ -24,13 +26,13 @@ def hub(monkeypatch):
 
 @pytest.fixture
 def package(verified_package, tmp_path):
-    """The verified package with only the artifacts that passed the gate (the 1-epoch LeNet's INT8 may not)."""
+    """A copy of the verified package, every artifact of it passing the gate (fp32, fp16 and INT8: the test LeNet's
+    INT8 agrees with its checkpoint on all 200 images), so a regression in any of them fails here."""
     from ddzoo.package import verification_status
 
     folder = tmp_path / "lenet-mnist-test"
     shutil.copytree(verified_package[0], folder)
-    for name, status in verification_status(folder).items():
-        if status != "pass":
-            (folder / name).unlink()
-    assert (folder / "model.onnx").is_file() and (folder / "model.fp16.onnx").is_file()
+    status = verification_status(folder)
+    assert set(status) == {"model.safetensors", "model.onnx", "model.fp16.onnx", "model.int8.onnx"}, status
+    assert set(status.values()) == {"pass"}, f"an artifact of the test package fails its gate: {status}"
     return folder

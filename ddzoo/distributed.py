@@ -1,0 +1,121 @@
+"""Processes started by ``torchrun``: data-parallel training and verification split by batch.
+
+Training (DistributedDataParallel): every rank draws the same global batch order from the same seeded generator
+and takes its contiguous share of each global batch, so a run on W processes with per-rank batch B/W computes the
+same averaged gradient as one process with batch B. Verification: rank r takes the batches r, r + W, ... whole
+(the same batches as one process, so the same numbers) and :func:`gather_batches` puts them back in order. The
+backend is NCCL on CUDA and gloo on the CPU; results travel as tensors, never pickled.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    def shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's contiguous share of a global batch."""
+        if not self.enabled:
+            return x, y
+        bounds = [len(x) * r // self.world_size for r in range(self.world_size + 1)]
+        part = slice(bounds[self.rank], bounds[self.rank + 1])
+        return x[part], y[part]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the process group described by torchrun's environment (or run alone if there is none)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown_distributed(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> float:
+    """Mean of a scalar over ranks (for logged statistics)."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.item() / ctx.world_size
+
+
+def my_batches(count: int, ctx: DistContext) -> list[int]:
+    """The batch indices this rank works on: every ``world_size``-th, starting at its rank."""
+    return list(range(ctx.rank, count, ctx.world_size))
+
+
+def gather_batches(local: list[torch.Tensor], sizes: list[int], ctx: DistContext) -> list[torch.Tensor]:
+    """Every batch's tensor in global order, on every rank, from each rank's :func:`my_batches` share.
+
+    ``local``: this rank's per-batch tensors (first dimension: the batch's images; the rest and the dtype the same
+    on every rank, and every rank has at least one batch); ``sizes``: every batch's image count.
+    """
+    if not ctx.enabled:
+        return local
+    mine = torch.cat(local)
+    wire = torch.uint8 if mine.dtype == torch.bool else mine.dtype  # gloo has no bool collectives
+    shares = [my_batches(len(sizes), DistContext(rank, ctx.world_size)) for rank in range(ctx.world_size)]
+    padded = torch.zeros((max(sum(sizes[b] for b in share) for share in shares), *mine.shape[1:]), dtype=wire)
+    padded[: len(mine)] = mine.to(wire)
+    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, padded)
+    ordered: list[torch.Tensor] = [torch.empty(0)] * len(sizes)
+    for part, share in zip(parts, shares, strict=True):
+        offset = 0
+        for batch in share:
+            ordered[batch] = part[offset : offset + sizes[batch]].to(mine.dtype)
+            offset += sizes[batch]
+    return ordered
+
+
+def all_reduce_scalar(value: float, ctx: DistContext, op: str = "sum") -> float:
+    """The ``sum`` or ``max`` of a CPU scalar over ranks (counts; wall-clock seconds of work done in parallel)."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
+    return tensor.item()
+
+
+def broadcast_json(value: object, ctx: DistContext) -> object:
+    """Rank 0's JSON-serialisable ``value`` on every rank (as UTF-8 bytes in a tensor, not a pickle)."""
+    if not ctx.enabled:
+        return value
+    import json
+
+    data = torch.frombuffer(bytearray(json.dumps(value).encode()), dtype=torch.uint8) if ctx.is_main else None
+    length = torch.tensor([0 if data is None else len(data)], dtype=torch.int64)
+    dist.broadcast(length, src=0)
+    buffer = data if data is not None else torch.empty(int(length), dtype=torch.uint8)
+    dist.broadcast(buffer, src=0)
+    return json.loads(bytes(buffer.tolist()).decode())

@@ -1,0 +1,50 @@
+"""``torchrun -m ddzoo.cli verify``: two gloo processes split the batches and write the record one process writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from ddzoo.cli import main
+from ddzoo.verification import CHECKPOINT_ARTIFACT
+
+ARGS = ["--limit", "96", "--batch-size", "32", "--square", "0", "--crosscheck", "0", "--json"]  # 3 batches: 2 + 1
+
+
+def _comparable(verification: dict) -> dict:
+    """The records without what differs between any two runs: timings, the clock, the machine's threads."""
+    records = json.loads(json.dumps(verification["records"]))
+    for record in records.values():
+        for key in ("timings", "verified_at", "runtime"):
+            record.pop(key, None)
+    return records
+
+
+def test_two_gloo_processes_write_the_record_of_one(lenet_package, tmp_path, data_dir, capsys):
+    env = {**os.environ, "ZOO_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1", "ZOO_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "ddzoo.cli", "verify", str(lenet_package), *ARGS, "--out", str(tmp_path / "two")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = json.loads(done.stdout)  # one JSON document: only rank 0 prints
+    assert main(["verify", str(lenet_package), *ARGS, "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    two = json.loads((tmp_path / "two" / "verification.json").read_text())
+    one = json.loads((tmp_path / "one" / "verification.json").read_text())
+    assert set(printed) == set(two["records"]) == {CHECKPOINT_ARTIFACT, "model.onnx", "model.fp16.onnx",
+                                                   "model.int8.onnx"}
+    assert _comparable(two) == _comparable(one)
+    assert two["records"]["model.onnx"]["images"] == 96
+
+
+def test_more_processes_than_batches_is_a_clear_error(lenet_package, tmp_path, data_dir):
+    env = {**os.environ, "ZOO_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1", "ZOO_OFFLINE": "1"}
+    shutil.copytree(lenet_package, tmp_path / "pkg")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "ddzoo.cli", "verify", str(tmp_path / "pkg"), "--limit", "20", "--square", "0",
+                           "--crosscheck", "0"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "2 processes need as many batches of 500 images; 20 images make 1" in done.stderr

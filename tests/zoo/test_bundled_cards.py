@@ -1,0 +1,42 @@
+"""The bundled models reproduce their cards: loaded as torch modules and as every shipped artifact, they reach the
+accuracy their verification records state, on the images those name. Release tier: a republished model changes
+them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ddzoo
+from ddzoo.data import load_split
+from ddzoo.package import package_artifacts, read_config, read_verification
+from ddzoo.zoo import pull
+from tests.zoo.conftest import BUNDLED
+
+pytestmark = pytest.mark.release
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_loaded_models_reproduce_their_card(name, data_dir):
+    """torch module and every ONNX artifact reach the accuracy their verification record (the card) states on
+    the images it names, and the torch module agrees with the fp32 ONNX runner."""
+    folder = pull(name, offline=True)
+    records = read_verification(folder)["records"]
+    images = records["model.onnx"]["images"]
+    x, y = load_split(read_config(folder)["dataset"], "test").tensors(limit=images)
+    model = ddzoo.load(name, offline=True)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    with torch.no_grad():
+        torch_logits = model(x)
+    assert (torch_logits.argmax(1) == y).float().mean().item() == pytest.approx(
+        records["model.safetensors"]["clean_accuracy"], abs=1 / images)
+    for artifact in package_artifacts(folder):
+        fmt = {"model.onnx": "onnx", "model.fp16.onnx": "fp16", "model.int8.onnx": "int8"}[artifact]
+        with ddzoo.load(name, format=fmt, offline=True) as runner:
+            logits = runner.predict(x)
+        assert runner.precision == ("fp32" if fmt == "onnx" else fmt)
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+        assert accuracy == pytest.approx(records[artifact]["clean_accuracy"], abs=1 / images), artifact
+        if fmt == "onnx":
+            assert (logits - torch_logits).abs().max().item() < 1e-3
+            assert (logits.argmax(1) == torch_logits.argmax(1)).all()
