@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from ddzoo.errors import InvalidArgumentError, VerificationFailedError, echo
-from ddzoo.package import artifact_for, load_checkpoint, package_artifacts
+from ddzoo.package import WEIGHTS, artifact_for, load_checkpoint, package_artifacts
 from ddzoo.runtime import Runner, local_engine, open_runner
 
 FORMATS = ("torch", "onnx", "fp16", "int8", "trt")
@@ -119,22 +119,23 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
     A pulled or bundled model is read-only: its records are returned, not written. Raises
     :class:`~ddzoo.errors.VerificationFailedError` on a failed gate unless ``raise_on_failure`` is False.
     """
-    from ddzoo.verification import CHECKPOINT_ARTIFACT, Gate, VerifySettings, verify_package
+    from ddzoo.records import gate_failure_message, parse_records
+    from ddzoo.verification import Gate, VerifySettings, verify_package
     from ddzoo.zoo import is_read_only
 
     folder = _folder(name_or_path, None, offline)
-    result = verify_package(folder, settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square,
-                                                            strong=strong),
+    result = verify_package(folder, settings=VerifySettings(limit=limit, crosscheck_images=crosscheck,
+                                                            square_images=square, strong_images=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop),
                             write=not is_read_only(folder))
-    names = [CHECKPOINT_ARTIFACT, *package_artifacts(folder)]
+    names = [WEIGHTS, *package_artifacts(folder)]
     records = {n: result["records"][n] for n in names}
-    failures = {n: r["gate"]["reasons"] for n, r in records.items() if not r["gate"]["passed"]}
+    gates = {n: r.gate for n, r in parse_records({"records": records}).items()}
+    failures = {n: list(gate.reasons) for n, gate in gates.items() if not gate.passed}
     outcome = VerificationResult(folder, not failures, records, failures)
     if failures and raise_on_failure:
-        detail = "; ".join(f"{n}: {', '.join(reasons)}" for n, reasons in failures.items())
-        raise VerificationFailedError(f"gate failed for {detail}")
+        raise VerificationFailedError(gate_failure_message(gates))
     return outcome
 
 

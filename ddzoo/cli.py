@@ -22,7 +22,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,6 +35,9 @@ from ddzoo.errors import (
     shorten,
 )
 from ddzoo.package import ONNX
+
+if TYPE_CHECKING:
+    from ddzoo.records import ArtifactRecord
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 MESSAGE_CHARS = 1000  # the longest error message main() prints
@@ -329,15 +332,9 @@ def verify(
                           decision_steps=decision_steps, finite_differences=finite_differences)
         return
     from ddzoo.fileio import building_dir, copy_files
-    from ddzoo.package import package_artifacts, package_files
-    from ddzoo.verification import (
-        CHECKPOINT_ARTIFACT,
-        Gate,
-        VerificationFailedError,
-        VerifySettings,
-        summary_row,
-        verify_package,
-    )
+    from ddzoo.package import WEIGHTS, package_artifacts, package_files
+    from ddzoo.records import gate_failure_message, parse_records
+    from ddzoo.verification import Gate, VerificationFailedError, VerifySettings, table_row, verify_package
     from ddzoo.zoo import is_read_only
 
     folder, _ = resolve_package(package)
@@ -347,18 +344,19 @@ def verify(
         folder = out
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifact, plot=plot, write=write,
-                            settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
-                                                    square=square, strong=strong),
+                            settings=VerifySettings(limit=limit, num_candidates=candidates,
+                                                    crosscheck_images=crosscheck, square_images=square,
+                                                    strong_images=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
-    names = [CHECKPOINT_ARTIFACT, *(artifact or package_artifacts(folder))]
+    names = [WEIGHTS, *(artifact or package_artifacts(folder))]
     records = {n: result["records"][n] for n in names}
+    typed = parse_records({"records": records})
     note = "" if write else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
-    _emit(records, as_json, lambda r: print_table([summary_row(rec) for rec in r.values()], f"{folder}{note}"))
-    failed = [n for n, rec in records.items() if not rec["gate"]["passed"]]
-    if failed:
-        reasons = "; ".join(f"{n}: {', '.join(records[n]['gate']['reasons'])}" for n in failed)
-        raise VerificationFailedError(f"gate failed for {reasons}")
+    _emit(records, as_json, lambda _: print_table([table_row(rec) for rec in typed.values()], f"{folder}{note}"))
+    failure = gate_failure_message({n: rec.gate for n, rec in typed.items()})
+    if failure:
+        raise VerificationFailedError(failure)
 
 
 def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, limit: int | None,
@@ -369,6 +367,7 @@ def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, li
                       decision_steps: int, finite_differences: int) -> None:
     from ddzoo.eval.strong import STANDARD_EPS
     from ddzoo.package import VERIFICATION_FORMAT, write_verification
+    from ddzoo.records import ArtifactRecord, gate_failure_message
     from ddzoo.verification import VerificationFailedError
     from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
 
@@ -391,9 +390,11 @@ def _verify_onnx_file(path: str, *, dataset: str | None, images: Path | None, li
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_verification(out, {"format": VERIFICATION_FORMAT, "records": {record["artifact"]: record}})
-    _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{path} on {dataset or images}"))
-    if not record["gate"]["passed"]:
-        raise VerificationFailedError(f"gate failed for {record['artifact']}: {', '.join(record['gate']['reasons'])}")
+    typed = ArtifactRecord.from_json(record)
+    _emit(record, as_json, lambda _: print_table([_foreign_row(typed)], f"{path} on {dataset or images}"))
+    failure = gate_failure_message({typed.artifact: typed.gate})
+    if failure:
+        raise VerificationFailedError(failure)
 
 
 def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -406,27 +407,25 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
                                    ) from None
 
 
-def _foreign_row(record: dict) -> dict[str, str]:
-    low, high = record["clean_accuracy_ci95"]
-    decision, square = record["decision_based"], record.get("square")
-    row = {"artifact": record["artifact"], "input": f"{record['input']['layout']}, x{record['input']['scale']:g}"
-                                                  f"{', normalised' if record['input']['mean'] else ''}"
-                                                  f"{', probabilities' if record['input']['probabilities'] else ''}",
-           "accuracy": f"{100 * record['clean_accuracy']:.2f} % [{100 * low:.1f}, {100 * high:.1f}] "
-                       f"(n={record['images']})",
+def _foreign_row(record: ArtifactRecord) -> dict[str, str]:
+    decision, square, shape = record.extra["decision_based"], record.square, record.extra["input"]
+    row = {"artifact": record.artifact, "input": f"{shape['layout']}, x{shape['scale']:g}"
+                                                f"{', normalised' if shape['mean'] else ''}"
+                                                f"{', probabilities' if shape['probabilities'] else ''}",
+           "accuracy": record.clean.text(digits=2),
            "ρ₂ (HopSkipJump)": f"{decision['rho2']:.4f} (success {100 * decision['success']:.0f} %, "
                                f"{decision['queries_per_image']:.0f} queries/image)"}
     if square:
         row["Square acc."] = (f"{100 * square['accuracy']:.1f} % at ε={square['eps']:.4f} "
                               f"({square['queries_per_image']:.0f} queries/image)")
-    if record.get("finite_difference"):
-        fd = record["finite_difference"]
+    if record.extra.get("finite_difference"):
+        fd = record.extra["finite_difference"]
         row["ρ₂ (DeepFool, finite differences)"] = f"{fd['rho2']:.4f} ({fd['queries_per_image']:.0f} queries/image)"
-    if record.get("gradient_twin"):
-        twin = record["gradient_twin"]
+    if record.extra.get("gradient_twin"):
+        twin = record.extra["gradient_twin"]
         row["ρ₂ (DeepFool, twin)"] = (f"{twin['rho2']:.4f} (HSJ/DeepFool median "
                                       f"{twin['median_decision_over_gradient']:.2f})")
-    row["gate"] = "pass" if record["gate"]["passed"] else "FAIL"
+    row["gate"] = "pass" if record.gate.passed else "FAIL"
     return row
 
 
@@ -622,6 +621,8 @@ def print_table(rows: list[dict], title: str) -> None:
 
 
 def _render_eval(m: dict) -> None:
+    from ddzoo.stats import Accuracy
+
     rows = [{"metric": "clean accuracy", "value": f"{m['clean_accuracy']:.4f}"}]
     for space in ("pixel", "normalized"):
         for iterations, stats in m["deepfool"][space].items():
@@ -641,9 +642,8 @@ def _render_eval(m: dict) -> None:
                                   f"(success {stats['success']:.3f})"})
         for norm, result in (strong.get("autoattack") or {}).items():
             if isinstance(result, dict):
-                low, high = result["ci95"]
                 rows.append({"metric": f"AutoAttack {norm} ε={result['eps']:.4f}",
-                             "value": f"{result['accuracy']:.4f} [{low:.3f}, {high:.3f}]"})
+                             "value": Accuracy.from_json(result).fraction_text()})
     for check in (m.get("masking") or {}).get("checklist", []):
         rows.append({"metric": f"masking check: {check['check']}",
                      "value": f"{'pass' if check['passed'] else 'FAIL'}: {check['detail']}"})

@@ -48,6 +48,7 @@ from ddzoo.package import (
     verification_status,
     write_manifest,
 )
+from ddzoo.records import parse_records
 from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, HubUnavailableError, HuggingFaceHub, content_id, hub_for
 
 FORMAT_FILES = {"torch": [WEIGHTS], "onnx": [ONNX], "fp16": [ONNX_FILES["fp16"]], "int8": [ONNX_FILES["int8"]],
@@ -292,7 +293,7 @@ def _peers(folders: list[Path | str], dataset: str) -> list[tuple[str, dict, dic
         verification = read_verification(folder)
         try:
             checkpoint_facts(verification)
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+        except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as err:
             raise InvalidArgumentError(f"cannot compare with {folder}: its checkpoint record is incomplete "
                                        f"({err!r}); run 'zoo verify {folder}' first") from None
         peers.append((validate_name(folder.resolve().name), config, verification))
@@ -308,14 +309,14 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     ``allow_unverified`` (the card then names them) or ``skip_unverified`` (they are left out of the upload).
     The card compares the model with the verified packages in ``compare`` (folders, same dataset).
     """
-    from ddzoo.verification import CHECKPOINT_ARTIFACT, VerificationFailedError, headline
+    from ddzoo.verification import VerificationFailedError
     from ddzoo.zoo.card import make_card
 
     org, name = validate_repo_id(repo)
     validate_revision(revision)
     package = Path(package)
     config = read_config(package)
-    status = {k: v for k, v in verification_status(package).items() if k != CHECKPOINT_ARTIFACT}
+    status = {k: v for k, v in verification_status(package).items() if k != WEIGHTS}
     unverified = sorted(k for k, v in status.items() if v != "pass")
     if not status or (skip_unverified and len(unverified) == len(status)):
         raise InvalidArgumentError(f"{package} has no {'verified ' if status else ''}artifacts to publish; "
@@ -328,13 +329,13 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
                                       "or pass --allow-unverified")
     verification = read_verification(package)
     peers = _peers(list(compare), config["dataset"])
-    current = {k: v for k, v in verification["records"].items() if k == CHECKPOINT_ARTIFACT or status.get(k) == "pass"}
+    current = {k: v for k, v in verification["records"].items() if k == WEIGHTS or status.get(k) == "pass"}
     card = make_card(package, name, config, {**verification, "records": current}, unverified, peers)
     atomic_write_bytes(package / CARD, card.encode())
     files = [*write_manifest(package, exclude=left_out)["files"], MANIFEST]
-    onnx = headline(current.get(ONNX))
-    metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['rho2']:.4f}"
-               if onnx["rho2"] is not None else "unverified")
+    onnx = parse_records({"records": current}).get(ONNX)
+    metrics = (f"accuracy {onnx.clean.accuracy:.4f}, rho2 {onnx.headline_rho2:.4f}"
+               if onnx and onnx.headline_rho2 is not None else "unverified")
     message = (f"{name}: {config['arch']} on {config['dataset']} ({config.get('recipe', {}).get('name')}), "
                f"ONNX {metrics}; ddzoo {__version__}")
     target = hub_for(hub, constants.HF_ENDPOINT, org)
@@ -342,17 +343,15 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
             "left_out": left_out, **target.publish(package, name, revision, message, files)}
 
 
-def summary(folder: Path) -> dict:
+def package_facts(folder: Path) -> dict:
     """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂, and the
     checkpoint's AutoAttack ℓ∞ robust accuracy (where ``zoo verify --strong`` measured it)."""
-    from ddzoo.verification import CHECKPOINT_ARTIFACT, headline
-
     config = read_config(folder)
-    records = read_verification(folder)["records"]
-    onnx = headline(records.get(ONNX))
-    strong = (records.get(CHECKPOINT_ARTIFACT) or {}).get("strong") or {}
+    records = parse_records(read_verification(folder), f"{folder}")
+    onnx, checkpoint = records.get(ONNX), records.get(WEIGHTS)
+    strong = (checkpoint.strong if checkpoint else None) or {}
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
-            "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"],
+            "accuracy": onnx.clean.accuracy if onnx else None, "rho2": onnx.headline_rho2 if onnx else None,
             "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy")}
 
 
@@ -371,7 +370,7 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     row = {"name": name, "revision": revision, "where": where}
     status = integrity(folder)
     try:
-        facts = summary(folder)
+        facts = package_facts(folder)
     except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
         facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None, "autoattack": None}
         status = status if status != "ok" else f"unreadable: {err}"
@@ -440,7 +439,7 @@ def info(reference: str) -> dict:
     manifest = read_manifest(folder)
     card = import_hub().ModelCard.load(folder / CARD) if (folder / CARD).is_file() else None
     data = card.data.to_dict() if card else {}
-    return {"name": name, "revision": revision, "path": str(folder), **summary(folder),
+    return {"name": name, "revision": revision, "path": str(folder), **package_facts(folder),
             "license": data.get("license"), "tags": data.get("tags", []),
             "artifacts": {k: v["size"] for k, v in manifest["files"].items()},
             "verification": verification_status(folder)}
