@@ -11,6 +11,7 @@ from ddzoo import __version__
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.fileio import building_dir
 from ddzoo.package import ONNX
+from ddzoo.records import HEADLINE_ITERATIONS
 from ddzoo.site.entries import (
     ARTIFACT_KINDS,
     MAX_CARD_BYTES,
@@ -138,8 +139,8 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
     clean, clean_cell = _figures("clean", "clean accuracy", "fp32 ONNX", [e.clean for e in entries], pct)
     robust = [_figures(t.key, f"{t.attack} {t.budget}", "checkpoint", [e.robust.get(t) for e in entries],
                        lambda v: pct(v, 1)) for t in threats]
-    rho2, rho2_cell = _figures("rho2", "DeepFool ρ₂", "fp32 ONNX · 50 it", [e.rho2 for e in entries],
-                               lambda v: f"{v:.4f}")
+    rho2, rho2_cell = _figures("rho2", "DeepFool ρ₂", f"fp32 ONNX · {HEADLINE_ITERATIONS} it",
+                               [e.rho2 for e in entries], lambda v: f"{v:.4f}")
     best, best_cell = _figures("bestof", "best-of min ‖r‖₂", "mean · checkpoint", [e.best_of for e in entries],
                                lambda v: f"{v:.3f}")
     columns = [Column("model", "model", numeric=False), Column("defence", "defence", numeric=False), clean,

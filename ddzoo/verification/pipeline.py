@@ -135,8 +135,10 @@ def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_n
     for key in [*map(str, sorted(settings.iterations)), BOX_CONSTRAINED]:
         norms, fooled, steps = (torch.cat(part[key]) for part in
                                 (measured.norms, measured.fooled, measured.iterations))
-        box = {"max_iter": max(settings.iterations), "fooled_8bit": torch.cat(measured.fooled_8bit).float().mean(
-            ).item()} if key == BOX_CONSTRAINED else {}
+        box = {}
+        if key == BOX_CONSTRAINED:
+            box = {"max_iter": max(settings.iterations),
+                   "fooled_8bit": torch.cat(measured.fooled_8bit).float().mean().item()}
         deepfool[key] = DeepFoolSummary.measure(norms, x_norms, fooled, steps, **box)
     grid = linf_eps(eps_ref)
     linf = {attack: {"eps": grid[attack], "accuracy": [torch.cat(c).float().mean().item() for c in columns]}
