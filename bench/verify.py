@@ -110,7 +110,7 @@ def main() -> None:
                     "torch": torch.__version__, "threads": torch.get_num_threads()}
     new_copy = fresh_copy(package, RUNS / "verify-new")
     started = time.perf_counter()
-    new = verify_package(new_copy, settings=VerifySettings(limit=args.images, square=args.square))
+    new = verify_package(new_copy, settings=VerifySettings(limit=args.images, square_images=args.square))
     report["new_seconds"] = time.perf_counter() - started
     print(f"new (replay) pipeline: {report['new_seconds']:.1f} s on {args.images} images, Square on {args.square}")
     if args.only != "new":

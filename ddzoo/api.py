@@ -96,7 +96,8 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
     from ddzoo.verification import Gate, VerifySettings
 
     verified = verify_model(name_or_path, offline=offline, offline_option="offline=True",
-                            settings=VerifySettings(limit=limit, crosscheck=crosscheck, square=square, strong=strong),
+                            settings=VerifySettings(limit=limit, crosscheck_images=crosscheck, square_images=square,
+                                                    strong_images=strong),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
     if raise_on_failure:

@@ -22,7 +22,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,6 +36,9 @@ from ddzoo.errors import (
 )
 from ddzoo.package import ONNX
 from ddzoo.printing import print_table
+
+if TYPE_CHECKING:
+    from ddzoo.records import ArtifactRecord
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 MESSAGE_CHARS = 1000  # the longest error message main() prints
@@ -297,6 +300,7 @@ def verify(
     --dataset's test images or on --images.
     """
     if package.endswith(".onnx") or dataset is not None or images is not None:
+        from ddzoo.records import ArtifactRecord
         from ddzoo.verification.foreign import ForeignGate
         from ddzoo.zoo.verify import raise_gate_failures, verify_onnx_file
 
@@ -305,23 +309,27 @@ def verify(
                                   gate=ForeignGate(min_accuracy, min_robust_accuracy, min_rho), layout=layout,
                                   scale=scale, mean=_floats(mean, "--mean"), std=_floats(std, "--std"), output=output,
                                   channels=channels)
-        _emit(record, as_json, lambda r: print_table([_foreign_row(r)], f"{package} on {dataset or images}"))
+        typed = ArtifactRecord.from_json(record)
+        _emit(record, as_json, lambda _: print_table([_foreign_row(typed)], f"{package} on {dataset or images}"))
         raise_gate_failures({} if record["gate"]["passed"] else {record["artifact"]: record["gate"]["reasons"]})
         return
-    from ddzoo.verification import Gate, VerifySettings, summary_row
+    from ddzoo.records import parse_records
+    from ddzoo.verification import Gate, VerifySettings, table_row
     from ddzoo.zoo.verify import verify_model
 
     verified = verify_model(package, artifacts=artifact, out=out, plot=plot,
-                            settings=VerifySettings(limit=limit, num_candidates=candidates, crosscheck=crosscheck,
-                                                    square=square, strong=strong,
+                            settings=VerifySettings(limit=limit, num_candidates=candidates,
+                                                    crosscheck_images=crosscheck, square_images=square,
+                                                    strong_images=strong,
                                                     **({"batch_size": batch_size} if batch_size else {})),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
     if not verified.main_process:
         return
     note = "" if verified.written else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
+    typed = parse_records({"records": verified.records})
     _emit(verified.records, as_json,
-          lambda r: print_table([summary_row(rec) for rec in r.values()], f"{verified.package}{note}"))
+          lambda _: print_table([table_row(rec) for rec in typed.values()], f"{verified.package}{note}"))
     verified.raise_if_failed()
 
 
@@ -335,27 +343,25 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
                                    ) from None
 
 
-def _foreign_row(record: dict) -> dict[str, str]:
-    low, high = record["clean_accuracy_ci95"]
-    decision, square = record["decision_based"], record.get("square")
-    row = {"artifact": record["artifact"], "input": f"{record['input']['layout']}, x{record['input']['scale']:g}"
-                                                  f"{', normalised' if record['input']['mean'] else ''}"
-                                                  f"{', probabilities' if record['input']['probabilities'] else ''}",
-           "accuracy": f"{100 * record['clean_accuracy']:.2f} % [{100 * low:.1f}, {100 * high:.1f}] "
-                       f"(n={record['images']})",
+def _foreign_row(record: ArtifactRecord) -> dict[str, str]:
+    decision, square, shape = record.extra["decision_based"], record.square, record.extra["input"]
+    row = {"artifact": record.artifact, "input": f"{shape['layout']}, x{shape['scale']:g}"
+                                                f"{', normalised' if shape['mean'] else ''}"
+                                                f"{', probabilities' if shape['probabilities'] else ''}",
+           "accuracy": record.clean.text(digits=2),
            "ρ₂ (HopSkipJump)": f"{decision['rho2']:.4f} (success {100 * decision['success']:.0f} %, "
                                f"{decision['queries_per_image']:.0f} queries/image)"}
     if square:
         row["Square acc."] = (f"{100 * square['accuracy']:.1f} % at ε={square['eps']:.4f} "
                               f"({square['queries_per_image']:.0f} queries/image)")
-    if record.get("finite_difference"):
-        fd = record["finite_difference"]
+    if record.extra.get("finite_difference"):
+        fd = record.extra["finite_difference"]
         row["ρ₂ (DeepFool, finite differences)"] = f"{fd['rho2']:.4f} ({fd['queries_per_image']:.0f} queries/image)"
-    if record.get("gradient_twin"):
-        twin = record["gradient_twin"]
+    if record.extra.get("gradient_twin"):
+        twin = record.extra["gradient_twin"]
         row["ρ₂ (DeepFool, twin)"] = (f"{twin['rho2']:.4f} (HSJ/DeepFool median "
                                       f"{twin['median_decision_over_gradient']:.2f})")
-    row["gate"] = "pass" if record["gate"]["passed"] else "FAIL"
+    row["gate"] = "pass" if record.gate.passed else "FAIL"
     return row
 
 
@@ -501,6 +507,8 @@ def serve(
 
 
 def _render_eval(m: dict) -> None:
+    from ddzoo.stats import Accuracy
+
     rows = [{"metric": "clean accuracy", "value": f"{m['clean_accuracy']:.4f}"}]
     for space in ("pixel", "normalized"):
         for iterations, stats in m["deepfool"][space].items():
@@ -520,9 +528,8 @@ def _render_eval(m: dict) -> None:
                                   f"(success {stats['success']:.3f})"})
         for norm, result in (strong.get("autoattack") or {}).items():
             if isinstance(result, dict):
-                low, high = result["ci95"]
                 rows.append({"metric": f"AutoAttack {norm} ε={result['eps']:.4f}",
-                             "value": f"{result['accuracy']:.4f} [{low:.3f}, {high:.3f}]"})
+                             "value": Accuracy.from_json(result).fraction_text()})
     for check in (m.get("masking") or {}).get("checklist", []):
         rows.append({"metric": f"masking check: {check['check']}",
                      "value": f"{'pass' if check['passed'] else 'FAIL'}: {check['detail']}"})

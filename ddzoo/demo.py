@@ -51,13 +51,13 @@ def run_demo(workdir: Path) -> int:
     print(f"\nclassified 12 real MNIST test images with {runner.backend} ({runner.provider}) from {pulled}:")
     print(f"  labels:    {y.tolist()}\n  predicted: {predicted.tolist()}")
     zoo("info", "lenet-mnist-dd")
-    import json
-
+    from ddzoo.package import read_verification
     from ddzoo.printing import print_table
-    from ddzoo.verification import summary_row
+    from ddzoo.records import parse_records
+    from ddzoo.verification import table_row
 
-    records = json.loads((pulled / "verification.json").read_text())["records"]
-    print_table([summary_row(r) for r in records.values()], "verification of the pulled package")
+    records = parse_records(read_verification(pulled))
+    print_table([table_row(r) for r in records.values()], "verification of the pulled package")
     classify_with_the_headline_model()
     zoo("site", str(SITE))  # the bundled zoo and the models pulled above, as a web page
     return 0

@@ -34,6 +34,7 @@ from ddzoo.errors import CheckpointError, ChecksumError, InvalidArgumentError, e
 from ddzoo.fileio import atomic_write_bytes, sha256_file, write_json
 from ddzoo.models import Classifier, create_model
 from ddzoo.names import validate_package_path
+from ddzoo.records import ArtifactRecord
 
 # File names (the only place they are spelled).
 CONFIG = "config.json"
@@ -339,13 +340,16 @@ def verification_status(package: Path | str) -> dict[str, str]:
     status = {}
     present = [WEIGHTS] if (package / WEIGHTS).is_file() else []
     for name in [*present, *package_artifacts(package)]:
-        record = records.get(name)
-        if not isinstance(record, dict):
+        try:
+            record = ArtifactRecord.from_json(records[name]) if name in records else None
+        except CheckpointError:  # an incomplete record verifies nothing
+            record = None
+        if record is None:
             status[name] = "unverified"
-        elif sha256_file(package / name) != record.get("sha256"):
+        elif sha256_file(package / name) != record.sha256:
             status[name] = "stale"
         else:
-            status[name] = "pass" if (record.get("gate") or {}).get("passed") is True else "fail"
+            status[name] = "pass" if record.gate.passed else "fail"
     return status
 
 

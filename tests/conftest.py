@@ -99,7 +99,7 @@ def verified_package(lenet_package, tmp_path_factory):
 
     def build(package: Path) -> None:
         shutil.copytree(lenet_package, package)
-        verify_package(package, settings=VerifySettings(limit=200, crosscheck=4, square=0))
+        verify_package(package, settings=VerifySettings(limit=200, crosscheck_images=4, square_images=0))
 
     package = _built_once(tmp_path_factory, "verified/lenet-mnist-test", build)
     return package, read_verification(package)

@@ -12,9 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "ddzoo"
 LAYERS = [
-    {"errors", "constants", "fileio", "names", "optional", "device", "distributed", "printing"},
+    {"errors", "constants", "fileio", "names", "optional", "device", "distributed", "printing", "stats"},
     {"data", "models", "attacks"},
-    {"package"},
+    {"package", "records"},
     {"runtime"},
     {"train", "eval"},
     {"export"},

@@ -1,4 +1,5 @@
-"""``zoo eval``: evaluate a checkpoint on a real test set, with ε_ref taken from (or stored with) its reference."""
+"""``zoo eval``: evaluate a checkpoint on a real test set, with ε_ref taken from (or stored with) its reference
+(:mod:`ddzoo.eval.eps_ref`)."""
 
 from __future__ import annotations
 
@@ -9,35 +10,10 @@ import torch
 from ddzoo.attacks import attack_copy
 from ddzoo.data import get_dataset_info, load_split
 from ddzoo.device import pick_device
-from ddzoo.errors import CheckpointError, InvalidArgumentError
-from ddzoo.eval.robustness import LINF_ATTACKS, EvalSettings, evaluate_robustness, find_eps_ref
-from ddzoo.package import load_checkpoint, read_eps_ref, write_eps_ref
-
-
-def reference_of(checkpoint: Path, config: dict) -> Path:
-    """The reference checkpoint of ``checkpoint``: itself for a reference model, else its ``init``."""
-    if config.get("recipe", {}).get("name", "reference") == "reference":
-        return checkpoint
-    init = config.get("recipe", {}).get("init")
-    if not init:
-        raise CheckpointError(f"{checkpoint}: no reference recorded; pass --reference REFERENCE_CHECKPOINT")
-    return Path(init)
-
-
-def ensure_eps_ref(reference: Path, x: torch.Tensor, y: torch.Tensor, *, settings: EvalSettings,
-                   device: torch.device) -> dict[str, float]:
-    """ε_ref of the reference checkpoint: read from its ``eps_ref.json`` (or its config), or found by bisection
-    and stored in ``eps_ref.json`` beside it — the checkpoint's own files are never edited."""
-    stored = read_eps_ref(reference)
-    if stored is not None:
-        return {attack: float(stored[attack]) for attack in LINF_ATTACKS}
-    model, _ = load_checkpoint(reference, device)
-    frozen = attack_copy(model)
-    eps_ref = {attack: find_eps_ref(frozen, x, y, attack, settings=settings, device=device)
-               for attack in LINF_ATTACKS}
-    write_eps_ref(reference, {**eps_ref, "samples": len(x), "split": "test",
-                              "definition": "eps (l-inf, [0,1] pixels) at which this model's accuracy is 50 %"})
-    return eps_ref
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.eval.eps_ref import reference_of, resolve_eps_ref
+from ddzoo.eval.robustness import EvalSettings, evaluate_robustness
+from ddzoo.package import load_checkpoint
 
 
 def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, limit: int | None = None,
@@ -73,8 +49,8 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
             f"{checkpoint} takes {config['input_shape']} images, {dataset} has "
             f"{list(get_dataset_info(dataset).image_shape)}; pass --dataset {config['dataset']}")
     x, y = load_split(dataset, "test").tensors(limit=limit)
+    eps_ref, _ = resolve_eps_ref(checkpoint, x, y, reference=reference, settings=settings, device=dev, store=True)
     reference = Path(reference) if reference else reference_of(checkpoint, config)
-    eps_ref = ensure_eps_ref(reference, x, y, settings=settings, device=dev)
     metrics = evaluate_robustness(model, x, y, eps_ref, settings=settings, device=dev)
     if attacks or autoattack:
         from ddzoo.eval.masking import masking_checklist, masking_measurements

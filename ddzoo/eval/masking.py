@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from ddzoo.eval.robustness import EvalSettings, linf_accuracy
-from ddzoo.eval.strong import accuracy_record, square_robust
+from ddzoo.eval.strong import square_robust
+from ddzoo.records import DEEPFOOL_ITERATIONS
+from ddzoo.stats import Accuracy
 
 LARGE_EPS_FACTOR = 8.0  # "accuracy falls to ~0": BIM at 8·ε_ref
 LARGE_EPS_MAX_ACCURACY = 0.02
@@ -44,7 +46,7 @@ def masking_measurements(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps
     square = square_robust(logits, x, y, norm="Linf", eps=eps_ref["bim"], queries=square_queries)
     return {"images": len(x), "bim_large": {"eps": large, "steps": 50, "accuracy": bim_large},
             "bim_at_eps_ref": {"eps": eps_ref["bim"], "accuracy": bim_at_ref},
-            "square_at_eps_ref": {"eps": eps_ref["bim"], "queries": square_queries, **accuracy_record(square)}}
+            "square_at_eps_ref": {"eps": eps_ref["bim"], "queries": square_queries, **Accuracy.of(square).to_json()}}
 
 
 def masking_checklist(record: dict) -> list[dict]:
@@ -62,7 +64,7 @@ def masking_checklist(record: dict) -> list[dict]:
     checks.append(_check("query-only attack not stronger than white-box", square["ci95"][1] >= white["accuracy"],
                          f"Square {100 * square['accuracy']:.1f} % vs BIM {100 * white['accuracy']:.1f} % at "
                          f"ε={white['eps']:.4f} (n={masking['images']})"))
-    deepfool_success = record["deepfool"]["pixel"]["50"]["fooled"]
+    deepfool_success = record["deepfool"]["pixel"][str(max(DEEPFOOL_ITERATIONS))]["fooled"]
     best_success = strong["best_of"]["success"]
     checks.append(_check("unbounded attacks reach 100 % success", deepfool_success == 1.0 and best_success == 1.0,
                          f"DeepFool {100 * deepfool_success:.1f} %, best-of {100 * best_success:.1f} %"))

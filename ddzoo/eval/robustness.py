@@ -22,18 +22,19 @@ from ddzoo.attacks import attack_copy, bim
 from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
 from ddzoo.attacks.linf import fgs
 from ddzoo.device import show_progress
-from ddzoo.eval.strong import accuracy_record
 from ddzoo.models import Classifier
-from ddzoo.models.inference import predict
+from ddzoo.models.inference import predict_labels
+from ddzoo.records import BOX_CONSTRAINED, DEEPFOOL_ITERATIONS, DeepFoolSummary
+from ddzoo.stats import Accuracy
 
 EPS_FACTORS = (0.2, 0.5, 1.0)
-DEEPFOOL_ITERATIONS = (5, 50)
 LINF_ATTACKS: dict[str, Callable] = {"fgs": fgs, "bim": bim}
 
 
 class RobustnessRecord(TypedDict, total=False):
     """What ``zoo eval`` (a checkpoint) and ``zoo verify`` (each artifact) both report, measured by the same
-    functions: :func:`accuracy_fields`, DeepFool's :func:`summarize` per iteration budget, :func:`linf_grid`.
+    functions: :class:`~ddzoo.stats.Accuracy`, :class:`~ddzoo.records.DeepFoolSummary` per iteration budget,
+    :func:`linf_grid`.
     Each adds its own fields (eval: the normalised space; verify: runtime, sha256, agreement, gate)."""
 
     images: int
@@ -76,29 +77,21 @@ def deepfool_norms(model: torch.nn.Module, x: torch.Tensor, *, budgets: Sequence
     return {budget: tuple(torch.cat(column) for column in zip(*rows, strict=True)) for budget, rows in parts.items()}
 
 
-def summarize(norms: torch.Tensor, x_norms: torch.Tensor, fooled: torch.Tensor, iterations: torch.Tensor
-              ) -> dict[str, float]:
-    """ρ₂ over all images and over the fooled ones, fooled fraction and mean iterations."""
-    rho = norms / x_norms
-    return {"rho2": rho.mean().item(),
-            "rho2_fooled": rho[fooled].mean().item() if fooled.any() else float("nan"),
-            "fooled": fooled.float().mean().item(), "mean_iterations": iterations.float().mean().item()}
-
-
 def deepfool_rho(model: Classifier, x: torch.Tensor, *, space: str, max_iter: int, settings: EvalSettings,
                  device: torch.device) -> dict[str, float]:
-    """:func:`summarize` of unconstrained DeepFool on ``x`` in ``space``: ``pixel`` ([0,1]) or ``normalized``."""
+    """The :class:`~ddzoo.records.DeepFoolSummary` (as JSON) of unconstrained DeepFool on ``x`` in ``space``:
+    ``pixel`` ([0,1]) or ``normalized``."""
     target, inputs = (model, x) if space == "pixel" else (model.net, model.normalize(x.to(model.normalize.mean.device)))
     inputs = inputs.detach().cpu()
     norms, fooled, steps = deepfool_norms(attack_copy(target).to(device), inputs, budgets=(max_iter,),
                                           settings=settings, device=device)[max_iter]
-    return summarize(norms, l2_norms(inputs), fooled, steps)
+    return DeepFoolSummary.measure(norms, l2_norms(inputs), fooled, steps).to_json()
 
 
 def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str, eps: float, *,
                   settings: EvalSettings, device: torch.device,
-                  judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
-    """Accuracy under FGS or BIM at ``eps`` (l∞, [0,1] pixels); ``judge`` (default ``model``) gives the logits
+                  oracle: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Accuracy under FGS or BIM at ``eps`` (l∞, [0,1] pixels); ``oracle`` (default ``model``) gives the logits
     that decide it, e.g. a deployed artifact attacked with its reference weights' gradients."""
     correct = 0
     for xb, yb in chunks(settings.batch_size, f"{attack}@{eps:.3g}", x, y):
@@ -106,25 +99,19 @@ def linf_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, atta
         kwargs = {"steps": settings.bim_steps} if attack == "bim" else {}
         adv = LINF_ATTACKS[attack](model, xb, yb, eps, **kwargs)
         with torch.no_grad():
-            logits = model(adv) if judge is None else judge(adv).to(device)
+            logits = model(adv) if oracle is None else oracle(adv).to(device)
         correct += (logits.argmax(1) == yb).sum().item()
     return correct / len(x)
 
 
-def accuracy_fields(correct: torch.Tensor) -> dict:
-    """``images``, ``clean_accuracy`` and its Wilson 95 % interval from per-image correctness."""
-    record = accuracy_record(correct)
-    return {"images": record["images"], "clean_accuracy": record["accuracy"], "clean_accuracy_ci95": record["ci95"]}
-
-
 def linf_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_ref: dict[str, float], *,
               settings: EvalSettings, device: torch.device,
-              judge: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, dict]:
-    """FGS and BIM accuracy at ``EPS_FACTORS``·ε_ref of each (``judge``: see :func:`linf_accuracy`)."""
+              oracle: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, dict]:
+    """FGS and BIM accuracy at ``EPS_FACTORS``·ε_ref of each (``oracle``: see :func:`linf_accuracy`)."""
     grids = {}
     for attack, eps in linf_eps(eps_ref).items():
         grids[attack] = {"eps": eps, "accuracy": [linf_accuracy(model, x, y, attack, e, settings=settings,
-                                                                device=device, judge=judge) for e in eps]}
+                                                                device=device, oracle=oracle) for e in eps]}
     return grids
 
 
@@ -223,7 +210,7 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
     device = device or next(model.parameters()).device
     frozen = attack_copy(model).to(device)
     frozen_net = attack_copy(model.net).to(device)
-    metrics: dict = accuracy_fields(predict(frozen, x, device=device) == y)
+    metrics: dict = Accuracy.of(predict_labels(frozen, x, device=device) == y).to_clean_json()
     deepfool_metrics: dict = {"pixel": {}, "normalized": {}}
     z = model.normalize(x.to(model.normalize.mean.device)).cpu()
     x_norms, z_norms = l2_norms(x), l2_norms(z)
@@ -238,11 +225,13 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
     for iterations in DEEPFOOL_ITERATIONS:
         for space, runs, input_norms in (("pixel", pixel, x_norms), ("normalized", normalized, z_norms)):
             norms, fooled, steps = runs[iterations]
-            deepfool_metrics[space][str(iterations)] = summarize(norms, input_norms, fooled, steps)
+            deepfool_metrics[space][str(iterations)] = DeepFoolSummary.measure(norms, input_norms, fooled,
+                                                                               steps).to_json()
     iterations = max(DEEPFOOL_ITERATIONS)
     norms, fooled, steps = deepfool_norms(frozen, x, budgets=(iterations,), settings=settings, bounds=(0.0, 1.0),
                                           device=device)[iterations]
-    deepfool_metrics["box_constrained"] = {"max_iter": iterations, **summarize(norms, x_norms, fooled, steps)}
+    deepfool_metrics[BOX_CONSTRAINED] = DeepFoolSummary.measure(norms, x_norms, fooled, steps,
+                                                                max_iter=iterations).to_json()
     metrics["deepfool"] = deepfool_metrics
     metrics.update(linf_grid(frozen, x, y, eps_ref, settings=settings, device=device))
     metrics["eps_ref"] = dict(eps_ref)

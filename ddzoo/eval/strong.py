@@ -6,7 +6,7 @@
   **best-of** norm; a gain of Deep Defense that holds under best-of is not an artefact of DeepFool.
 - **AutoAttack** (Croce & Hein 2020) robust accuracy at a fixed ε (torchattacks' implementation) and its
   query-only **Square** attack, which needs only logits and so runs against a deployed artifact's Runner.
-- **Wilson** 95 % intervals for every accuracy measured on a subset.
+- **Wilson** 95 % intervals for every accuracy measured on a subset (:class:`ddzoo.stats.Accuracy`).
 
 Every attack here works in [0, 1] pixel space with the box kept, and judges success against the true label:
 an image the model already misclassifies needs no perturbation (norm 0).
@@ -24,6 +24,7 @@ from ddzoo.attacks import attack_copy, deepfool
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.optional import require
+from ddzoo.stats import Accuracy
 
 MIN_NORM_ATTACKS = ("deepfool", "fmn", "ddn", "cw", "bb")
 BEST_OF_ATTACKS = ("deepfool", "fmn", "ddn")  # the default best-of; cw and bb are slower and optional
@@ -122,7 +123,7 @@ def best_of(per_attack: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(per_attack.values())).min(dim=0).values
 
 
-def norm_summary(norms: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
+def perturbation_stats(norms: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
     """Mean and median ‖r‖ and ρ₂ over the images an attack fooled, median over all (failures count as ∞),
     and the success rate."""
     fooled = torch.isfinite(norms)
@@ -137,25 +138,6 @@ def norm_summary(norms: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
 def robust_accuracy_curve(norms: torch.Tensor, budgets: Sequence[float]) -> list[float]:
     """Accuracy under an l2 budget ε: the share of images whose best perturbation is larger than ε."""
     return [(norms > eps).float().mean().item() for eps in budgets]
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a proportion (95 % by default), sound near 0 and 1 where the normal one is not."""
-    if n <= 0:
-        raise InvalidArgumentError("an interval needs at least one trial")
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact at the ends, despite rounding
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
-
-
-def accuracy_record(correct: torch.Tensor) -> dict[str, float]:
-    """Accuracy with its Wilson 95 % interval and sample size."""
-    k, n = int(correct.sum()), len(correct)
-    low, high = wilson_interval(k, n)
-    return {"accuracy": k / n, "ci95": [low, high], "images": n}
 
 
 class LogitsModule(nn.Module):
@@ -192,8 +174,8 @@ def strong_record(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: s
     top = 3 * standard if standard else float(best[best.isfinite()].quantile(0.98)) if best.isfinite().any() else 1.0
     budgets = [round(top * i / 12, 4) for i in range(13)]
     record: dict = {"images": len(x), "steps": steps,
-                    "min_norm": {name: norm_summary(norms, x) for name, norms in per_attack.items()},
-                    "best_of": {**norm_summary(best, x), "attacks": list(attacks)},
+                    "min_norm": {name: perturbation_stats(norms, x) for name, norms in per_attack.items()},
+                    "best_of": {**perturbation_stats(best, x), "attacks": list(attacks)},
                     "l2_curve": {"eps": budgets, "accuracy": robust_accuracy_curve(best, budgets)}}
     if autoattack:
         eps = STANDARD_EPS.get(dataset)
@@ -211,7 +193,7 @@ def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n
     ta = _torchattacks()
     frozen = attack_copy(model)
     attack = ta.AutoAttack(frozen, norm=norm, eps=eps, version="standard", n_classes=_classes(frozen, x), seed=seed)
-    return accuracy_record(_robust(frozen, attack, x, y, batch_size))
+    return Accuracy.of(_robust(frozen, attack, x, y, batch_size)).to_json()
 
 
 def autoattack_accuracy_art(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,
@@ -232,14 +214,14 @@ def autoattack_accuracy_art(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     if not torch.all((adversarial - x).flatten(1).norm(p=math.inf if norm == "Linf" else 2, dim=1) <= eps * 1.001):
         raise RuntimeError("ART's AutoAttack left the budget")
     with torch.no_grad():
-        return accuracy_record(frozen(adversarial).argmax(1) == y)
+        return Accuracy.of(frozen(adversarial).argmax(1) == y).to_json()
 
 
 def square_accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, norm: str,
                     eps: float, queries: int = 1000, batch_size: int = 250, seed: int = 0) -> dict[str, float]:
     """Robust accuracy under the Square attack (Andriushchenko et al. 2020), with its interval."""
     robust = square_robust(predict, x, y, norm=norm, eps=eps, queries=queries, batch_size=batch_size, seed=seed)
-    return {**accuracy_record(robust), "queries": queries}
+    return {**Accuracy.of(robust).to_json(), "queries": queries}
 
 
 def square_robust(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, norm: str,

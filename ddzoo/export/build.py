@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from ddzoo.data import load_split
-from ddzoo.errors import CheckpointError, InvalidArgumentError
-from ddzoo.eval.checkpoint import reference_of
+from ddzoo.errors import InvalidArgumentError
+from ddzoo.eval.eps_ref import stored_eps_ref
 from ddzoo.export.onnx_export import OPSET, export_onnx
 from ddzoo.export.parity import parity_record
 from ddzoo.fileio import building_dir, sha256_file, write_json
@@ -26,21 +26,9 @@ from ddzoo.package import (
     WEIGHTS,
     load_checkpoint,
     package_versions,
-    read_eps_ref,
     write_config,
 )
 from ddzoo.runtime import open_runner
-
-
-def reference_eps(checkpoint: Path, config: dict) -> dict:
-    """``{"eps_ref": ...}`` of the checkpoint's reference when known, so verification uses the same ε grid."""
-    if "eps_ref" in config:
-        return {}
-    try:
-        stored = read_eps_ref(reference_of(checkpoint, config))
-    except CheckpointError:
-        return {}
-    return {"eps_ref": stored} if stored else {}
 
 
 def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -89,7 +77,8 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
         raise InvalidArgumentError(f"--out {out} is the checkpoint itself; choose a new package folder")
     with building_dir(out) as build:
         shutil.copyfile(checkpoint / WEIGHTS, build / WEIGHTS)
-        write_config(build, {**config, **reference_eps(checkpoint, config)})
+        stored = None if "eps_ref" in config else stored_eps_ref(checkpoint)  # so verification uses its ε grid
+        write_config(build, {**config, **({"eps_ref": stored[0]} if stored else {})})
         metadata = {"ddzoo.arch": config["arch"], "ddzoo.dataset": config["dataset"],
                     "ddzoo.classes": ",".join(config["classes"]), "ddzoo.input_range": "0,1",
                     "ddzoo.recipe": config.get("recipe", {}).get("name", "reference")}

@@ -7,7 +7,7 @@ from torch import nn
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
+def predict_labels(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
             device: torch.device | str | None = None) -> torch.Tensor:
     """Predicted labels of ``x`` (on the CPU), in batches."""
     device = device or next(model.parameters()).device
@@ -17,4 +17,4 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1000,
              device: torch.device | str | None = None) -> float:
     """Top-1 accuracy in [0, 1]."""
-    return (predict(model, x, batch_size=batch_size, device=device) == y.cpu()).float().mean().item()
+    return (predict_labels(model, x, batch_size=batch_size, device=device) == y.cpu()).float().mean().item()

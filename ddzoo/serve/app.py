@@ -52,14 +52,15 @@ def choose_artifact(package: Path, *, artifact: str | None = None, backend: str 
 
 def open_artifact(package: Path, artifact: str, *, spin_wait: bool = True):
     """``(runner, metadata)`` for a served artifact; the metadata carries its verification record."""
+    from ddzoo.records import ArtifactRecord
     from ddzoo.runtime import open_runner
-    from ddzoo.verification import headline
 
     runner = open_runner(package / artifact, spin_wait=spin_wait)
-    record = read_verification(package)["records"].get(artifact, {})
-    metadata = {"artifact": artifact, **runner.describe(),
-                "verified": bool(record.get("gate", {}).get("passed")), "sha256": record.get("sha256", ""),
-                **headline(record)}
+    found = read_verification(package)["records"].get(artifact)
+    record = ArtifactRecord.from_json(found, f"{package}: {artifact}") if found else None
+    metadata = {"artifact": artifact, **runner.describe(), "verified": bool(record and record.gate.passed),
+                "sha256": record.sha256 if record else "", "clean_accuracy": record.clean.accuracy if record else None,
+                "rho2": record.headline_rho2 if record else None}
     return runner, metadata
 
 

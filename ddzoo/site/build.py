@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ddzoo import __version__
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.fileio import building_dir
 from ddzoo.package import ONNX
+from ddzoo.records import HEADLINE_ITERATIONS
 from ddzoo.site.entries import (
     ARTIFACT_KINDS,
     MAX_CARD_BYTES,
@@ -20,7 +21,8 @@ from ddzoo.site.entries import (
     ThreatModel,
     read_entries,
 )
-from ddzoo.site.render import STATIC, card_html, count, environment, interval, pct, render, size
+from ddzoo.site.render import STATIC, card_html, count, environment, pct, render, size
+from ddzoo.stats import interval_text
 
 SITE_MARKER = ".ddzoo-site"  # in every built site: the only kind of folder ``zoo site`` replaces
 SITE_FORMAT = "ddzoo-site/1"
@@ -99,7 +101,7 @@ def _figures(name: str, label: str, where: str, figures: list[Figure | None], fm
     def cell(figure: Figure | None) -> Cell:
         if figure is None:
             return Cell("–")
-        note = [interval(figure.ci95)] + ([f"n={figure.images:,}"] if per_cell and figure.images else [])
+        note = [interval_text(figure.ci95)] + ([f"n={figure.images:,}"] if per_cell and figure.images else [])
         return Cell(fmt(figure.value), figure.value, " ".join(p for p in note if p))
 
     return Column(name, label, " · ".join(p for p in (where, n) if p)), cell
@@ -137,8 +139,8 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
     clean, clean_cell = _figures("clean", "clean accuracy", "fp32 ONNX", [e.clean for e in entries], pct)
     robust = [_figures(t.key, f"{t.attack} {t.budget}", "checkpoint", [e.robust.get(t) for e in entries],
                        lambda v: pct(v, 1)) for t in threats]
-    rho2, rho2_cell = _figures("rho2", "DeepFool ρ₂", "fp32 ONNX · 50 it", [e.rho2 for e in entries],
-                               lambda v: f"{v:.4f}")
+    rho2, rho2_cell = _figures("rho2", "DeepFool ρ₂", f"fp32 ONNX · {HEADLINE_ITERATIONS} it",
+                               [e.rho2 for e in entries], lambda v: f"{v:.4f}")
     best, best_cell = _figures("bestof", "best-of min ‖r‖₂", "mean · checkpoint", [e.best_of for e in entries],
                                lambda v: f"{v:.3f}")
     columns = [Column("model", "model", numeric=False), Column("defence", "defence", numeric=False), clean,
@@ -169,16 +171,17 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
 
 
 def _verification_rows(entry: ModelEntry) -> tuple[list[str], list[dict[str, Any]]]:
-    """The verification table of a model page: :func:`ddzoo.verification.summary_row` per record, plus the
+    """The verification table of a model page: :func:`ddzoo.verification.table_row` per record, plus the
     status of the artifact's current bytes and the gate's reasons."""
-    from ddzoo.verification import summary_row
+    from ddzoo.records import ArtifactRecord
+    from ddzoo.verification import table_row
 
     status = {a.file: a.status for a in entry.artifacts}
     rows, header = [], ["artifact"]
     for name, record in entry.records.items():
         try:
-            cells = {str(k): str(v) for k, v in summary_row(record).items()}
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            cells = {str(k): str(v) for k, v in table_row(ArtifactRecord.from_json(record)).items()}
+        except (CheckpointError, KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
             cells = {"artifact": name, "gate": f"incomplete record ({type(err).__name__})"}
         cells["artifact"] = name
         gate = record.get("gate") if isinstance(record.get("gate"), dict) else {}

@@ -2,7 +2,7 @@
 
 Files are read only by :mod:`ddzoo.package` (config, manifest, verification records, artifact status) and the
 packages found by :func:`ddzoo.zoo.local_packages` (what ``zoo list`` sees); the headline figures come from
-:func:`ddzoo.verification.headline`, the same ones ``zoo list``, the card and the service quote. Every package
+:class:`ddzoo.records.ArtifactRecord`, the same ones ``zoo list``, the card and the service quote. Every package
 may be crafted: a field of the wrong type becomes a missing figure, never an error or an unchecked string in a
 file name.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddzoo.errors import InvalidArgumentError, UnknownNameError, ZooError
+from ddzoo.errors import CheckpointError, InvalidArgumentError, UnknownNameError, ZooError
 from ddzoo.fileio import sha256_file
 from ddzoo.names import validate_name, validate_revision
 from ddzoo.package import (
@@ -30,6 +30,7 @@ from ddzoo.package import (
     read_verification,
     verification_status,
 )
+from ddzoo.records import ArtifactRecord
 from ddzoo.zoo import LocalPackage, integrity, local_packages
 
 MAX_CARD_BYTES = 1 << 20  # a model card larger than this is not rendered
@@ -206,18 +207,14 @@ def _robust(checkpoint: dict) -> dict[ThreatModel, Figure]:
 
 
 def _headline(record: Any) -> tuple[Figure | None, Figure | None]:
-    """Clean accuracy and ρ₂ of one record through :func:`ddzoo.verification.headline`, with its n."""
-    from ddzoo.verification import headline
-
-    record = as_dict(record)
+    """Clean accuracy and headline ρ₂ of one record (:class:`~ddzoo.records.ArtifactRecord`), with its n."""
     try:
-        values = headline(record)
-    except (AttributeError, TypeError):
+        typed = ArtifactRecord.from_json(record)
+    except CheckpointError:
         return None, None
-    images = _count(record.get("images"))
-    clean = Figure.read({**record, "accuracy": values["clean_accuracy"]}, ci_key="clean_accuracy_ci95")
-    rho2 = as_number(values["rho2"])
-    return clean, (Figure(rho2, images) if rho2 is not None else None)
+    clean = Figure.read(typed.clean.to_json())
+    rho2 = as_number(typed.headline_rho2)
+    return clean, (Figure(rho2, clean.images if clean else None) if rho2 is not None else None)
 
 
 def _params(arch: str) -> int | None:

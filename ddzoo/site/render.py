@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ddzoo.optional import require
+from ddzoo.stats import interval_text, percent
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -19,7 +20,7 @@ def environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    env.filters.update(pct=pct, interval=interval, count=count, size=size, number=number)
+    env.filters.update(pct=pct, interval=interval_text, count=count, size=size, number=number)
     return env
 
 
@@ -53,12 +54,7 @@ def card_html(text: str):
 
 def pct(value: float | None, digits: int = 2) -> str:
     """0.9125 → ``91.25 %``; None → ``–``."""
-    return "–" if value is None else f"{100 * value:.{digits}f} %"
-
-
-def interval(ci95: tuple[float, float] | None, digits: int = 1) -> str:
-    """A 95 % interval of a fraction as ``[89.9, 92.4]`` (empty without one)."""
-    return "" if ci95 is None else f"[{100 * ci95[0]:.{digits}f}, {100 * ci95[1]:.{digits}f}]"
+    return "–" if value is None else percent(value, digits)
 
 
 def count(value: int | None) -> str:

@@ -37,13 +37,14 @@ from ddzoo.data import get_dataset_info, load_split
 from ddzoo.data.files import load_labelled_images
 from ddzoo.device import show_progress
 from ddzoo.errors import InvalidArgumentError, shorten
-from ddzoo.eval.robustness import accuracy_fields
-from ddzoo.eval.strong import LogitsModule, accuracy_record, label_change_norms, norm_summary, square_robust
+from ddzoo.eval.strong import LogitsModule, label_change_norms, perturbation_stats, square_robust
 from ddzoo.fileio import sha256_file
 from ddzoo.optional import require
 from ddzoo.package import package_versions
+from ddzoo.records import GateResult
 from ddzoo.runtime import Runner
 from ddzoo.runtime.foreign import ForeignOnnxRunner, read_convention
+from ddzoo.stats import Accuracy, percent
 
 PROBE_IMAGES = 256
 # --twin must predict the file's class on this share of blended images. Measured on 200 blends of the zoo's
@@ -62,18 +63,17 @@ class ForeignGate:
     min_robust_accuracy: float | None = None
     min_rho: float | None = None
 
-    def judge(self, record: dict) -> dict:
+    def judge(self, clean: Accuracy, square: dict | None, rho: float | None) -> GateResult:
+        """The verdict on a clean accuracy, a Square record (``eps`` and its accuracy) and a decision-based ρ₂."""
         reasons = []
-        if self.min_accuracy is not None and record["clean_accuracy"] < self.min_accuracy:
-            reasons.append(f"accuracy {100 * record['clean_accuracy']:.2f} % < {100 * self.min_accuracy:.2f} %")
-        square = record.get("square")
+        if self.min_accuracy is not None and clean.accuracy < self.min_accuracy:
+            reasons.append(f"accuracy {percent(clean.accuracy)} < {percent(self.min_accuracy)}")
         if self.min_robust_accuracy is not None and square and square["accuracy"] < self.min_robust_accuracy:
-            reasons.append(f"Square robust accuracy {100 * square['accuracy']:.2f} % at eps={square['eps']:g} < "
-                           f"{100 * self.min_robust_accuracy:.2f} %")
-        rho = (record.get("decision_based") or {}).get("rho2")
+            reasons.append(f"Square robust accuracy {percent(square['accuracy'])} at eps={square['eps']:g} < "
+                           f"{percent(self.min_robust_accuracy)}")
         if self.min_rho is not None and rho is not None and not rho >= self.min_rho:
             reasons.append(f"rho2 {rho:.4f} < {self.min_rho:.4f}")
-        return {"passed": not reasons, "reasons": reasons, **asdict(self)}
+        return GateResult(not reasons, tuple(reasons), asdict(self))
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,9 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
     started = time.perf_counter()
     runner = ForeignOnnxRunner(path, image_shape, convention)
     agreement = None if twin is None else check_twin(twin, runner, x, path.name)
-    correct = runner.predict(x).argmax(1) == y
+    clean = Accuracy.of(runner.predict(x).argmax(1) == y)
     record: dict = {"artifact": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
-                    "dataset": dataset, "split": "test" if images is None else str(images), **accuracy_fields(correct),
+                    "dataset": dataset, "split": "test" if images is None else str(images), **clean.to_clean_json(),
                     "input": {**convention.describe(), **probed}, "runtime": runner.describe(),
                     "versions": package_versions(), "settings": asdict(settings)}
     expected = expected_queries(settings, len(x), x[0].numel(), runner.precision != "int8")
@@ -204,7 +204,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
     norms = hop_skip_jump_norms(counter, x, y, steps=settings.hsj_steps,
                                 max_gradient_evals=settings.hsj_max_gradient_evals, batch_size=settings.batch_size)
     record["decision_based"] = {"attack": f"HopSkipJump (foolbox 3.3.4, {settings.hsj_steps} steps, l2)",
-                                **norm_summary(norms, x), "queries_per_image": counter.queries / len(x),
+                                **perturbation_stats(norms, x), "queries_per_image": counter.queries / len(x),
                                 "seconds": time.perf_counter() - t0}
     counter.close()
     if settings.square_eps is not None:
@@ -213,7 +213,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
         t0 = time.perf_counter()
         robust = square_robust(counter, x[:n], y[:n], norm="Linf", eps=settings.square_eps,
                                queries=settings.square_queries, batch_size=settings.batch_size)
-        record["square"] = {"eps": settings.square_eps, "norm": "Linf", **accuracy_record(robust),
+        record["square"] = {"eps": settings.square_eps, "norm": "Linf", **Accuracy.of(robust).to_json(),
                             "queries": settings.square_queries, "queries_per_image": counter.queries / n,
                             "seconds": time.perf_counter() - t0,
                             "method": "Square attack (torchattacks 3.5.1), the model's own scores only"}
@@ -225,7 +225,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
     if twin is not None:
         record["gradient_twin"], per_image["DeepFool, twin's gradients"] = _twin_record(twin, runner, x, y, norms)
         record["gradient_twin"]["agreement"] = agreement
-    record["gate"] = gate.judge(record)
+    record["gate"] = gate.judge(clean, record.get("square"), record["decision_based"]["rho2"]).to_json()
     record["timings"] = {"total_s": time.perf_counter() - started}
     record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     if plot is not None:
@@ -295,7 +295,7 @@ def _finite_difference_record(runner: ForeignOnnxRunner, x: torch.Tensor, y: tor
     norms = torch.where(result.fooled, l2_norms(result.perturbation), torch.full((len(sample),), math.inf))
     counter.close()
     return {"attack": "DeepFool (10 it, K = 10) on central differences of the scores, on the model's boundary",
-            **norm_summary(norms, sample), "queries_per_image": counter.queries / len(sample),
+            **perturbation_stats(norms, sample), "queries_per_image": counter.queries / len(sample),
             "seconds": time.perf_counter() - t0}, _zero_where_wrong(norms, result.start_labels, y[: len(sample)])
 
 
@@ -307,7 +307,7 @@ def _twin_record(twin: nn.Module, runner: ForeignOnnxRunner, x: torch.Tensor, y:
     result = artifact_deepfool(twin, runner, x, max_iter=50, num_candidates=10)
     gradient = torch.where(result.fooled, l2_norms(result.perturbation), torch.full((len(x),), math.inf))
     both = torch.isfinite(gradient) & torch.isfinite(decision_norms) & (decision_norms > 0)
-    summary = norm_summary(gradient, x)
+    summary = perturbation_stats(gradient, x)
     ratio = (decision_norms[both] / gradient[both]).median().item() if both.any() else math.nan
     return ({"attack": "DeepFool (50 it, K = 10) with the twin's gradients, on the artifact's boundary",
              **summary, "median_decision_over_gradient": ratio, "images_compared": int(both.sum())},

@@ -1,17 +1,14 @@
-"""The gate: does an artifact hold up as well as its checkpoint on the same images? Also the paired comparison
-it rests on, and the check ``zoo publish`` and the service make before using an artifact."""
+"""The gate: does an artifact hold up as well as its checkpoint on the same images? Also the check ``zoo publish``
+and the service make before using an artifact. (The paired comparison it rests on: :class:`ddzoo.stats.PairedDrop`.)"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from ddzoo.errors import VerificationFailedError
-from ddzoo.package import verification_status
-from ddzoo.verification.plan import CHECKPOINT_ARTIFACT
+from ddzoo.package import WEIGHTS, verification_status
+from ddzoo.records import ArtifactRecord, GateResult
 
 
 @dataclass(frozen=True)
@@ -30,46 +27,36 @@ class Gate:
     min_rho_ratio: float = 0.95
     max_square_drop: float = 0.02
 
-    def judge(self, record: dict, baseline: dict) -> dict:
-        paired = record.get("accuracy_drop") or {"drop": baseline["clean_accuracy"] - record["clean_accuracy"]}
-        drop = paired["drop"]
-        upper = paired["ci95"][1] if "ci95" in paired else drop
-        ratio = record["rho2_ratio"]
+    def judge(self, record: ArtifactRecord, baseline: ArtifactRecord) -> GateResult:
+        """The verdict on ``record`` (its paired drop, ρ₂ ratio and Square drop filled in) against ``baseline``."""
+        paired = record.accuracy_drop
+        drop = paired.drop if paired else baseline.clean.accuracy - record.clean.accuracy
+        upper = paired.ci95[1] if paired else drop
+        ratio = record.rho2_ratio
         reasons = []
         if upper > self.max_accuracy_drop + 1e-9:
             reason = f"accuracy drop {100 * drop:+.2f} pt"
-            if upper > drop + 1e-9:
-                reason += f" (up to {100 * upper:.2f} pt at 95 %, n={paired['images']})"
+            if paired and upper > drop + 1e-9:
+                reason += f" (up to {100 * upper:.2f} pt at 95 %, n={paired.images})"
             reason += f" > {100 * self.max_accuracy_drop:.2f} pt"
             if drop <= self.max_accuracy_drop + 1e-9:
                 reason += ": too few images to tell, verify on more (--limit)"
             reasons.append(reason)
         if not ratio >= self.min_rho_ratio:
             reasons.append(f"rho2 ratio {ratio:.3f} < {self.min_rho_ratio:.3f}")
-        square = (record.get("square") or {}).get("robust_drop")
-        if square and square["ci95"][0] > self.max_square_drop + 1e-9:
-            reasons.append(f"Square robust accuracy {100 * square['drop']:.1f} pt below the checkpoint's "
-                           f"(at least {100 * square['ci95'][0]:.1f} pt at 95 %, n={square['images']}) > "
+        square = record.square_drop
+        if square and square.ci95[0] > self.max_square_drop + 1e-9:
+            reasons.append(f"Square robust accuracy {100 * square.drop:.1f} pt below the checkpoint's "
+                           f"(at least {100 * square.ci95[0]:.1f} pt at 95 %, n={square.images}) > "
                            f"{100 * self.max_square_drop:.1f} pt")
-        return {"passed": not reasons, "reasons": reasons, "accuracy_drop": drop, "accuracy_drop_upper95": upper,
-                "rho2_ratio": ratio, **asdict(self)}
-
-
-def paired_accuracy_drop(baseline: torch.Tensor, artifact: torch.Tensor) -> dict:
-    """The checkpoint's accuracy minus the artifact's on the same images, with a 95 % interval for the paired
-    difference (only images on which the two disagree carry information, as in McNemar's test)."""
-    n = len(baseline)
-    lost = int((baseline & ~artifact).sum())  # right before export, wrong after
-    gained = int((~baseline & artifact).sum())
-    drop = (lost - gained) / n
-    half = 1.959964 * math.sqrt(max(lost + gained - (lost - gained) ** 2 / n, 0.0)) / n
-    return {"drop": drop, "ci95": [drop - half, drop + half], "images": n, "lost": lost, "gained": gained}
+        return GateResult(not reasons, tuple(reasons), {"accuracy_drop": drop, "accuracy_drop_upper95": upper,
+                                                        "rho2_ratio": ratio, **asdict(self)})
 
 
 def require_passing(package: Path | str, artifacts: list[str] | None = None) -> None:
     """Raise :class:`VerificationFailedError` unless every artifact has a passing record for its bytes."""
     status = verification_status(package)
-    names = artifacts or [n for n in status if n != CHECKPOINT_ARTIFACT]
+    names = artifacts or [n for n in status if n != WEIGHTS]
     bad = {n: status.get(n, "missing") for n in names if status.get(n) != "pass"}
     if bad:
         detail = ", ".join(f"{n}: {s}" for n, s in bad.items())

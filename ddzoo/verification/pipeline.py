@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,18 +30,27 @@ from ddzoo.distributed import (
     my_batches,
 )
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.eval.robustness import accuracy_fields, linf_eps, summarize
+from ddzoo.eval.robustness import linf_eps
 from ddzoo.fileio import sha256_file
 from ddzoo.package import WEIGHTS, package_versions, read_verification, write_verification
+from ddzoo.records import (
+    ARTIFACT_KEYS,
+    BOX_CONSTRAINED,
+    CHECKPOINT_KEYS,
+    ArtifactRecord,
+    DeepFoolSummary,
+    GateResult,
+)
 from ddzoo.runtime import Runner, open_runner
+from ddzoo.stats import Accuracy, PairedDrop
 from ddzoo.verification.attack import ArtifactAttack, Predictor, artifact_deepfool_budgets
 from ddzoo.verification.checkpoint import BOX, CheckpointBatch, attack_checkpoint
-from ddzoo.verification.gate import Gate, paired_accuracy_drop
-from ddzoo.verification.plan import CHECKPOINT_ARTIFACT, VerifySettings, make_plan, resolve_eps_ref
+from ddzoo.verification.gate import Gate
+from ddzoo.verification.plan import VerifySettings, eps_ref_record, make_plan
 from ddzoo.verification.record import crosscheck_record, square_record, strong_checkpoint_record
 from ddzoo.verification.replay import replay_deepfool
 
-BOXED = "box_constrained"
+BASELINE_GATE = GateResult(True, (), {"note": "the checkpoint is the baseline"})
 REPLAY_METHOD = ("the checkpoint's DeepFool decisions replayed on the artifact (forward passes), its perturbation "
                  "kept where the artifact takes them all; artifact-in-the-loop DeepFool with the checkpoint's "
                  "gradients for the images whose decisions leave that path; every perturbation moved onto the "
@@ -103,7 +112,7 @@ def _measure(runner: Predictor, batch: CheckpointBatch, reference_labels: torch.
     into.agree.append(labels == reference_labels)
     for budget, attack in deepfool.items():
         into.add_deepfool(str(budget), attack, redone[str(budget)])
-    into.add_deepfool(BOXED, boxed, redone[BOXED])
+    into.add_deepfool(BOX_CONSTRAINED, boxed, redone[BOX_CONSTRAINED])
     rounded = ((batch.x + boxed.unshrunk) * 255).round() / 255
     into.fooled_8bit.append((runner.predict(rounded).argmax(1) != boxed.start_labels) & boxed.fooled)
     for attack, adversarials in batch.linf.items():
@@ -132,7 +141,7 @@ def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: Checkpoint
         deepfool = artifact_deepfool_budgets(model, runner, batch.x, settings.iterations, **common)
         boxed = artifact_deepfool_budgets(model, runner, batch.x, (most,), bounds=BOX, **common)[most]
         all_redone = (everything, everything)
-        return deepfool, boxed, {**{str(b): all_redone for b in deepfool}, BOXED: all_redone}
+        return deepfool, boxed, {**{str(b): all_redone for b in deepfool}, BOX_CONSTRAINED: all_redone}
     same_start = _same_start(logits, batch.candidates)
     deepfool, left, searched = replay_deepfool(model, runner, batch.x, batch.deepfool, batch.trace, same_start,
                                                tolerance=settings.replay_tolerance, **common)
@@ -140,33 +149,53 @@ def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: Checkpoint
                                                         batch.boxed_trace, same_start,
                                                         tolerance=settings.replay_tolerance, bounds=BOX, **common)
     return deepfool, boxed[most], {**{str(b): (left, searched[b]) for b in deepfool},
-                                   BOXED: (left_boxed, searched_boxed[most])}
+                                   BOX_CONSTRAINED: (left_boxed, searched_boxed[most])}
 
 
-def _record(measured: Measurement, x_norms: torch.Tensor, eps_ref: dict, settings: VerifySettings,
-            method: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """The record's measured fields (see :class:`~ddzoo.eval.robustness.RobustnessRecord`); also the per-image ρ₂
-    at the most iterations and correctness, for the plot and the paired comparisons."""
+def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_norms: torch.Tensor, eps_ref: dict,
+            settings: VerifySettings, method: str, common: dict) -> tuple[ArtifactRecord, torch.Tensor, torch.Tensor]:
+    """The one builder of a record, the checkpoint's (``name`` = its weights: the baseline, ratio 1) or an
+    artifact's: every field measured on ``runner``; an artifact's comparisons with the checkpoint (paired drop,
+    ratio, gate) are filled in by :func:`_compare`. Also the per-image ρ₂ at the most iterations and correctness,
+    for the plot and the paired comparisons."""
     correct = torch.cat(measured.correct)
-    record: dict = {**accuracy_fields(correct), "top1_agreement": torch.cat(measured.agree).float().mean().item(),
-                    "deepfool": {}, "timings": {}}
-    for key in [*map(str, sorted(settings.iterations)), BOXED]:
+    deepfool = {}
+    for key in [*map(str, sorted(settings.iterations)), BOX_CONSTRAINED]:
         norms, fooled, steps = (torch.cat(part[key]) for part in
                                 (measured.norms, measured.fooled, measured.iterations))
-        summary = summarize(norms, x_norms, fooled, steps)
-        if key == BOXED:
-            summary = {"max_iter": max(settings.iterations), **summary,
-                       "fooled_8bit": torch.cat(measured.fooled_8bit).float().mean().item()}
-        record["deepfool"][key] = summary
+        box = {}
+        if key == BOX_CONSTRAINED:
+            box = {"max_iter": max(settings.iterations),
+                   "fooled_8bit": torch.cat(measured.fooled_8bit).float().mean().item()}
+        deepfool[key] = DeepFoolSummary.measure(norms, x_norms, fooled, steps, **box)
     grid = linf_eps(eps_ref)
-    for attack, columns in measured.linf.items():
-        record[attack] = {"eps": grid[attack], "accuracy": [torch.cat(c).float().mean().item() for c in columns]}
-    record["method"] = {"deepfool": method, "images_in_the_loop": dict(measured.left_path),
-                        "images_line_search_redone": dict(measured.line_search)}
+    linf = {attack: {"eps": grid[attack], "accuracy": [torch.cat(c).float().mean().item() for c in columns]}
+            for attack, columns in measured.linf.items()}
     rate = "replay_images_per_s" if method in (REPLAY_METHOD, IN_THE_LOOP_METHOD) else "deepfool_images_per_s"
-    record["timings"] = {rate: len(correct) / max(measured.deepfool_seconds, 1e-9), "total_s": measured.seconds}
+    is_checkpoint = name == WEIGHTS
+    extra = {"timings": {rate: len(correct) / max(measured.deepfool_seconds, 1e-9), "total_s": measured.seconds},
+             "method": {"deepfool": method, "images_in_the_loop": dict(measured.left_path),
+                        "images_line_search_redone": dict(measured.line_search)},
+             **({} if is_checkpoint else {"bytes": (package / name).stat().st_size}), **common}
+    layout = CHECKPOINT_KEYS if is_checkpoint else ARTIFACT_KEYS
+    record = ArtifactRecord(
+        artifact=name, sha256=sha256_file(package / name), clean=Accuracy.of(correct), runtime=runner.describe(),
+        gate=BASELINE_GATE if is_checkpoint else GateResult(False, ("not judged",)), deepfool=deepfool,
+        top1_agreement=torch.cat(measured.agree).float().mean().item(), rho2_ratio=1.0 if is_checkpoint else None,
+        fgs=linf.get("fgs"), bim=linf.get("bim"), extra=extra,
+        order=tuple(k for k in layout if k != "square" or settings.square_images))  # no Square: no field
     most = str(max(settings.iterations))
     return record, torch.cat(measured.norms[most]) / x_norms, correct
+
+
+def _compare(record: ArtifactRecord, baseline: ArtifactRecord, settings: VerifySettings, gate: Gate, **measured
+             ) -> ArtifactRecord:
+    """An artifact's record with ``measured`` (paired drop, Square, cross-check) and its comparison with the
+    checkpoint's: the ρ₂ ratio at the most iterations, and the gate's verdict."""
+    most = str(max(settings.iterations))
+    record = replace(record, **measured, rho2_ratio=record.deepfool[most].rho2 / baseline.deepfool[most].rho2)
+    verified_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return replace(record, gate=gate.judge(record, baseline), extra={**record.extra, "verified_at": verified_at})
 
 
 def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
@@ -192,15 +221,15 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     plan = make_plan(package, artifacts, settings)
     package, x, y = plan.package, plan.x, plan.y
     verification = read_verification(package)
-    present = {CHECKPOINT_ARTIFACT, *plan.present}
+    present = {WEIGHTS, *plan.present}
     verification["records"] = {k: v for k, v in verification["records"].items() if k in present}
     x_norms = l2_norms(x)
     with ExitStack() as stack:
         checkpoint = stack.enter_context(open_runner(package, backend="torch", device="cpu"))
         model = attack_copy(checkpoint.model)
-        eps_ref = resolve_eps_ref(package, model, x, y)
+        eps_ref = eps_ref_record(package, x, y)
         runners = {name: stack.enter_context(open_runner(package / name)) for name in plan.artifacts}
-        measured = {name: Measurement() for name in [CHECKPOINT_ARTIFACT, *plan.artifacts]}
+        measured = {name: Measurement() for name in [WEIGHTS, *plan.artifacts]}
         starts = list(range(0, len(x), settings.batch_size))
         if len(starts) < ctx.world_size:
             raise InvalidArgumentError(f"{ctx.world_size} processes need as many batches of {settings.batch_size} "
@@ -215,9 +244,9 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             reference_labels = checkpoint.predict(xb).argmax(1)
             none = (torch.zeros(len(xb), dtype=torch.bool),) * 2
             _measure(checkpoint, batch, reference_labels, reference_labels, batch.deepfool, batch.boxed,
-                     {**{str(b): none for b in batch.deepfool}, BOXED: none}, measured[CHECKPOINT_ARTIFACT])
-            measured[CHECKPOINT_ARTIFACT].deepfool_seconds += batch.deepfool_seconds
-            measured[CHECKPOINT_ARTIFACT].seconds += time.perf_counter() - started
+                     {**{str(b): none for b in batch.deepfool}, BOX_CONSTRAINED: none}, measured[WEIGHTS])
+            measured[WEIGHTS].deepfool_seconds += batch.deepfool_seconds
+            measured[WEIGHTS].seconds += time.perf_counter() - started
             for name, runner in runners.items():
                 started = time.perf_counter()
                 logits = runner.predict(xb)
@@ -232,33 +261,27 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         common = {"dataset": plan.config["dataset"], "split": "test", "settings": settings.record(),
                   "eps_ref": eps_ref, "versions": package_versions()}
         rhos, corrects = {}, {}
-        baseline, rhos[CHECKPOINT_ARTIFACT], corrects[CHECKPOINT_ARTIFACT] = _record(
-            measured[CHECKPOINT_ARTIFACT], x_norms, eps_ref, settings, "DeepFool on the checkpoint, bisected onto "
-            "its boundary")
-        baseline.update(artifact=CHECKPOINT_ARTIFACT, sha256=sha256_file(package / WEIGHTS),
-                        runtime=checkpoint.describe(), rho2_ratio=1.0, **common)
-        baseline["gate"] = {"passed": True, "reasons": [], "note": "the checkpoint is the baseline"}
-        if settings.square:
-            baseline["square"], baseline_robust = square_record(checkpoint, x, y, eps_ref, settings)
-        baseline["strong"] = strong_checkpoint_record(model, x, y, plan.config["dataset"], settings,
-                                                      verification["records"].get(CHECKPOINT_ARTIFACT),
-                                                      baseline["sha256"])
-        verification["records"][CHECKPOINT_ARTIFACT] = baseline
-        most = str(max(settings.iterations))
+        baseline, rhos[WEIGHTS], corrects[WEIGHTS] = _record(
+            WEIGHTS, package, checkpoint, measured[WEIGHTS], x_norms, eps_ref, settings,
+            "DeepFool on the checkpoint, bisected onto its boundary", common)
+        if settings.square_images:
+            square, baseline_robust = square_record(checkpoint, x, y, eps_ref, settings)
+            baseline = replace(baseline, square=square)
+        previous = verification["records"].get(WEIGHTS)
+        baseline = replace(baseline, strong=strong_checkpoint_record(
+            model, x, y, plan.config["dataset"], settings, previous, baseline.sha256))
+        verification["records"][WEIGHTS] = baseline.to_json()
         for name, runner in runners.items():
             method = REPLAY_METHOD if settings.replay else IN_THE_LOOP_METHOD
-            record, rhos[name], corrects[name] = _record(measured[name], x_norms, eps_ref, settings, method)
-            record["accuracy_drop"] = paired_accuracy_drop(corrects[CHECKPOINT_ARTIFACT], corrects[name])
-            if settings.square:
-                record["square"], robust = square_record(runner, x, y, eps_ref, settings)
-                record["square"]["robust_drop"] = paired_accuracy_drop(baseline_robust, robust)
-            record["crosscheck"] = crosscheck_record(runner, x, settings, model) if settings.crosscheck else None
-            record.update(artifact=name, sha256=sha256_file(package / name), bytes=(package / name).stat().st_size,
-                          runtime=runner.describe(), **common)
-            record["rho2_ratio"] = record["deepfool"][most]["rho2"] / baseline["deepfool"][most]["rho2"]
-            record["gate"] = gate.judge(record, baseline)
-            record["verified_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            verification["records"][name] = record
+            record, rhos[name], corrects[name] = _record(name, package, runner, measured[name], x_norms, eps_ref,
+                                                         settings, method, common)
+            found: dict = {"accuracy_drop": PairedDrop.of(corrects[WEIGHTS], corrects[name])}
+            if settings.square_images:
+                square, robust = square_record(runner, x, y, eps_ref, settings)
+                found["square"] = {**square, "robust_drop": PairedDrop.of(baseline_robust, robust).to_json()}
+            found["crosscheck"] = (crosscheck_record(runner, x, settings, model) if settings.crosscheck_images
+                                   else None)
+            verification["records"][name] = _compare(record, baseline, settings, gate, **found).to_json()
     if write:
         write_verification(package, verification)
     if plot:

@@ -1,4 +1,4 @@
-"""Plan of a verification: its settings, the images, the artifacts and the checkpoint's ε grid anchor."""
+"""Plan of a verification: its settings, the images, the artifacts and the ε_ref of its grid."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import torch
 
 from ddzoo.data import load_split
 from ddzoo.errors import InvalidArgumentError
-from ddzoo.eval.robustness import LINF_ATTACKS, EvalSettings, find_eps_ref
-from ddzoo.package import WEIGHTS, package_artifacts, read_config, read_eps_ref
+from ddzoo.eval.eps_ref import resolve_eps_ref
+from ddzoo.eval.robustness import EvalSettings
+from ddzoo.package import package_artifacts, read_config
+from ddzoo.records import DEEPFOOL_ITERATIONS
 
-CHECKPOINT_ARTIFACT = WEIGHTS
+# Image counts whose JSON names (in every record's ``settings``) predate the ``_images`` suffix.
+_JSON_NAMES = {"crosscheck_images": "crosscheck", "square_images": "square", "strong_images": "strong"}
 
 
 @dataclass(frozen=True)
@@ -20,19 +23,21 @@ class VerifySettings(EvalSettings):
     """How artifacts are attacked (recorded with every result): the evaluation's settings and these."""
 
     limit: int | None = None
-    iterations: tuple[int, ...] = (5, 50)
+    iterations: tuple[int, ...] = DEEPFOOL_ITERATIONS  # without HEADLINE_ITERATIONS, records have no headline ρ₂
     bisection_steps: int = 8
-    crosscheck: int = 0  # images for the finite-difference cross-check (small inputs only; 0: skip)
+    crosscheck_images: int = 0  # for the finite-difference cross-check (small inputs only; 0: skip)
     crosscheck_step: float = 1e-2
     crosscheck_iterations: int = 10
-    square: int = 100  # images for the query-only Square attack at the l-inf eps_ref (0: skip)
+    square_images: int = 100  # for the query-only Square attack at the l-inf eps_ref (0: skip)
     square_queries: int = 1000
-    strong: int = 0  # images for the stronger white-box attacks on the checkpoint (best-of, AutoAttack; 0: skip)
+    strong_images: int = 0  # for the stronger white-box attacks on the checkpoint (best-of, AutoAttack; 0: skip)
     replay: bool = True  # replay the checkpoint's DeepFool on artifacts (False: every image artifact-in-the-loop)
     replay_tolerance: float | None = None  # if set, a step's f'_l differing more (relative) also leaves the path
 
     def record(self) -> dict:
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        """The settings as every record states them (JSON names)."""
+        return {_JSON_NAMES.get(key, key): list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items()}
 
 
 @dataclass
@@ -60,12 +65,12 @@ def make_plan(package: Path | str, artifacts: list[str] | None, settings: Verify
     return Plan(package, config, list(names), present, x, y)
 
 
-def resolve_eps_ref(package: Path, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """The checkpoint's ε grid anchor: stored with the package (:func:`~ddzoo.package.read_eps_ref`), else found
-    now by bisection on the verification images."""
-    stored = read_eps_ref(package)
-    if stored is not None:
-        return {**{a: float(stored[a]) for a in LINF_ATTACKS}, "source": "package config.json"}
-    found = {a: find_eps_ref(model, x, y, a, settings=EvalSettings(), device=torch.device("cpu"))
-             for a in LINF_ATTACKS}
-    return {**found, "source": f"bisection on the {len(x)} verification images (none stored with the package)"}
+def eps_ref_record(package: Path, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """ε_ref (:func:`~ddzoo.eval.eps_ref.resolve_eps_ref`) as records state it: its values and where it came
+    from."""
+    values, stored_in = resolve_eps_ref(package, x, y)
+    if stored_in is None:
+        source = f"bisection on the {len(x)} verification images (none stored with the package)"
+    else:
+        source = "package config.json" if stored_in == package else f"stored with its reference {stored_in}"
+    return {**values, "source": source}

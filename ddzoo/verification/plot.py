@@ -10,6 +10,7 @@ import torch
 
 from ddzoo.fileio import atomic_write_bytes
 from ddzoo.optional import require
+from ddzoo.records import parse_records
 
 
 def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: Path,
@@ -21,7 +22,7 @@ def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: P
 
     from ddzoo.eval.strong import robust_accuracy_curve
 
-    records = verification["records"]
+    records = parse_records(verification)
     fig, axes = plt.subplots(1, 4 if robust_norms else 3, figsize=(21 if robust_norms else 16, 4.5))
     if robust_norms:
         ax = axes[-1]
@@ -42,9 +43,9 @@ def plot_verification(verification: dict, rhos: dict[str, torch.Tensor], path: P
     axes[0].legend(fontsize=8)
     for ax, attack in zip(axes[1:3], ("fgs", "bim"), strict=True):
         for name in rhos:
-            record = records[name]
-            eps = [0.0, *record[attack]["eps"]]
-            accuracy = [record["clean_accuracy"], *record[attack]["accuracy"]]
+            grid = getattr(records[name], attack)
+            eps = [0.0, *grid["eps"]]
+            accuracy = [records[name].clean.accuracy, *grid["accuracy"]]
             ax.plot(eps, [100 * a for a in accuracy], marker="o", label=name)
         ax.set(xlabel="ε (l∞, [0,1] pixels)", ylabel="accuracy (%)", title=f"{attack.upper()} accuracy vs ε",
                ylim=(0, 100))

@@ -8,13 +8,14 @@ import time
 import torch
 
 from ddzoo.runtime import Runner
+from ddzoo.stats import Accuracy
 from ddzoo.verification.attack import Predictor, artifact_deepfool, finite_difference_deepfool
 from ddzoo.verification.plan import VerifySettings
 
 
 def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings, model: torch.nn.Module) -> dict:
     """ρ₂ from finite-difference DeepFool (the artifact alone) vs the gradient-assisted attack, same images."""
-    sample = x[: settings.crosscheck]
+    sample = x[: settings.crosscheck_images]
     most = settings.crosscheck_iterations
     t0 = time.perf_counter()
     blind = finite_difference_deepfool(runner, sample, max_iter=most, num_candidates=settings.num_candidates,
@@ -35,26 +36,26 @@ def square_record(runner: Predictor, x: torch.Tensor, y: torch.Tensor, eps_ref: 
     """Robust accuracy of the artifact itself under the query-only Square attack (its logits alone, so it works
     on quantised artifacts where gradients and finite differences see nothing) at the l∞ ε_ref; also the
     per-image robust flags (for the paired comparison with the checkpoint)."""
-    from ddzoo.eval.strong import accuracy_record, square_robust
+    from ddzoo.eval.strong import square_robust
 
-    n = settings.square
+    n = settings.square_images
     started = time.perf_counter()
     robust = square_robust(runner.predict, x[:n], y[:n], norm="Linf", eps=float(eps_ref["fgs"]),
                            queries=settings.square_queries)
     return {"eps": float(eps_ref["fgs"]), "norm": "Linf", "seconds": time.perf_counter() - started,
             "method": "Square attack (torchattacks 3.5.1), the artifact's own logits only",
-            **accuracy_record(robust), "queries": settings.square_queries}, robust
+            **Accuracy.of(robust).to_json(), "queries": settings.square_queries}, robust
 
 
 def strong_checkpoint_record(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str,
                              settings: VerifySettings, previous: dict | None, sha256: str) -> dict | None:
     """The checkpoint's stronger-attack record (minimum-norm best-of and AutoAttack at the dataset's standard
-    budgets) on the first ``settings.strong`` images; without ``strong``, the one measured before on the same
+    budgets) on the first ``settings.strong_images`` images; without them, the one measured before on the same
     weights is kept (it is the checkpoint's, and costs minutes to redo)."""
-    if settings.strong:
+    if settings.strong_images:
         from ddzoo.eval.strong import strong_record
 
-        n = settings.strong
+        n = settings.strong_images
         return strong_record(model, x[:n], y[:n], dataset, autoattack=True)
     if previous and previous.get("sha256") == sha256:
         return previous.get("strong")

@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.data import get_dataset_info
-from ddzoo.verification import CHECKPOINT_ARTIFACT, HEADLINE_ITERATIONS, accuracy_text, headline, summary_row
+from ddzoo.package import WEIGHTS
+from ddzoo.records import HEADLINE_ITERATIONS, parse_records
+from ddzoo.stats import Accuracy
+from ddzoo.verification import table_row
 from ddzoo.zoo.hubs import import_hub
 
 LICENSE = "apache-2.0"
@@ -32,26 +35,26 @@ def eval_results(config: dict, verification: dict) -> list:
     hub = import_hub()
     dataset = get_dataset_info(config["dataset"])
     results = []
-    for name, record in verification.get("records", {}).items():
+    for name, record in parse_records(verification).items():
         common = {"task_type": "image-classification", "dataset_type": config["dataset"],
                   "dataset_name": dataset.name, "dataset_split": "test", "metric_config": name,
-                  "metric_args": {"precision": record["runtime"]["precision"], "backend": record["runtime"]["backend"],
-                                  "images": record["images"], "sha256": record["sha256"]}}
+                  "metric_args": {"precision": record.precision, "backend": record.runtime["backend"],
+                                  "images": record.clean.images, "sha256": record.sha256}}
         results.append(hub.EvalResult(metric_type="accuracy", metric_name=f"accuracy ({name})",
-                                      metric_value=record["clean_accuracy"], **common))
-        if headline(record)["rho2"] is not None:
+                                      metric_value=record.clean.accuracy, **common))
+        if record.headline_rho2 is not None:
             results.append(hub.EvalResult(metric_type="rho2",
                                           metric_name=f"DeepFool rho2, {HEADLINE_ITERATIONS} it ({name})",
-                                          metric_value=headline(record)["rho2"], **common))
-        if record.get("square"):  # the query-only attack on the artifact itself, on its own (smaller) sample
-            square = record["square"]
+                                          metric_value=record.headline_rho2, **common))
+        square = record.square_accuracy
+        if square:  # the query-only attack on the artifact itself, on its own (smaller) sample
             results.append(hub.EvalResult(metric_type="robust_accuracy",
-                                          metric_name=f"Square l-inf eps={square['eps']:.4f} accuracy ({name})",
-                                          metric_value=square["accuracy"],
+                                          metric_name=f"Square l-inf eps={record.square['eps']:.4f} accuracy ({name})",
+                                          metric_value=square.accuracy,
                                           **{**common, "metric_args": {**common["metric_args"],
-                                                                        "images": square["images"]}}))
-        if record.get("strong"):  # white-box attacks on the checkpoint, on their own sample
-            strong = record["strong"]
+                                                                        "images": square.images}}))
+        if record.strong:  # white-box attacks on the checkpoint, on their own sample
+            strong = record.strong
             on_sample = {**common, "metric_args": {**common["metric_args"], "images": strong["images"]}}
             results.append(hub.EvalResult(
                 metric_type="rho2", metric_value=strong["best_of"]["rho2"], **on_sample,
@@ -66,7 +69,8 @@ def eval_results(config: dict, verification: dict) -> list:
 
 def _strong(verification: dict) -> str:
     """The checkpoint's stronger-attack record as card text (empty without one)."""
-    strong = (verification.get("records", {}).get(CHECKPOINT_ARTIFACT) or {}).get("strong")
+    checkpoint = parse_records(verification).get(WEIGHTS)
+    strong = checkpoint.strong if checkpoint else None
     if not strong:
         return ""
     best, deepfool = strong["best_of"], strong["min_norm"].get("deepfool")
@@ -81,19 +85,18 @@ def _strong(verification: dict) -> str:
         lines.append(f"| DeepFool mean ‖r‖₂ / best-of | {deepfool['mean_norm'] / best['mean_norm']:.2f} |")
     for norm, result in (strong.get("autoattack") or {}).items():
         if isinstance(result, dict):
-            lines.append(f"| AutoAttack {norm}, ε = {result['eps']:.4f} | {accuracy_text(result)} |")
+            lines.append(f"| AutoAttack {norm}, ε = {result['eps']:.4f} | {Accuracy.from_json(result).text()} |")
     return "\n".join([*lines, ""])
 
 
 
 def checkpoint_facts(verification: dict) -> dict[str, str]:
     """The checkpoint record's headline numbers as table cells (the comparison table's columns)."""
-    record = verification.get("records", {}).get(CHECKPOINT_ARTIFACT) or {}
-    strong = record.get("strong") or {}
+    record = parse_records(verification).get(WEIGHTS)
+    strong = (record.strong if record else None) or {}
     attacks = strong.get("autoattack") or {}
-    rho2 = headline(record)["rho2"]
-    return {"accuracy": accuracy_text({"accuracy": record["clean_accuracy"], "ci95": record["clean_accuracy_ci95"],
-                                       "images": record["images"]}) if record else "-",
+    rho2 = record.headline_rho2 if record else None
+    return {"accuracy": record.clean.text() if record else "-",
             "DeepFool ρ₂": f"{rho2:.4f}" if rho2 is not None else "-",
             "best-of ρ₂": f"{strong['best_of']['rho2']:.4f}" if strong else "-",
             **{f"AutoAttack {norm}": f"{100 * attacks[norm]['accuracy']:.1f} % (ε {attacks[norm]['eps']:g})"
@@ -119,7 +122,7 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
 
 
 def _table(verification: dict) -> str:
-    rows = [summary_row(r) for r in verification.get("records", {}).values()]
+    rows = [table_row(r) for r in parse_records(verification).values()]
     if not rows:
         return "(no verification records)"
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
@@ -152,7 +155,7 @@ def make_card(package: Path, name: str, config: dict, verification: dict, unveri
         license=LICENSE, library_name="ddzoo", pipeline_tag="image-classification", model_name=name,
         datasets=[config["dataset"]], metrics=["accuracy", "rho2"],
         tags=["adversarial-robustness", defence,
-              "deepfool", "onnx", *sorted({r["runtime"]["precision"] for r in verification.get("records", {}).values()}
+              "deepfool", "onnx", *sorted({r.precision for r in parse_records(verification).values()}
                                           & {"fp16", "int8"}),
               "image-classification", config["arch"], config["dataset"]],
         eval_results=eval_results(config, verification) or None)
@@ -160,7 +163,7 @@ def make_card(package: Path, name: str, config: dict, verification: dict, unveri
     warning = ("\n> **Unverified artifacts:** " + ", ".join(f"`{u}`" for u in unverified) +
                " were published with `--allow-unverified`: no passing robustness verification for their bytes.\n"
                if unverified else "")
-    samples = next(iter(verification.get("records", {}).values()), {}).get("images", 0)
+    samples = next((r.clean.images for r in parse_records(verification).values()), 0)
     body = f"""
 # {name}
 

@@ -11,27 +11,27 @@ from ddzoo.package import (
     CARD,
     MANIFEST,
     ONNX,
+    WEIGHTS,
     check_files,
     read_config,
     read_manifest,
     read_verification,
     verification_status,
 )
+from ddzoo.records import parse_records
 from ddzoo.zoo.cache import cached_snapshot, models_dir
 from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, content_id
 
 
-def summary(folder: Path) -> dict:
+def package_facts(folder: Path) -> dict:
     """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂, and the
     checkpoint's AutoAttack ℓ∞ robust accuracy (where ``zoo verify --strong`` measured it)."""
-    from ddzoo.verification import CHECKPOINT_ARTIFACT, headline
-
     config = read_config(folder)
-    records = read_verification(folder)["records"]
-    onnx = headline(records.get(ONNX))
-    strong = (records.get(CHECKPOINT_ARTIFACT) or {}).get("strong") or {}
+    records = parse_records(read_verification(folder), f"{folder}")
+    onnx, checkpoint = records.get(ONNX), records.get(WEIGHTS)
+    strong = (checkpoint.strong if checkpoint else None) or {}
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
-            "accuracy": onnx["clean_accuracy"], "rho2": onnx["rho2"],
+            "accuracy": onnx.clean.accuracy if onnx else None, "rho2": onnx.headline_rho2 if onnx else None,
             "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy")}
 
 
@@ -50,7 +50,7 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     row = {"name": name, "revision": revision, "where": where}
     status = integrity(folder)
     try:
-        facts = summary(folder)
+        facts = package_facts(folder)
     except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
         facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None, "autoattack": None}
         status = status if status != "ok" else f"unreadable: {err}"
@@ -144,7 +144,7 @@ def info(reference: str) -> dict:
     manifest = read_manifest(folder)
     card = import_hub().ModelCard.load(folder / CARD) if (folder / CARD).is_file() else None
     data = card.data.to_dict() if card else {}
-    return {"name": name, "revision": revision, "path": str(folder), **summary(folder),
+    return {"name": name, "revision": revision, "path": str(folder), **package_facts(folder),
             "license": data.get("license"), "tags": data.get("tags", []),
             "artifacts": {k: v["size"] for k, v in manifest["files"].items()},
             "verification": verification_status(folder)}

@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo import __version__, constants
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.fileio import atomic_write_bytes
 from ddzoo.names import validate_name, validate_repo_id, validate_revision
-from ddzoo.package import CARD, MANIFEST, ONNX, read_config, read_verification, verification_status, write_manifest
+from ddzoo.package import (
+    CARD,
+    MANIFEST,
+    ONNX,
+    WEIGHTS,
+    read_config,
+    read_verification,
+    verification_status,
+    write_manifest,
+)
+from ddzoo.records import parse_records
 from ddzoo.zoo.hubs import hub_for
 
 
@@ -25,7 +35,7 @@ def _peers(folders: list[Path | str], dataset: str) -> list[tuple[str, dict, dic
         verification = read_verification(folder)
         try:
             checkpoint_facts(verification)
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+        except (CheckpointError, KeyError, TypeError, ValueError, IndexError) as err:
             raise InvalidArgumentError(f"cannot compare with {folder}: its checkpoint record is incomplete "
                                        f"({err!r}); run 'zoo verify {folder}' first") from None
         peers.append((validate_name(folder.resolve().name), config, verification))
@@ -41,14 +51,14 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
     ``allow_unverified`` (the card then names them) or ``skip_unverified`` (they are left out of the upload).
     The card compares the model with the verified packages in ``compare`` (folders, same dataset).
     """
-    from ddzoo.verification import CHECKPOINT_ARTIFACT, VerificationFailedError, headline
+    from ddzoo.verification import VerificationFailedError
     from ddzoo.zoo.card import make_card
 
     org, name = validate_repo_id(repo)
     validate_revision(revision)
     package = Path(package)
     config = read_config(package)
-    status = {k: v for k, v in verification_status(package).items() if k != CHECKPOINT_ARTIFACT}
+    status = {k: v for k, v in verification_status(package).items() if k != WEIGHTS}
     unverified = sorted(k for k, v in status.items() if v != "pass")
     if not status or (skip_unverified and len(unverified) == len(status)):
         raise InvalidArgumentError(f"{package} has no {'verified ' if status else ''}artifacts to publish; "
@@ -61,13 +71,13 @@ def publish(package: Path | str, repo: str, *, revision: str = "main", hub: str 
                                       "or pass --allow-unverified")
     verification = read_verification(package)
     peers = _peers(list(compare), config["dataset"])
-    current = {k: v for k, v in verification["records"].items() if k == CHECKPOINT_ARTIFACT or status.get(k) == "pass"}
+    current = {k: v for k, v in verification["records"].items() if k == WEIGHTS or status.get(k) == "pass"}
     card = make_card(package, name, config, {**verification, "records": current}, unverified, peers)
     atomic_write_bytes(package / CARD, card.encode())
     files = [*write_manifest(package, exclude=left_out)["files"], MANIFEST]
-    onnx = headline(current.get(ONNX))
-    metrics = (f"accuracy {onnx['clean_accuracy']:.4f}, rho2 {onnx['rho2']:.4f}"
-               if onnx["rho2"] is not None else "unverified")
+    onnx = parse_records({"records": current}).get(ONNX)
+    metrics = (f"accuracy {onnx.clean.accuracy:.4f}, rho2 {onnx.headline_rho2:.4f}"
+               if onnx and onnx.headline_rho2 is not None else "unverified")
     message = (f"{name}: {config['arch']} on {config['dataset']} ({config.get('recipe', {}).get('name')}), "
                f"ONNX {metrics}; ddzoo {__version__}")
     target = hub_for(hub, constants.HF_ENDPOINT, org)

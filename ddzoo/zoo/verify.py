@@ -12,8 +12,16 @@ from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError, VerificationFailedError
 from ddzoo.fileio import building_dir, copy_files
-from ddzoo.package import VERIFICATION_FORMAT, load_checkpoint, package_artifacts, package_files, write_verification
-from ddzoo.verification import CHECKPOINT_ARTIFACT, verify_package
+from ddzoo.package import (
+    VERIFICATION_FORMAT,
+    WEIGHTS,
+    load_checkpoint,
+    package_artifacts,
+    package_files,
+    write_verification,
+)
+from ddzoo.records import GateResult, gate_failure_message, parse_records
+from ddzoo.verification import verify_package
 from ddzoo.verification.foreign import ForeignGate, ForeignSettings, verify_onnx
 from ddzoo.verification.gate import Gate
 from ddzoo.verification.plan import VerifySettings
@@ -38,10 +46,10 @@ class VerificationResult:
 
 
 def raise_gate_failures(failures: dict[str, list[str]]) -> None:
-    """The one gate-failure error: ``gate failed for ARTIFACT: reason, ...; ...`` (nothing if no failures)."""
-    if failures:
-        detail = "; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in failures.items())
-        raise VerificationFailedError(f"gate failed for {detail}")
+    """The one gate-failure error (:func:`~ddzoo.records.gate_failure_message`); nothing if no failures."""
+    message = gate_failure_message({name: GateResult(False, tuple(reasons)) for name, reasons in failures.items()})
+    if message:
+        raise VerificationFailedError(message)
 
 
 def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None,
@@ -78,9 +86,10 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     result = verify_package(folder, artifacts=artifacts, settings=settings, gate=gate, plot=plot, write=write)
     if not ctx.is_main:  # its share measured; rank 0 has the records
         return VerificationResult(folder, True, {}, {}, False, main_process=False)
-    names = [CHECKPOINT_ARTIFACT, *(artifacts or package_artifacts(folder))]
+    names = [WEIGHTS, *(artifacts or package_artifacts(folder))]
     records = {name: result["records"][name] for name in names}
-    failures = {name: r["gate"]["reasons"] for name, r in records.items() if not r["gate"]["passed"]}
+    gates = {name: record.gate for name, record in parse_records({"records": records}).items()}
+    failures = {name: list(gate.reasons) for name, gate in gates.items() if not gate.passed}
     return VerificationResult(folder, not failures, records, failures, write)
 
 

@@ -11,7 +11,8 @@ import torch
 
 from ddzoo.attacks import attack_copy
 from ddzoo.cli import main
-from ddzoo.eval.robustness import EvalSettings, deepfool_norms, find_eps_ref, linf_accuracy, summarize
+from ddzoo.eval.robustness import EvalSettings, deepfool_norms, find_eps_ref, linf_accuracy
+from ddzoo.records import DeepFoolSummary
 
 CPU = torch.device("cpu")
 
@@ -50,7 +51,7 @@ def test_normalised_space_equals_attacking_the_body(lenet, mnist_test):
     z = lenet.normalize(x).detach()
     direct, _, _ = deepfool_norms(attack_copy(lenet.net), z, budgets=(50,), settings=settings, device=CPU)[50]
     torch.testing.assert_close(derived, direct, rtol=2e-3, atol=1e-5)
-    stats = summarize(norms, x.flatten(1).norm(dim=1), fooled, steps)
+    stats = DeepFoolSummary.measure(norms, x.flatten(1).norm(dim=1), fooled, steps).to_json()
     assert set(stats) == {"rho2", "rho2_fooled", "fooled", "mean_iterations"}
 
 

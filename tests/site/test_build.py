@@ -15,8 +15,8 @@ from ddzoo.cli import main
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.eval.anchors import robustbench_anchors
 from ddzoo.package import ONNX, read_manifest, read_model_config, read_verification
+from ddzoo.records import ArtifactRecord
 from ddzoo.site import SITE_MARKER, build_site
-from ddzoo.verification import headline
 from ddzoo.zoo.hubs import BUNDLED_HUB
 from tests.site.conftest import BUNDLED, HOSTILE_REVISION, SCRIPT
 
@@ -92,9 +92,10 @@ def test_the_leaderboard_shows_the_records_figures_with_their_n(bundled_site):
         for name in names:
             cells = rows[name]
             onnx, checkpoint = records[name][ONNX], records[name]["model.safetensors"]
-            assert float(cells[2][1]["data-value"]) == headline(onnx)["clean_accuracy"]
+            typed = ArtifactRecord.from_json(onnx)
+            assert float(cells[2][1]["data-value"]) == typed.clean.accuracy
             assert float(cells[header.index(next(h for h in header if h.startswith("DeepFool")))][1][
-                "data-value"]) == headline(onnx)["rho2"]
+                "data-value"]) == typed.headline_rho2
             autoattack = checkpoint["strong"]["autoattack"]
             assert float(cells[robust[0]][1]["data-value"]) == autoattack["Linf"]["accuracy"]
             assert float(cells[robust[1]][1]["data-value"]) == autoattack["L2"]["accuracy"]

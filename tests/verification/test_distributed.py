@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from ddzoo.cli import main
-from ddzoo.verification import CHECKPOINT_ARTIFACT
+from ddzoo.package import WEIGHTS
 
 ARGS = ["--limit", "96", "--batch-size", "32", "--square", "0", "--crosscheck", "0", "--json"]  # 3 batches: 2 + 1
 
@@ -34,7 +34,7 @@ def test_two_gloo_processes_write_the_record_of_one(lenet_package, tmp_path, dat
     capsys.readouterr()
     two = json.loads((tmp_path / "two" / "verification.json").read_text())
     one = json.loads((tmp_path / "one" / "verification.json").read_text())
-    assert set(printed) == set(two["records"]) == {CHECKPOINT_ARTIFACT, "model.onnx", "model.fp16.onnx",
+    assert set(printed) == set(two["records"]) == {WEIGHTS, "model.onnx", "model.fp16.onnx",
                                                    "model.int8.onnx"}
     assert _comparable(two) == _comparable(one)
     assert two["records"]["model.onnx"]["images"] == 96

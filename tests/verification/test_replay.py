@@ -15,7 +15,7 @@ from ddzoo.verification import VerifySettings, verify_package
 from ddzoo.verification.attack import ModulePredictor, artifact_deepfool_budgets
 from ddzoo.verification.replay import replay_deepfool
 
-SETTINGS = {"limit": 60, "square": 0, "batch_size": 30}
+SETTINGS = {"limit": 60, "square_images": 0, "batch_size": 30}
 ARTIFACTS = ["model.onnx", "model.int8.onnx"]  # fp16 behaves as fp32 here
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from ddzoo.cli import main
-from ddzoo.package import verification_status
+from ddzoo.package import WEIGHTS, verification_status
+from ddzoo.records import ArtifactRecord
 from ddzoo.runtime import open_runner
-from ddzoo.verification import CHECKPOINT_ARTIFACT, VerificationFailedError, require_passing
+from ddzoo.verification import VerificationFailedError, require_passing
 from ddzoo.verification.attack import artifact_deepfool
 
 
@@ -23,7 +24,7 @@ def verified(verified_package):
 
 def test_fp32_onnx_rho_equals_the_checkpoint_within_one_percent(verified):
     _, result = verified
-    record, baseline = result["records"]["model.onnx"], result["records"][CHECKPOINT_ARTIFACT]
+    record, baseline = result["records"]["model.onnx"], result["records"][WEIGHTS]
     assert record["top1_agreement"] == 1.0 and record["clean_accuracy"] == baseline["clean_accuracy"]
     for iterations in ("5", "50"):
         ratio = record["deepfool"][iterations]["rho2"] / baseline["deepfool"][iterations]["rho2"]
@@ -36,7 +37,7 @@ def test_fp32_onnx_rho_equals_the_checkpoint_within_one_percent(verified):
 def test_records_are_tied_to_bytes_and_runtime(verified):
     package, result = verified
     for name, record in result["records"].items():
-        assert record["runtime"]["backend"] == ("torch" if name == CHECKPOINT_ARTIFACT else "onnxruntime")
+        assert record["runtime"]["backend"] == ("torch" if name == WEIGHTS else "onnxruntime")
         assert len(record["sha256"]) == 64 and record["images"] == 200
     assert set(verification_status(package).values()) == {"pass"}  # fp32, fp16 and INT8 of the test LeNet
     stored = json.loads((package / "verification.json").read_text())
@@ -122,38 +123,39 @@ def test_unknown_artifact_is_refused(verified, capsys):
 
 
 def test_accuracy_is_stated_with_its_interval_and_the_drop_is_paired(verified):
-    from ddzoo.verification import paired_accuracy_drop, summary_row
+    from ddzoo.stats import PairedDrop
+    from ddzoo.verification import table_row
 
     _, result = verified
     record = result["records"]["model.onnx"]
     low, high = record["clean_accuracy_ci95"]
     assert low <= record["clean_accuracy"] <= high and record["images"] == 200
     assert record["accuracy_drop"]["images"] == 200 and record["accuracy_drop"]["drop"] == pytest.approx(
-        result["records"][CHECKPOINT_ARTIFACT]["clean_accuracy"] - record["clean_accuracy"], abs=1e-9)
-    assert "(n=200)" in summary_row(record)["accuracy"]
+        result["records"][WEIGHTS]["clean_accuracy"] - record["clean_accuracy"], abs=1e-9)
+    assert "(n=200)" in table_row(ArtifactRecord.from_json(record))["accuracy"]
     base = torch.tensor([True] * 90 + [False] * 10)
-    same = paired_accuracy_drop(base, base.clone())
-    assert same["drop"] == 0 and same["ci95"] == [0.0, 0.0]  # identical predictions: no uncertainty at all
+    same = PairedDrop.of(base, base.clone())
+    assert same.drop == 0 and same.ci95 == (0.0, 0.0)  # identical predictions: no uncertainty at all
     worse = base.clone()
     worse[:5] = False  # 5 of 100 lost
-    paired = paired_accuracy_drop(base, worse)
-    assert paired["drop"] == pytest.approx(0.05) and paired["ci95"][0] > 0 and paired["lost"] == 5
+    paired = PairedDrop.of(base, worse)
+    assert paired.drop == pytest.approx(0.05) and paired.ci95[0] > 0 and paired.lost == 5
 
 
 def test_square_attack_runs_on_every_artifact_int8_included(lenet_package, tmp_path):
     """The query-only cross-check reads only the artifact's logits, so it works on INT8 too."""
-    from ddzoo.verification import VerifySettings, summary_row, verify_package
+    from ddzoo.verification import VerifySettings, table_row, verify_package
 
     package = tmp_path / "pkg"
     shutil.copytree(lenet_package, package)
-    result = verify_package(package, settings=VerifySettings(limit=40, crosscheck=0, square=40, square_queries=200,
+    result = verify_package(package, settings=VerifySettings(limit=40, square_images=40, square_queries=200,
                                                              iterations=(5,)))
     records = result["records"]
     for name in ("model.safetensors", "model.onnx", "model.int8.onnx"):
         square = records[name]["square"]
         assert square["images"] == 40 and square["eps"] == records[name]["eps_ref"]["fgs"]
         assert square["accuracy"] < records[name]["clean_accuracy"]  # it does fool the artifact itself
-        assert "n=40" in summary_row(records[name])["Square acc. at ε_ref"]
+        assert "n=40" in table_row(ArtifactRecord.from_json(records[name]))["Square acc. at ε_ref"]
         if name != "model.safetensors":  # paired with the checkpoint's, image by image
             assert records[name]["square"]["robust_drop"]["images"] == 40
 
@@ -165,7 +167,7 @@ def test_the_card_lists_square_accuracy_in_its_model_index(lenet_package, tmp_pa
 
     package = tmp_path / "pkg"
     shutil.copytree(lenet_package, package)
-    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(limit=20, crosscheck=0, square=20,
+    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(limit=20, square_images=20,
                                                                               square_queries=50, iterations=(5,)))
     card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
     assert "robust_accuracy" in card and "Square l-inf eps=" in card and "(model.onnx)" in card
@@ -176,13 +178,13 @@ def test_strong_attacks_on_the_checkpoint_reach_the_record_card_and_listing(lene
     `zoo list`; verifying again without --strong keeps the record measured on the same weights."""
     from ddzoo.package import read_config, read_verification
     from ddzoo.verification import VerifySettings, verify_package
-    from ddzoo.zoo import summary
+    from ddzoo.zoo import package_facts
     from ddzoo.zoo.card import make_card
 
     package = tmp_path / "pkg"
     shutil.copytree(lenet_package, package)
-    quick = {"limit": 30, "crosscheck": 0, "square": 0, "iterations": (5,)}
-    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(**quick, strong=30))
+    quick = {"limit": 30, "square_images": 0, "iterations": (5,)}
+    verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(**quick, strong_images=30))
     strong = read_verification(package)["records"]["model.safetensors"]["strong"]
     assert strong["images"] == 30 and strong["best_of"]["success"] == 1.0
     assert strong["best_of"]["mean_norm"] <= strong["min_norm"]["deepfool"]["mean_norm"] + 1e-6
@@ -191,7 +193,7 @@ def test_strong_attacks_on_the_checkpoint_reach_the_record_card_and_listing(lene
     card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
     assert "AutoAttack Linf eps=0.3000 accuracy (model.safetensors)" in card and "best-of minimum-norm" in card
     assert "Stronger attacks (the checkpoint, white-box)" in card
-    assert summary(package)["autoattack"] == linf["accuracy"]
+    assert package_facts(package)["autoattack"] == linf["accuracy"]
     verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(**quick))  # no --strong
     assert read_verification(package)["records"]["model.safetensors"]["strong"] == strong
 
@@ -221,22 +223,28 @@ def _flags(n: int, lost: int, gained: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_the_gate_knows_its_sample():
     """The same 0.1-point drop fails on 1,000 images (its interval reaches past 0.5 pt) and passes on 10,000;
     a query-only attack that finds the artifact clearly weaker than its checkpoint fails it too."""
-    from ddzoo.verification import Gate, paired_accuracy_drop
+    from ddzoo.records import GateResult
+    from ddzoo.stats import Accuracy, PairedDrop
+    from ddzoo.verification import Gate
 
     gate = Gate()
-    baseline = {"clean_accuracy": 0.5}
 
-    def record(n: int, lost: int, gained: int, square: dict | None = None) -> dict:
-        return {"clean_accuracy": 0.5 - (lost - gained) / n, "rho2_ratio": 1.0,
-                "accuracy_drop": paired_accuracy_drop(*_flags(n, lost, gained)), "square": square}
+    def record(accuracy: float, drop: PairedDrop | None = None, square: dict | None = None) -> ArtifactRecord:
+        return ArtifactRecord("model.onnx", "0" * 64, Accuracy(accuracy, (0.0, 1.0), 1000), {}, GateResult(False),
+                              rho2_ratio=1.0, accuracy_drop=drop, square=square)
 
-    small = gate.judge(record(1000, 6, 5), baseline)
-    assert not small["passed"] and "verify on more" in small["reasons"][0] and "n=1000" in small["reasons"][0]
-    assert gate.judge(record(10_000, 60, 50), baseline)["passed"]
-    assert gate.judge(record(1000, 0, 0), baseline)["passed"]  # identical predictions: exact at any n
-    assert not gate.judge(record(10_000, 150, 50), baseline)["passed"]  # a real 1-point drop
-    weaker = {"robust_drop": paired_accuracy_drop(*_flags(100, 20, 0))}
-    noisy = {"robust_drop": paired_accuracy_drop(*_flags(100, 3, 1))}
-    verdict = gate.judge(record(1000, 0, 0, weaker), baseline)
-    assert not verdict["passed"] and "Square robust accuracy 20.0 pt below" in verdict["reasons"][0]
-    assert gate.judge(record(1000, 0, 0, noisy), baseline)["passed"]
+    def paired(n: int, lost: int, gained: int, square: dict | None = None) -> ArtifactRecord:
+        return record(0.5 - (lost - gained) / n, PairedDrop.of(*_flags(n, lost, gained)), square)
+
+    baseline = record(0.5)
+    small = gate.judge(paired(1000, 6, 5), baseline)
+    assert not small.passed and "verify on more" in small.reasons[0] and "n=1000" in small.reasons[0]
+    assert gate.judge(paired(10_000, 60, 50), baseline).passed
+    assert gate.judge(paired(1000, 0, 0), baseline).passed  # identical predictions: exact at any n
+    assert not gate.judge(paired(10_000, 150, 50), baseline).passed  # a real 1-point drop
+    assert not gate.judge(record(0.49), baseline).passed  # no paired record: the plain difference
+    weaker = {"robust_drop": PairedDrop.of(*_flags(100, 20, 0)).to_json()}
+    noisy = {"robust_drop": PairedDrop.of(*_flags(100, 3, 1)).to_json()}
+    verdict = gate.judge(paired(1000, 0, 0, weaker), baseline)
+    assert not verdict.passed and "Square robust accuracy 20.0 pt below" in verdict.reasons[0]
+    assert gate.judge(paired(1000, 0, 0, noisy), baseline).passed
