@@ -87,3 +87,15 @@ def test_errors_for_python_callers_name_the_python_spelling(monkeypatch):
     assert "resolving the model" in str(unreachable.value)
     assert str(unreachable.value).endswith("or search only the cache and local hubs with offline=True")
     assert "--offline" not in str(offline.value) + str(unreachable.value)
+
+
+@pytest.mark.parametrize("reference", ["lenet.v2", "lenet-mnist-dd@v1.0"])
+def test_a_dotted_name_or_revision_is_a_reference_not_a_path(reference):
+    with pytest.raises(ModelNotFoundError):
+        ddzoo.load(reference, offline=True)
+
+
+@pytest.mark.parametrize("path", ["model.onnx", "some/folder"])
+def test_a_file_or_a_missing_folder_is_a_clear_usage_error(path):
+    with pytest.raises(InvalidArgumentError, match="no package folder"):
+        ddzoo.load(path, offline=True)

@@ -135,6 +135,9 @@ class ResolvedPackage(NamedTuple):
     name: str
 
 
+FILE_SUFFIXES = {".onnx", ".safetensors", ".json", ".engine", ".plan", ".npz", ".zip", ".pt", ".pth"}
+
+
 def resolve_package(name_or_path: str | Path, *, formats: list[str] | None = None, offline: bool | None = None,
                     offline_option: str = "ZOO_OFFLINE=1") -> ResolvedPackage:
     """The one resolver of names and paths: a package folder as given, or a model pulled by name (cache first).
@@ -144,13 +147,14 @@ def resolve_package(name_or_path: str | Path, *, formats: list[str] | None = Non
         formats, offline, offline_option: as for :func:`pull`.
 
     Raises:
-        InvalidArgumentError: a path (a ``/`` or a file suffix) that is not a folder.
+        InvalidArgumentError: a path (a ``/`` or a file's suffix, e.g. ``.onnx``) that is not a folder. A dot
+            alone does not make a path: ``lenet.v2`` and ``NAME@v1.0`` are references.
     """
     path = Path(name_or_path)
     if _is_dir(path):
         return ResolvedPackage(path, path.resolve().name)
     text = str(name_or_path)
-    if "/" in text.partition("@")[0] or path.suffix:
+    if "/" in text.partition("@")[0] or path.suffix.lower() in FILE_SUFFIXES:
         raise InvalidArgumentError(f"no package folder {echo(text)}; pass a folder made by 'zoo export' "
                                    "or a model name from 'zoo list'")
     folder = pull(text, formats=formats, offline=offline, offline_option=offline_option)
