@@ -8,8 +8,9 @@ from types import ModuleType
 from ddzoo.errors import MissingDependencyError
 
 
-def require(module: str, feature: str, extra: str, package: str | None = None) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it."""
+def require(module: str, feature: str, extra: str | None, package: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it (or, with
+    ``extra=None``, the package itself)."""
     try:
         return importlib.import_module(module)
     except ImportError as err:

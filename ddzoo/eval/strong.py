@@ -97,6 +97,7 @@ def minimum_norm_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name
     criterion = fb.criteria.Misclassification(y)
     kwargs = {}
     if name == "bb":  # Brendel-Bethge starts from an adversarial point: DDN's
+        require("numba", "foolbox's Brendel-Bethge attack", extra=None)  # foolbox imports it inside the attack
         kwargs["starting_points"] = _foolbox_attack("ddn", steps)(fmodel, x, criterion, epsilons=None)[1]
     return _foolbox_attack(name, steps)(fmodel, x, criterion, epsilons=None, **kwargs)[1]
 

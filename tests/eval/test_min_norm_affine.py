@@ -58,3 +58,15 @@ def test_foolboxs_own_fmn_projection_is_still_a_no_op_so_ddzoo_repairs_it():
     repaired = L2FMN().project(ep.astensor(x), ep.astensor(x0), eps).raw
     assert torch.allclose(upstream, x)
     assert torch.allclose((repaired - x0).norm(dim=1), torch.tensor([0.5, 2.0]))
+
+
+def test_brendel_bethge_without_numba_is_a_one_line_error_naming_the_install(affine):
+    import importlib.util
+
+    from ddzoo.errors import MissingDependencyError
+
+    if importlib.util.find_spec("numba") is not None:
+        pytest.skip("numba is installed here")
+    model, x, y, _ = affine
+    with pytest.raises(MissingDependencyError, match="pip install numba"):
+        minimum_norms(model, x[:2], y[:2], ("bb",), steps=5)
