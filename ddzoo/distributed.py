@@ -9,6 +9,7 @@ backend is NCCL on CUDA and gloo on the CPU; results travel as tensors, never pi
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -51,7 +52,9 @@ def init_distributed(device: torch.device) -> DistContext:
     if world_size <= 1:
         return DistContext()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # a rank may wait a whole batch of another's attacks at a collective: more than gloo's 30-minute default
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(hours=4))
     return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -105,17 +108,3 @@ def all_reduce_scalar(value: float, ctx: DistContext, op: str = "sum") -> float:
     tensor = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(tensor, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
     return tensor.item()
-
-
-def broadcast_json(value: object, ctx: DistContext) -> object:
-    """Rank 0's JSON-serialisable ``value`` on every rank (as UTF-8 bytes in a tensor, not a pickle)."""
-    if not ctx.enabled:
-        return value
-    import json
-
-    data = torch.frombuffer(bytearray(json.dumps(value).encode()), dtype=torch.uint8) if ctx.is_main else None
-    length = torch.tensor([0 if data is None else len(data)], dtype=torch.int64)
-    dist.broadcast(length, src=0)
-    buffer = data if data is not None else torch.empty(int(length), dtype=torch.uint8)
-    dist.broadcast(buffer, src=0)
-    return json.loads(bytes(buffer.tolist()).decode())

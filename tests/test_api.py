@@ -89,13 +89,15 @@ def test_errors_for_python_callers_name_the_python_spelling(monkeypatch):
     assert "--offline" not in str(offline.value) + str(unreachable.value)
 
 
-@pytest.mark.parametrize("reference", ["lenet.v2", "lenet-mnist-dd@v1.0"])
+@pytest.mark.parametrize("reference", ["lenet.v2", "lenet-mnist-dd@v1.0", "lenet-mnist-dd@v1.pt"])
 def test_a_dotted_name_or_revision_is_a_reference_not_a_path(reference):
     with pytest.raises(ModelNotFoundError):
         ddzoo.load(reference, offline=True)
 
 
-@pytest.mark.parametrize("path", ["model.onnx", "some/folder"])
-def test_a_file_or_a_missing_folder_is_a_clear_usage_error(path):
-    with pytest.raises(InvalidArgumentError, match="no package folder"):
+@pytest.mark.parametrize(("path", "message"), [("model.onnx", "no package folder"),
+                                               ("some/folder", "no package folder"),
+                                               ("", "no model given"), ("  ", "no model given")])
+def test_a_file_a_missing_folder_or_nothing_is_a_clear_usage_error(path, message):
+    with pytest.raises(InvalidArgumentError, match=message):
         ddzoo.load(path, offline=True)

@@ -150,11 +150,14 @@ def resolve_package(name_or_path: str | Path, *, formats: list[str] | None = Non
         InvalidArgumentError: a path (a ``/`` or a file's suffix, e.g. ``.onnx``) that is not a folder. A dot
             alone does not make a path: ``lenet.v2`` and ``NAME@v1.0`` are references.
     """
+    text = str(name_or_path)
+    if not text.strip():
+        raise InvalidArgumentError("no model given; pass a folder made by 'zoo export' or a model name from 'zoo list'")
     path = Path(name_or_path)
     if _is_dir(path):
         return ResolvedPackage(path, path.resolve().name)
-    text = str(name_or_path)
-    if "/" in text.partition("@")[0] or path.suffix.lower() in FILE_SUFFIXES:
+    name_part = text.partition("@")[0]
+    if "/" in name_part or Path(name_part).suffix.lower() in FILE_SUFFIXES:
         raise InvalidArgumentError(f"no package folder {echo(text)}; pass a folder made by 'zoo export' "
                                    "or a model name from 'zoo list'")
     folder = pull(text, formats=formats, offline=offline, offline_option=offline_option)
