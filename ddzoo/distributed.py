@@ -65,11 +65,7 @@ def shutdown_distributed(ctx: DistContext) -> None:
 
 def all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> float:
     """Mean of a scalar over ranks (for logged statistics)."""
-    if not ctx.enabled:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.item() / ctx.world_size
+    return all_reduce_scalar(value, ctx, device=device) / ctx.world_size
 
 
 def my_batches(count: int, ctx: DistContext) -> list[int]:
@@ -101,10 +97,11 @@ def gather_batches(local: list[torch.Tensor], sizes: list[int], ctx: DistContext
     return ordered
 
 
-def all_reduce_scalar(value: float, ctx: DistContext, op: str = "sum") -> float:
-    """The ``sum`` or ``max`` of a CPU scalar over ranks (counts; wall-clock seconds of work done in parallel)."""
+def all_reduce_scalar(value: float, ctx: DistContext, op: str = "sum", device: torch.device | None = None) -> float:
+    """The ``sum`` or ``max`` of a scalar over ranks (counts; wall-clock seconds of work done in parallel);
+    ``device``: where the backend wants tensors (CUDA for NCCL)."""
     if not ctx.enabled:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
     return tensor.item()

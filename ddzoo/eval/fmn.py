@@ -10,8 +10,12 @@ onto the ε-ball as the paper's Algorithm 1 does; everything else is foolbox's. 
 
 from __future__ import annotations
 
-import eagerpy as ep
-from foolbox.attacks import L2FMNAttack
+from ddzoo.optional import require
+
+require("foolbox", "the FMN attack", extra="audit")  # without the extra: a one-line error, not a traceback
+
+import eagerpy as ep  # noqa: E402  (foolbox's own dependency)
+from foolbox.attacks import L2FMNAttack  # noqa: E402
 
 
 class L2FMN(L2FMNAttack):
