@@ -70,6 +70,7 @@ class PublishedModel:
     accuracy: float | None  # of model.onnx, from its verification record
     rho2: float | None  # DeepFool ρ₂ (50 iterations, [0,1] pixels) of model.onnx
     autoattack: float | None  # AutoAttack ℓ∞ robust accuracy of the checkpoint at the dataset's standard ε
+    robust: dict[str, dict]  # per declared threat model ("Linf 8/255"): label, accuracy, ci95, images
     status: str  # "ok", or why the entry is damaged or unreadable
 
 
@@ -85,9 +86,11 @@ def list_models() -> list[PublishedModel]:
 
 def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_drop: float = 0.005,
            min_rho_ratio: float = 0.95, max_square_drop: float = 0.02, square: int = 100, crosscheck: int = 0,
-           strong: int = 0, raise_on_failure: bool = True, offline: bool | None = None) -> VerificationResult:
+           strong: int = 0, robust: int = 1000, raise_on_failure: bool = True, offline: bool | None = None
+           ) -> VerificationResult:
     """Verify every artifact of a package (DeepFool against the artifact itself, Square on ``square`` images;
-    ``strong`` images for minimum-norm best-of and AutoAttack on the checkpoint) and apply the gate
+    ``strong`` images for minimum-norm best-of and AutoAttack on the checkpoint; ``robust`` images for AutoAttack
+    at each threat model the package declares, replayed on every artifact) and apply the gate
     (:class:`~ddzoo.verification.Gate`).
 
     A pulled or bundled model is read-only: its records are returned, not written. Raises
@@ -97,7 +100,7 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
 
     verified = verify_model(name_or_path, offline=offline, offline_option="offline=True",
                             settings=VerifySettings(limit=limit, crosscheck_images=crosscheck, square_images=square,
-                                                    strong_images=strong),
+                                                    strong_images=strong, robust_images=robust),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop))
     if raise_on_failure:

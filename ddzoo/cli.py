@@ -169,7 +169,14 @@ def evaluate(
     batch_size: int = 500,
     attacks: Annotated[str | None, typer.Option(
         help="Stronger minimum-norm l2 attacks and their best-of, e.g. deepfool,fmn,ddn (also cw, bb; slow).")] = None,
-    autoattack: Annotated[bool, typer.Option(help="AutoAttack robust accuracy at the dataset's budgets.")] = False,
+    autoattack: Annotated[bool, typer.Option(
+        help="AutoAttack robust accuracy (standard version) at --budgets, and a RobustBench-style entry.")] = False,
+    budgets: Annotated[str | None, typer.Option(
+        help="AutoAttack budgets, comma-separated NORM:EPS (e.g. linf:8/255,l2:0.5; default: the threat models the "
+             "checkpoint declares, else the dataset's standard ones).")] = None,
+    adversarials: Annotated[Path | None, typer.Option(
+        help="Folder for AutoAttack's adversarial examples: a stopped run resumes from it; 'zoo verify "
+             "--adversarials' replays them on the artifacts.")] = None,
     strong_limit: Annotated[int | None, typer.Option(help="Stronger attacks on the first N images only.")] = None,
     device: DeviceOption = None,
     as_json: JsonOption = False,
@@ -178,11 +185,14 @@ def evaluate(
     stronger attacks (minimum-norm best-of, AutoAttack)."""
     from ddzoo.eval.checkpoint import evaluate_checkpoint
     from ddzoo.eval.robustness import EvalSettings
+    from ddzoo.eval.threat import ThreatModel
 
+    threats = [ThreatModel.parse(b) for b in (budgets or "").split(",") if b.strip()] or None
     metrics = evaluate_checkpoint(checkpoint, dataset=dataset, limit=limit, reference=reference,
                                   settings=EvalSettings(num_candidates=candidates, batch_size=batch_size),
                                   device=device, attacks=tuple(a for a in (attacks or "").split(",") if a),
-                                  autoattack=autoattack, strong_limit=strong_limit)
+                                  autoattack=autoattack, strong_limit=strong_limit, budgets=threats,
+                                  adversarials=adversarials)
     _emit(metrics, as_json, _render_eval)
 
 
@@ -253,10 +263,18 @@ def verify(
     strong: Annotated[int, typer.Option(
         help="Images for the stronger white-box attacks on the checkpoint: minimum-norm best-of (DeepFool, FMN, "
              "DDN) and AutoAttack at the dataset's standard budgets (slow; 0: skip, keep an earlier record).")] = 0,
+    robust: Annotated[int, typer.Option(
+        help="Images for AutoAttack at each threat model the package declares, replayed on every artifact "
+             "(Square runs there on --square images; 0: skip).")] = 1000,
+    adversarials: Annotated[Path | None, typer.Option(
+        help="Folder of stored AutoAttack adversarials ('zoo eval --adversarials'): reused for the same weights "
+             "and images, new ones stored.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option(
         help="Gate: largest accuracy drop (fraction), at the upper end of its 95 % interval.")] = 0.005,
     max_square_drop: Annotated[float, typer.Option(
         help="Gate: largest significant drop of Square robust accuracy below the checkpoint's.")] = 0.02,
+    max_robust_drop: Annotated[float, typer.Option(
+        help="Gate: largest significant drop of robust accuracy per threat model below the checkpoint's.")] = 0.0,
     min_rho_ratio: Annotated[float, typer.Option(help="Gate: smallest ρ₂ ratio to the checkpoint.")] = 0.95,
     plot: Annotated[Path | None, typer.Option(help="Write ρ₂ histograms and accuracy-vs-ε curves (PNG).")] = None,
     batch_size: Annotated[int | None, typer.Option(
@@ -320,10 +338,11 @@ def verify(
     verified = verify_model(package, artifacts=artifact, out=out, plot=plot,
                             settings=VerifySettings(limit=limit, num_candidates=candidates,
                                                     crosscheck_images=crosscheck, square_images=square,
-                                                    strong_images=strong,
+                                                    strong_images=strong, robust_images=robust,
                                                     **({"batch_size": batch_size} if batch_size else {})),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
-                                      max_square_drop=max_square_drop))
+                                      max_square_drop=max_square_drop, max_robust_drop=max_robust_drop),
+                            adversarials=adversarials)
     if not verified.main_process:
         return
     note = "" if verified.written else " (read-only: not recorded; pass --out DIR to keep a verified copy)"
@@ -419,9 +438,20 @@ def list_zoo(
     from ddzoo.zoo import list_models
 
     rows = list_models(sort=sort, dataset=dataset, recipe=recipe, min_rho2=min_rho2, min_autoattack=min_autoattack)
-    shown = [{**r, **{key: "-" if r[key] is None else f"{r[key]:.4f}" for key in ("accuracy", "rho2", "autoattack")}}
-             for r in rows]
+    shown = [_list_row(r, sorted({key for row in rows for key in row["robust"]})) for r in rows]
     _emit(rows, as_json, lambda _: print_table(shown, "ddzoo models") if shown else typer.echo("no models"))
+
+
+def _list_row(row: dict, threats: list[str]) -> dict[str, str]:
+    """A ``zoo list`` table row: the metrics as fractions, the ℓ∞ AutoAttack column named so, one column per
+    threat model any row declares (its label, with n, in the cell)."""
+    shown = {k: v for k, v in row.items() if k not in ("autoattack", "robust", "status")}
+    shown.update({key: "-" if row[key] is None else f"{row[key]:.4f}" for key in ("accuracy", "rho2")})
+    shown["AutoAttack ℓ∞ std ε"] = "-" if row["autoattack"] is None else f"{row['autoattack']:.4f}"
+    for key in threats:
+        figure = row["robust"].get(key)
+        shown[f"robust {key}"] = "-" if figure is None else f"{figure['accuracy']:.4f} (n={figure['images']:,})"
+    return {**shown, "status": row["status"]}
 
 
 @app.command("info")
@@ -530,6 +560,12 @@ def _render_eval(m: dict) -> None:
             if isinstance(result, dict):
                 rows.append({"metric": f"AutoAttack {norm} ε={result['eps']:.4f}",
                              "value": Accuracy.from_json(result).fraction_text()})
+    for result in (m.get("robust") or {}).values():
+        rows.append({"metric": result["label"], "value": Accuracy.from_json(result).fraction_text()})
+    entry = m.get("robustbench")
+    if entry:
+        rows.append({"metric": f"clean accuracy, whole test set (n = {entry['clean']['images']:,})",
+                     "value": Accuracy.from_json(entry["clean"]).fraction_text()})
     for check in (m.get("masking") or {}).get("checklist", []):
         rows.append({"metric": f"masking check: {check['check']}",
                      "value": f"{'pass' if check['passed'] else 'FAIL'}: {check['detail']}"})

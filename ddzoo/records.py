@@ -29,10 +29,10 @@ BOX_CONSTRAINED = "box_constrained"  # the key of the box-constrained run beside
 # The JSON layout of a new record (a record read from disk keeps its own).
 CHECKPOINT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", "top1_agreement", "deepfool", "timings",
                    "fgs", "bim", "method", "artifact", "sha256", "runtime", "rho2_ratio", "dataset", "split",
-                   "settings", "eps_ref", "versions", "gate", "square", "strong")
+                   "settings", "eps_ref", "versions", "gate", "square", "robust", "strong")
 ARTIFACT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", "top1_agreement", "deepfool", "timings",
-                 "fgs", "bim", "method", "accuracy_drop", "square", "crosscheck", "artifact", "sha256", "bytes",
-                 "runtime", "dataset", "split", "settings", "eps_ref", "versions", "rho2_ratio", "gate",
+                 "fgs", "bim", "method", "accuracy_drop", "square", "robust", "crosscheck", "artifact", "sha256",
+                 "bytes", "runtime", "dataset", "split", "settings", "eps_ref", "versions", "rho2_ratio", "gate",
                  "verified_at")
 _CLEAN = ("images", "clean_accuracy", "clean_accuracy_ci95")
 
@@ -103,7 +103,9 @@ class ArtifactRecord:
     """One artifact's verification record (the checkpoint's is the baseline: ratio 1, no paired drop).
 
     ``fgs`` / ``bim``: ``{"eps": [...], "accuracy": [...]}`` on the ε grid; ``square``: the query-only Square
-    record (:attr:`square_accuracy`, :attr:`square_drop`); ``crosscheck``, ``strong``: as measured; ``extra``:
+    record (:attr:`square_accuracy`, :attr:`square_drop`); ``robust``: robust accuracy per declared threat model
+    (AutoAttack and Square at its budget, :mod:`ddzoo.verification.robust`); ``crosscheck``, ``strong``: as
+    measured; ``extra``:
     every other field (dataset, split, settings, eps_ref, versions, timings, method, bytes, verified_at ...).
     """
 
@@ -121,6 +123,7 @@ class ArtifactRecord:
     square: dict[str, Any] | None = None
     crosscheck: dict[str, Any] | None = None
     strong: dict[str, Any] | None = None
+    robust: dict[str, dict[str, Any]] | None = None  # per threat model key (ddzoo.verification.robust)
     extra: dict[str, Any] = field(default_factory=dict)
     order: tuple[str, ...] = ARTIFACT_KEYS  # the JSON key order
 
@@ -161,7 +164,8 @@ class ArtifactRecord:
                      "rho2_ratio": _optional(data.get("rho2_ratio"), float),
                      "fgs": data.get("fgs"), "bim": data.get("bim"),
                      "accuracy_drop": _optional(data.get("accuracy_drop"), PairedDrop.from_json),
-                     "square": data.get("square"), "crosscheck": data.get("crosscheck"), "strong": data.get("strong")}
+                     "square": data.get("square"), "crosscheck": data.get("crosscheck"), "strong": data.get("strong"),
+                     "robust": data.get("robust")}
             named = {*_CLEAN, *(f for f in typed if f != "clean")}
             return cls(**typed, extra={k: v for k, v in data.items() if k not in named}, order=tuple(data))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -173,7 +177,8 @@ class ArtifactRecord:
                   "deepfool": _optional(self.deepfool, lambda d: {k: v.to_json() for k, v in d.items()}),
                   "fgs": self.fgs, "bim": self.bim,
                   "accuracy_drop": _optional(self.accuracy_drop, PairedDrop.to_json), "square": self.square,
-                  "crosscheck": self.crosscheck, "strong": self.strong, "artifact": self.artifact,
+                  "crosscheck": self.crosscheck, "strong": self.strong, "robust": self.robust,
+                  "artifact": self.artifact,
                   "sha256": self.sha256, "runtime": self.runtime, "rho2_ratio": self.rho2_ratio,
                   "gate": self.gate.to_json(), **self.extra}
         ordered = {key: values.get(key) for key in self.order}

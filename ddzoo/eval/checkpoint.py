@@ -11,15 +11,19 @@ from ddzoo.attacks import attack_copy
 from ddzoo.data import get_dataset_info, load_split
 from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
+from ddzoo.eval.autoattack import autoattack as autoattack_run
 from ddzoo.eval.eps_ref import reference_of, resolve_eps_ref
 from ddzoo.eval.robustness import EvalSettings, evaluate_robustness
+from ddzoo.eval.threat import ThreatModel, declared_threat_models, standard_threat_models
 from ddzoo.package import load_checkpoint
+from ddzoo.stats import Accuracy
 
 
 def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, limit: int | None = None,
                         reference: Path | str | None = None, settings: EvalSettings | None = None,
                         device: str | None = None, attacks: tuple[str, ...] = (), autoattack: bool = False,
-                        strong_limit: int | None = None) -> dict:
+                        strong_limit: int | None = None, budgets: list[ThreatModel] | None = None,
+                        adversarials: Path | str | None = None) -> dict:
     """Evaluate a checkpoint folder on the test split of its dataset (or ``dataset``).
 
     Args:
@@ -32,12 +36,19 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
         device: torch device; default CUDA when available.
         attacks: minimum-norm attacks for the stronger-attack section (``deepfool``, ``fmn``, ``ddn``, ``cw``,
             ``bb``; see :mod:`ddzoo.eval.strong`); empty: none.
-        autoattack: also AutoAttack robust accuracy at the dataset's standard budgets.
+        autoattack: also AutoAttack robust accuracy at ``budgets``: by default the threat models the checkpoint
+            declares (:mod:`ddzoo.eval.threat`), else the dataset's standard budgets; and a RobustBench-style
+            entry (``robustbench``: clean accuracy on the whole test set, robust accuracy per budget,
+            architecture, parameters, training time).
         strong_limit: run the stronger attacks on the first N of the evaluated images only (they are slow).
+        budgets: the AutoAttack threat models (see ``autoattack``).
+        adversarials: a folder where AutoAttack's adversarial examples are stored batch by batch: a stopped run
+            resumes there, and ``zoo verify --adversarials`` replays them on the deployed artifacts.
 
     Returns:
         the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``, and
-        ``strong`` and ``masking`` (the gradient-masking checklist, :mod:`ddzoo.eval.masking`) when asked.
+        ``strong`` and ``masking`` (the gradient-masking checklist, :mod:`ddzoo.eval.masking`) when asked;
+        with ``autoattack``, ``robust`` (per threat model key, :meth:`ThreatModel.key`) and ``robustbench``.
     """
     checkpoint = Path(checkpoint)
     settings = settings or EvalSettings()
@@ -57,10 +68,32 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
         from ddzoo.eval.strong import strong_record
 
         n = strong_limit or len(x)
-        metrics["strong"] = strong_record(model.cpu(), x[:n], y[:n], dataset, attacks=attacks or ("deepfool",),
-                                          autoattack=autoattack)
+        metrics["strong"] = strong_record(model.cpu(), x[:n], y[:n], dataset, attacks=attacks or ("deepfool",))
         metrics["masking"] = masking_measurements(attack_copy(model).cpu(), x[:n], y[:n], eps_ref, settings=settings,
                                                   device=torch.device("cpu"))
         metrics["masking"]["checklist"] = masking_checklist(metrics)
+    if autoattack:
+        threats = budgets or declared_threat_models(config) or standard_threat_models(dataset)
+        n = strong_limit or len(x)
+        metrics["robust"] = {t.key: autoattack_run(model.cpu(), x[:n], y[:n], t, store=adversarials).record()
+                             for t in threats}
+        metrics["robustbench"] = robustbench_entry(model, config, dataset, metrics["robust"])
     return {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": dataset, "split": "test",
             "recipe": config.get("recipe", {}).get("name"), "reference": str(reference), **metrics}
+
+
+def robustbench_entry(model: torch.nn.Module, config: dict, dataset: str, robust: dict[str, dict]) -> dict:
+    """What a RobustBench-style table row needs: clean accuracy on the whole test set (whatever ``--limit``),
+    AutoAttack robust accuracy per threat model with its n, architecture, parameters and training time."""
+    x, y = load_split(dataset, "test").tensors()
+    model = model.cpu().eval()
+    with torch.no_grad():
+        correct = torch.cat([model(xb).argmax(1) == yb for xb, yb in zip(x.split(500), y.split(500), strict=True)])
+    metrics = config.get("metrics") or {}
+    seconds = metrics.get("train_seconds")
+    return {"clean": Accuracy.of(correct).to_json(),
+            "robust": {key: {k: r[k] for k in ("label", "accuracy", "ci95", "images")} for key, r in robust.items()},
+            "architecture": config["arch"], "parameters": sum(p.numel() for p in model.parameters()),
+            "training": {"recipe": (config.get("recipe") or {}).get("name"), "wall_seconds": seconds,
+                         "machine": metrics.get("machine"),
+                         "note": "wall-clock seconds as the trainer recorded them (with any pauses)"}}

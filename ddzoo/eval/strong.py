@@ -23,16 +23,12 @@ from torch import nn
 from ddzoo.attacks import attack_copy, deepfool
 from ddzoo.attacks.deepfool import l2_norms
 from ddzoo.errors import InvalidArgumentError, echo
+from ddzoo.eval.threat import STANDARD_EPS
 from ddzoo.optional import require
 from ddzoo.stats import Accuracy
 
 MIN_NORM_ATTACKS = ("deepfool", "fmn", "ddn", "cw", "bb")
 BEST_OF_ATTACKS = ("deepfool", "fmn", "ddn")  # the default best-of; cw and bb are slower and optional
-# AutoAttack budgets ([0, 1] pixels). CIFAR-10: RobustBench's (8/255 l∞, 0.5 l2). MNIST: the l∞ 0.3 of Madry et
-# al. 2018 and an l2 of 2.0, the usual pair for MNIST. Fashion-MNIST has no settled pair; we use l∞ 0.1 and l2
-# 1.5, the same fraction of MNIST's budgets as LeNet's Fashion-MNIST rho2 is of its MNIST one (about half).
-STANDARD_EPS = {"cifar10": {"Linf": 8 / 255, "L2": 0.5}, "mnist": {"Linf": 0.3, "L2": 2.0},
-                "fashion-mnist": {"Linf": 0.1, "L2": 1.5}}
 TORCHATTACKS_HINT = "pip install --no-deps torchattacks==3.5.1"  # its metadata pulls torchvision (a CUDA torch)
 
 
@@ -194,10 +190,11 @@ def strong_record(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: s
 def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,
                         batch_size: int = 250, seed: int = 0) -> dict[str, float]:
     """Robust accuracy under standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) at ``eps``, torchattacks 3.5.1."""
-    ta = _torchattacks()
-    frozen = attack_copy(model)
-    attack = ta.AutoAttack(frozen, norm=norm, eps=eps, version="standard", n_classes=_classes(frozen, x), seed=seed)
-    return Accuracy.of(_robust(frozen, attack, x, y, batch_size)).to_json()
+    from ddzoo.eval.autoattack import autoattack
+    from ddzoo.eval.threat import ThreatModel
+
+    result = autoattack(model, x, y, ThreatModel(norm, eps), batch_size=batch_size, seed=seed)
+    return Accuracy.of(result.robust).to_json()
 
 
 def autoattack_accuracy_art(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,

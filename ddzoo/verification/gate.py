@@ -9,6 +9,7 @@ from pathlib import Path
 from ddzoo.errors import VerificationFailedError
 from ddzoo.package import WEIGHTS, verification_status
 from ddzoo.records import ArtifactRecord, GateResult
+from ddzoo.verification.robust import robust_reasons
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,15 @@ class Gate:
     - When the query-only Square attack ran: the artifact's robust accuracy under it is not significantly
       (95 %) more than ``max_square_drop`` below the checkpoint's, so an artifact whose gradient-assisted ρ₂
       looks fine while a black-box attack finds it weaker fails.
+    - For each threat model the package declares: the artifact's robust accuracy (the checkpoint's AutoAttack
+      adversarials replayed, and Square on the artifact alone) is not significantly (95 %, paired) more than
+      ``max_robust_drop`` below the checkpoint's.
     """
 
     max_accuracy_drop: float = 0.005
     min_rho_ratio: float = 0.95
     max_square_drop: float = 0.02
+    max_robust_drop: float = 0.0
 
     def judge(self, record: ArtifactRecord, baseline: ArtifactRecord) -> GateResult:
         """The verdict on ``record`` (its paired drop, ρ₂ ratio and Square drop filled in) against ``baseline``."""
@@ -49,6 +54,7 @@ class Gate:
             reasons.append(f"Square robust accuracy {100 * square.drop:.1f} pt below the checkpoint's "
                            f"(at least {100 * square.ci95[0]:.1f} pt at 95 %, n={square.images}) > "
                            f"{100 * self.max_square_drop:.1f} pt")
+        reasons += robust_reasons(record.robust, self.max_robust_drop)
         return GateResult(not reasons, tuple(reasons), {"accuracy_drop": drop, "accuracy_drop_upper95": upper,
                                                         "rho2_ratio": ratio, **asdict(self)})
 

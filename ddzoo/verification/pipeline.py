@@ -3,8 +3,9 @@
 The pipeline: plan (:mod:`~ddzoo.verification.plan`) → checkpoint attacks, once per batch
 (:mod:`~ddzoo.verification.checkpoint`) → replay on every artifact with forward passes, the artifact-in-the-loop
 DeepFool only for images whose decisions leave the checkpoint's path (:mod:`~ddzoo.verification.replay`) → Square on
-each artifact alone → gate (:mod:`~ddzoo.verification.gate`) → records in ``verification.json``, each tied to its
-artifact's sha256, so ``zoo publish`` can refuse artifacts without a passing record for their current bytes.
+each artifact alone → robust accuracy per declared threat model (:mod:`~ddzoo.verification.robust`) → gate
+(:mod:`~ddzoo.verification.gate`) → records in ``verification.json``, each tied to its artifact's sha256, so
+``zoo publish`` can refuse artifacts without a passing record for their current bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ddzoo.distributed import (
 )
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.eval.robustness import linf_eps
+from ddzoo.eval.threat import declared_threat_models
 from ddzoo.fileio import sha256_file
 from ddzoo.package import WEIGHTS, package_versions, read_verification, write_verification
 from ddzoo.records import (
@@ -48,6 +50,7 @@ from ddzoo.verification.gate import Gate
 from ddzoo.verification.plan import VerifySettings, eps_ref_record, make_plan
 from ddzoo.verification.record import crosscheck_record, square_record, strong_checkpoint_record
 from ddzoo.verification.replay import replay_deepfool
+from ddzoo.verification.robust import robust_records
 
 BASELINE_GATE = GateResult(True, (), {"note": "the checkpoint is the baseline"})
 REPLAY_METHOD = ("the checkpoint's DeepFool decisions replayed on the artifact (forward passes), its perturbation "
@@ -152,11 +155,13 @@ def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: Checkpoint
 
 
 def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_norms: torch.Tensor, eps_ref: dict,
-            settings: VerifySettings, method: str, common: dict) -> tuple[ArtifactRecord, torch.Tensor, torch.Tensor]:
+            settings: VerifySettings, method: str, common: dict, robust: bool
+            ) -> tuple[ArtifactRecord, torch.Tensor, torch.Tensor]:
     """The one builder of a record, the checkpoint's (``name`` = its weights: the baseline, ratio 1) or an
     artifact's: every field measured on ``runner``; an artifact's comparisons with the checkpoint (paired drop,
-    ratio, gate) are filled in by :func:`_compare`. Also the per-image ρ₂ at the most iterations and correctness,
-    for the plot and the paired comparisons."""
+    ratio, gate) are filled in by :func:`_compare`; ``robust``: the record will hold robust accuracy per threat
+    model. Also the per-image ρ₂ at the most iterations and correctness, for the plot and the paired
+    comparisons."""
     correct = torch.cat(measured.correct)
     deepfool = {}
     for key in [*map(str, sorted(settings.iterations)), BOX_CONSTRAINED]:
@@ -182,7 +187,8 @@ def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_n
         gate=BASELINE_GATE if is_checkpoint else GateResult(False, ("not judged",)), deepfool=deepfool,
         top1_agreement=torch.cat(measured.agree).float().mean().item(), rho2_ratio=1.0 if is_checkpoint else None,
         fgs=linf.get("fgs"), bim=linf.get("bim"), extra=extra,
-        order=tuple(k for k in layout if k != "square" or settings.square_images))  # no Square: no field
+        order=tuple(k for k in layout if (k != "square" or settings.square_images)  # not measured: no field
+                    and (k != "robust" or robust)))
     most = str(max(settings.iterations))
     return record, torch.cat(measured.norms[most]) / x_norms, correct
 
@@ -199,7 +205,8 @@ def _compare(record: ArtifactRecord, baseline: ArtifactRecord, settings: VerifyS
 
 def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                    settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
-                   plot: Path | str | None = None, write: bool = True) -> dict:
+                   plot: Path | str | None = None, write: bool = True, adversarials: Path | str | None = None
+                   ) -> dict:
     """Verify artifacts of ``package`` and update its ``verification.json``.
 
     Args:
@@ -210,6 +217,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         plot: if given, write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
         write: update the package's ``verification.json`` (False: only return the records, e.g. for a
             read-only cache snapshot).
+        adversarials: a folder of stored AutoAttack adversarials (``zoo eval --adversarials``): batches for
+            the same weights, images and budget are replayed instead of attacked again; new ones are stored.
 
     Returns:
         the updated contents of ``verification.json``; records of artifacts the package no longer holds
@@ -219,6 +228,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     ctx = init_distributed(torch.device("cpu"))  # torchrun: split the batches across its processes
     plan = make_plan(package, artifacts, settings)
     package, x, y = plan.package, plan.x, plan.y
+    threats = declared_threat_models(plan.config) if settings.robust_images else []
     verification = read_verification(package)
     present = {WEIGHTS, *plan.present}
     verification["records"] = {k: v for k, v in verification["records"].items() if k in present}
@@ -262,19 +272,25 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         rhos, corrects = {}, {}
         baseline, rhos[WEIGHTS], corrects[WEIGHTS] = _record(
             WEIGHTS, package, checkpoint, measured[WEIGHTS], x_norms, eps_ref, settings,
-            "DeepFool on the checkpoint, bisected onto its boundary", common)
+            "DeepFool on the checkpoint, bisected onto its boundary", common, bool(threats))
         if settings.square_images:
             square, baseline_robust = square_record(checkpoint, x, y, eps_ref, settings)
             baseline = replace(baseline, square=square)
         previous = verification["records"].get(WEIGHTS)
         baseline = replace(baseline, strong=strong_checkpoint_record(
             model, x, y, plan.config["dataset"], settings, previous, baseline.sha256))
+        per_threat = robust_records(model, {WEIGHTS: checkpoint, **runners}, x, y, threats,
+                                images=settings.robust_images, square_images=settings.square_images,
+                                square_queries=settings.square_queries, batch_size=settings.batch_size,
+                                store=adversarials, baseline=WEIGHTS) if threats else {}
+        baseline = replace(baseline, robust=per_threat.get(WEIGHTS))
         verification["records"][WEIGHTS] = baseline.to_json()
         for name, runner in runners.items():
             method = REPLAY_METHOD if settings.replay else IN_THE_LOOP_METHOD
             record, rhos[name], corrects[name] = _record(name, package, runner, measured[name], x_norms, eps_ref,
-                                                         settings, method, common)
-            found: dict = {"accuracy_drop": PairedDrop.of(corrects[WEIGHTS], corrects[name])}
+                                                         settings, method, common, bool(threats))
+            found: dict = {"accuracy_drop": PairedDrop.of(corrects[WEIGHTS], corrects[name]),
+                           "robust": per_threat.get(name)}
             if settings.square_images:
                 square, robust = square_record(runner, x, y, eps_ref, settings)
                 found["square"] = {**square, "robust_drop": PairedDrop.of(baseline_robust, robust).to_json()}

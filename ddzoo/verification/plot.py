@@ -90,8 +90,9 @@ def plot_l2_budget_pairs(evaluations: list[dict], path: Path) -> Path:
             curve = strong["l2_curve"]
             line, = ax.plot(curve["eps"], [100 * a for a in curve["accuracy"]], marker=".",
                             label=f"{name} (best-of ρ₂ {strong['best_of']['rho2']:.4f})")
-            l2 = (strong.get("autoattack") or {}).get("L2")
-            if l2:
+            legacy = (strong.get("autoattack") or {}).get("L2")  # records before per-threat-model figures
+            l2s = [r for r in (evaluation.get("robust") or {}).values() if r["norm"] == "L2"]
+            for l2 in l2s or ([legacy] if legacy else []):
                 ax.errorbar([l2["eps"]], [100 * l2["accuracy"]], color=line.get_color(), marker="s",
                             yerr=[[100 * (l2["accuracy"] - l2["ci95"][0])], [100 * (l2["ci95"][1] - l2["accuracy"])]])
         ax.set(xlabel="ε (l2, [0,1] pixels)", ylabel="accuracy (%)", ylim=(0, 100),

@@ -11,11 +11,12 @@ from pathlib import Path
 from ddzoo.data import get_dataset_info
 from ddzoo.package import WEIGHTS
 from ddzoo.records import HEADLINE_ITERATIONS, parse_records
-from ddzoo.stats import Accuracy
+from ddzoo.stats import Accuracy, PairedDrop
 from ddzoo.verification import table_row
 from ddzoo.zoo.hubs import import_hub
 
 LICENSE = "apache-2.0"
+ROBUST_COLUMN = "robust (declared threat models)"  # shown in the comparison when a model in it declares one
 
 DEFENCES = {  # recipe name → what the defence is, in one sentence for the card
     "reference": "plain cross-entropy training, no defence: the model the defences are measured against.",
@@ -53,6 +54,13 @@ def eval_results(config: dict, verification: dict) -> list:
                                           metric_value=square.accuracy,
                                           **{**common, "metric_args": {**common["metric_args"],
                                                                         "images": square.images}}))
+        for figure in (record.robust or {}).values():  # per declared threat model, on its own sample
+            for measured in (figure, figure.get("square")):
+                if measured:
+                    results.append(hub.EvalResult(
+                        metric_type="robust_accuracy", metric_value=measured["accuracy"],
+                        metric_name=f"{measured['label']} ({name})",
+                        **{**common, "metric_args": {**common["metric_args"], "images": measured["images"]}}))
         if record.strong:  # white-box attacks on the checkpoint, on their own sample
             strong = record.strong
             on_sample = {**common, "metric_args": {**common["metric_args"], "images": strong["images"]}}
@@ -90,6 +98,28 @@ def _strong(verification: dict) -> str:
 
 
 
+def _robust(verification: dict) -> str:
+    """Robust accuracy per declared threat model, per artifact, paired with the checkpoint (empty without)."""
+    records = parse_records(verification)
+    rows = [(name, figure) for name, record in records.items() for figure in (record.robust or {}).values()]
+    if not rows:
+        return ""
+    lines = ["", "## Robust accuracy per threat model (as deployed)", "",
+             "AutoAttack (standard version) on the checkpoint; on every artifact, the checkpoint's adversarial "
+             "examples replayed on the artifact's own bytes, and the query-only Square attack run on the artifact "
+             "alone at the same budget. Changes are paired with the checkpoint, image by image (95 % interval); "
+             "the gate fails an artifact significantly less robust than its checkpoint.", "",
+             "| artifact | robust accuracy | change | Square | change |", "|---|---|---|---|---|"]
+    for name, figure in rows:
+        square = figure.get("square") or {}
+        cells = [name, f"{figure['label']}: {Accuracy.from_json(figure).text()}",
+                 PairedDrop.from_json(figure["robust_drop"]).change_text() if figure.get("robust_drop") else "-",
+                 f"{square['label']}: {Accuracy.from_json(square).text()}" if square else "-",
+                 PairedDrop.from_json(square["robust_drop"]).change_text() if square.get("robust_drop") else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, ""])
+
+
 def checkpoint_facts(verification: dict) -> dict[str, str]:
     """The checkpoint record's headline numbers as table cells (the comparison table's columns)."""
     record = parse_records(verification).get(WEIGHTS)
@@ -101,7 +131,10 @@ def checkpoint_facts(verification: dict) -> dict[str, str]:
             "best-of ρ₂": f"{strong['best_of']['rho2']:.4f}" if strong else "-",
             **{f"AutoAttack {norm}": f"{100 * attacks[norm]['accuracy']:.1f} % (ε {attacks[norm]['eps']:g})"
                if isinstance(attacks.get(norm), dict) else "-" for norm in ("Linf", "L2")},
-            "images (best-of, AutoAttack)": str(strong.get("images", "-"))}
+            "images (best-of, AutoAttack)": str(strong.get("images", "-")),
+            ROBUST_COLUMN: "; ".join(
+                f"{100 * f['accuracy']:.1f} % ({f['label']})" for f in ((record.robust if record else None) or {}
+                                                                       ).values()) or "-"}
 
 
 def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[str, dict, dict]]) -> str:
@@ -109,14 +142,16 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
     if not peers:
         return ""
     rows = [(name, config, verification), *peers]
-    head = ["model", "defence", *checkpoint_facts(verification)]
+    facts = [checkpoint_facts(v) for _, _, v in rows]
+    columns = [c for c in facts[0] if c != ROBUST_COLUMN or any(f[c] != "-" for f in facts)]
+    head = ["model", "defence", *columns]
     lines = ["", "## How it compares", "",
              f"The checkpoints of this model and its neighbours in the zoo, measured by the same `zoo verify` on the "
              f"first test images of {config['dataset']} (white-box, in PyTorch):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for peer, peer_config, peer_verification in rows:
+    for (peer, peer_config, _), peer_facts in zip(rows, facts, strict=True):
         cells = [f"**{peer}**" if peer == name else peer, peer_config.get("recipe", {}).get("name", "reference"),
-                 *checkpoint_facts(peer_verification).values()]
+                 *(peer_facts[c] for c in columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, ""])
 
@@ -182,7 +217,7 @@ artifact is published only when its gate passed: the paired accuracy drop agains
 accuracy not significantly more than 2 points below the checkpoint's.
 
 {_table(verification)}
-{_strong(verification)}{_comparison(name, config, verification, list(peers))}
+{_robust(verification)}{_strong(verification)}{_comparison(name, config, verification, list(peers))}
 ## Use
 
 ```bash

@@ -24,15 +24,19 @@ from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, content_id
 
 
 def package_facts(folder: Path) -> dict:
-    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂, and the
-    checkpoint's AutoAttack ℓ∞ robust accuracy (where ``zoo verify --strong`` measured it)."""
+    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂, the
+    checkpoint's AutoAttack ℓ∞ robust accuracy at the dataset's standard ε (where ``zoo verify --strong``
+    measured it), and ``robust``: the checkpoint's robust accuracy per declared threat model (label, accuracy,
+    ci95, images; ``zoo verify`` measures it for packages that declare one)."""
     config = read_config(folder)
     records = parse_records(read_verification(folder), f"{folder}")
     onnx, checkpoint = records.get(ONNX), records.get(WEIGHTS)
     strong = (checkpoint.strong if checkpoint else None) or {}
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
             "accuracy": onnx.clean.accuracy if onnx else None, "rho2": onnx.headline_rho2 if onnx else None,
-            "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy")}
+            "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy"),
+            "robust": {key: {field: figure[field] for field in ("label", "accuracy", "ci95", "images")}
+                       for key, figure in ((checkpoint.robust if checkpoint else None) or {}).items()}}
 
 
 def integrity(folder: Path) -> str:
@@ -52,7 +56,8 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     try:
         facts = package_facts(folder)
     except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
-        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None, "autoattack": None}
+        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None, "autoattack": None,
+                 "robust": {}}
         status = status if status != "ok" else f"unreadable: {err}"
     return {**row, **facts, "status": status}
 

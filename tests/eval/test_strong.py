@@ -90,8 +90,12 @@ def test_zoo_eval_reports_the_stronger_attacks(lenet_checkpoint, capsys):
     assert strong["best_of"]["median_norm"] <= strong["min_norm"]["deepfool"]["median_norm"]
     curve = strong["l2_curve"]["accuracy"]
     assert curve[0] >= curve[-1] and len(curve) == len(strong["l2_curve"]["eps"])
-    linf = strong["autoattack"]["Linf"]
+    linf = metrics["robust"]["Linf 0.3"]  # no declared threat model: MNIST's standard budgets
     assert linf["eps"] == 0.3 and linf["accuracy"] <= 0.1 and linf["images"] == 20  # undefended LeNet at 0.3
+    assert linf["label"] == "AutoAttack ℓ∞ 0.3, n = 20" and set(metrics["robust"]) == {"Linf 0.3", "L2 2"}
+    entry = metrics["robustbench"]  # what a RobustBench-style row needs
+    assert entry["clean"]["images"] == 10000 and entry["architecture"] == "lenet" and entry["parameters"] > 4e5
+    assert entry["robust"]["Linf 0.3"]["accuracy"] == linf["accuracy"] and entry["training"]["wall_seconds"] > 0
     assert main(["eval", str(lenet_checkpoint), "--limit", "20", "--attacks", "pgd"]) == 2
     assert "unknown attack" in capsys.readouterr().err
 

@@ -1,0 +1,140 @@
+"""Robust accuracy per declared threat model on the deployed bytes: threat models, stored AutoAttack
+adversarials (resume, reuse, refusal of crafted ones), their replay on artifacts, and the gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ddzoo.errors import CheckpointError, InvalidArgumentError
+from ddzoo.eval.autoattack import autoattack
+from ddzoo.eval.threat import ThreatModel, declared_threat_models
+from ddzoo.package import WEIGHTS
+from ddzoo.records import ArtifactRecord
+from ddzoo.stats import PairedDrop
+from ddzoo.verification.gate import Gate
+from ddzoo.verification.robust import REPLAYED, robust_reasons
+
+
+def test_threat_models_are_declared_by_config_or_by_a_standard_budget_recipe():
+    linf = {"dataset": "cifar10", "recipe": {"name": "adversarial", "norm": "linf", "eps": 0.03137254902}}
+    assert declared_threat_models(linf) == [ThreatModel("Linf", 8 / 255)]
+    assert declared_threat_models({**linf, "recipe": {**linf["recipe"], "eps": 0.5 / 255}}) == []  # not standard
+    assert declared_threat_models({"dataset": "cifar10", "recipe": {"name": "reference"}}) == []
+    assert declared_threat_models({"threat_models": [{"norm": "L2", "eps": 0.5}]}) == [ThreatModel("L2", 0.5)]
+    with pytest.raises(InvalidArgumentError, match="threat_models"):
+        declared_threat_models({"threat_models": "Linf"})
+    with pytest.raises(InvalidArgumentError, match="at most 1"):
+        ThreatModel("Linf", 2.0)
+    assert ThreatModel.parse("linf:8/255").label("AutoAttack", 1000) == "AutoAttack ℓ∞ 8/255, n = 1,000"
+    assert ThreatModel.parse("L2:0.5").key == "L2 0.5"
+    with pytest.raises(InvalidArgumentError, match="NORM:EPS"):
+        ThreatModel.parse("l3:0.5")
+
+
+def test_stored_adversarials_resume_are_reused_and_crafted_ones_refused(lenet, mnist_test, tmp_path):
+    # ℓ∞ 0.3 breaks the test LeNet on (almost) every image within APGD: AutoAttack's 5,000-query Square, slow
+    # on a CPU, has (almost) nothing left to attack. The robust-and-not mix is the verify test's (below).
+    x, y = mnist_test.tensors(limit=20)
+    threat = ThreatModel("Linf", 0.3)
+    first = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
+    files = sorted(tmp_path.glob("*.safetensors"))
+    assert len(files) == 2 and first.reused_batches == 0 and first.robust.float().mean() < 0.5
+    delta = (first.adversarials - x).flatten(1).abs().amax(1)
+    assert float(delta.max()) <= 0.3 + 1e-6 and not bool((delta[first.robust] > 0).any())  # robust: x itself
+    again = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
+    assert again.reused_batches == 2 and again.seconds == 0
+    assert torch.equal(again.adversarials, first.adversarials) and torch.equal(again.robust, first.robust)
+    other = autoattack(lenet, x[:10], y[:10], ThreatModel("Linf", 0.25), store=tmp_path, batch_size=10)
+    assert other.reused_batches == 0  # another budget: not the stored batch
+    rows = load_file(str(files[0]))
+    from safetensors import safe_open
+
+    with safe_open(str(files[0]), framework="pt") as handle:
+        meta = handle.metadata()
+    rows["adversarial"] = (rows["adversarial"] + 0.3).clamp(0, 1)  # outside the budget: a flattering forgery
+    save_file(rows, str(files[0]), metadata=meta)
+    with pytest.raises(CheckpointError, match="delete it"):
+        autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
+
+
+def test_a_significant_robust_drop_fails_the_gate():
+    paired = PairedDrop.of(torch.ones(400, dtype=torch.bool), torch.arange(400) % 4 != 0)  # 25 pt lost
+    figure = {"label": "AutoAttack ℓ∞ 8/255, n = 400", "robust_drop": paired.to_json(),
+              "square": {"label": "Square ℓ∞ 8/255, n = 400", "robust_drop": PairedDrop.of(
+                  torch.ones(400, dtype=torch.bool), torch.ones(400, dtype=torch.bool)).to_json()}}
+    reasons = robust_reasons({"Linf 8/255": figure}, 0.0)
+    assert len(reasons) == 1 and reasons[0].startswith("AutoAttack ℓ∞ 8/255, n = 400: robust accuracy 25.0 pt below")
+    assert robust_reasons({"Linf 8/255": figure}, 0.3) == []
+
+
+@pytest.fixture(scope="module")
+def threat_verified(lenet_package, tmp_path_factory):
+    """``lenet_package`` declaring ℓ∞ 0.1, verified with AutoAttack on 20 images (replayed) and Square on 20."""
+    from ddzoo.verification import VerifySettings, verify_package
+
+    package = tmp_path_factory.mktemp("threat") / "pkg"
+    shutil.copytree(lenet_package, package)
+    config = json.loads((package / "config.json").read_text())
+    (package / "config.json").write_text(json.dumps({**config, "threat_models": [{"norm": "Linf", "eps": 0.1}]}))
+    store = package.parent / "adversarials"
+    result = verify_package(package, settings=VerifySettings(limit=100, square_images=20, robust_images=20,
+                                                             square_queries=200), adversarials=store)
+    return result["records"], store
+
+
+def test_artifacts_replay_the_checkpoints_autoattack_and_are_paired_with_it(threat_verified):
+    records, store = threat_verified
+    assert len(list(store.glob("*.safetensors"))) == 1  # 20 images: one stored batch of 100
+    baseline = records[WEIGHTS]["robust"]["Linf 0.1"]
+    assert baseline["label"] == "AutoAttack ℓ∞ 0.1, n = 20" and baseline["images"] == 20
+    assert 0 < baseline["accuracy"] < 1 and baseline["square"]["images"] == 20
+    fp32 = records["model.onnx"]["robust"]["Linf 0.1"]
+    assert fp32["method"] == REPLAYED and abs(fp32["accuracy"] - baseline["accuracy"]) <= 1 / 20
+    assert fp32["robust_drop"]["images"] == 20 and fp32["square"]["robust_drop"]["images"] == 20
+    for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
+        record = ArtifactRecord.from_json(records[name])
+        assert "Linf 0.1" in record.robust and record.gate.details["max_robust_drop"] == 0.0
+    assert records["model.onnx"]["gate"]["passed"]
+    assert list(records["model.onnx"]).index("robust") == list(records["model.onnx"]).index("square") + 1
+
+
+def test_a_package_without_a_threat_model_has_no_robust_field(verified_package):
+    _, result = verified_package
+    assert all("robust" not in record for record in result["records"].values())
+    assert Gate().max_robust_drop == 0.0
+
+
+def test_cards_and_listings_carry_robust_accuracy_labelled_with_norm_eps_attack_and_n(threat_verified):
+    from ddzoo.package import read_config, read_verification
+    from ddzoo.zoo.card import make_card
+    from ddzoo.zoo.listing import package_facts
+
+    records, store = threat_verified
+    package = store.parent / "pkg"
+    facts = package_facts(package)
+    assert facts["robust"]["Linf 0.1"]["label"] == "AutoAttack ℓ∞ 0.1, n = 20"
+    assert facts["robust"]["Linf 0.1"]["accuracy"] == records[WEIGHTS]["robust"]["Linf 0.1"]["accuracy"]
+    card = make_card(package, "lenet-threat", read_config(package), read_verification(package), [],
+                     peers=[("lenet-plain", read_config(package), {"records": {}})])
+    assert "## Robust accuracy per threat model (as deployed)" in card
+    assert "name: AutoAttack ℓ∞ 0.1, n = 20 (model.int8.onnx)" in card  # the model-index metric
+    assert "Square ℓ∞ 0.1, n = 20" in card and "robust (declared threat models)" in card
+
+
+def test_the_site_shows_a_declared_threat_models_figure_in_its_column():
+    from ddzoo.site.entries import ThreatModel as Column
+    from ddzoo.site.entries import _robust
+
+    checkpoint = {"strong": {"autoattack": {"Linf": {"eps": 8 / 255, "accuracy": 0.40, "ci95": [0.3, 0.5],
+                                                     "images": 100}}},
+                  "robust": {"Linf 8/255": {"norm": "Linf", "eps": 8 / 255, "accuracy": 0.41, "ci95": [0.38, 0.44],
+                                            "images": 1000}}}
+    found = _robust(checkpoint)
+    column = Column("AutoAttack", "Linf", 8 / 255)
+    assert list(found) == [column] and found[column].images == 1000  # the declared threat model's figure wins
+    assert column.budget == "ℓ∞ ε = 8/255"
