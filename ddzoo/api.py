@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -70,8 +70,9 @@ class PublishedModel:
     accuracy: float | None  # of model.onnx, from its verification record
     rho2: float | None  # DeepFool ρ₂ (50 iterations, [0,1] pixels) of model.onnx
     autoattack: float | None  # AutoAttack ℓ∞ robust accuracy of the checkpoint at the dataset's standard ε
-    robust: dict[str, dict]  # per declared threat model ("Linf 8/255"): label, accuracy, ci95, images
     status: str  # "ok", or why the entry is damaged or unreadable
+    # per declared threat model ("Linf 8/255"): label, accuracy, ci95, images (not part of the hash)
+    robust: dict[str, dict] = field(default_factory=dict, hash=False)
 
 
 def list_models() -> list[PublishedModel]:
@@ -86,7 +87,8 @@ def list_models() -> list[PublishedModel]:
 
 def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_drop: float = 0.005,
            min_rho_ratio: float = 0.95, max_square_drop: float = 0.02, square: int = 100, crosscheck: int = 0,
-           strong: int = 0, robust: int = 1000, raise_on_failure: bool = True, offline: bool | None = None
+           strong: int = 0, robust: int = 1000, max_robust_drop: float = 0.0,
+           adversarials: str | Path | None = None, raise_on_failure: bool = True, offline: bool | None = None
            ) -> VerificationResult:
     """Verify every artifact of a package (DeepFool against the artifact itself, Square on ``square`` images;
     ``strong`` images for minimum-norm best-of and AutoAttack on the checkpoint; ``robust`` images for AutoAttack
@@ -102,7 +104,8 @@ def verify(name_or_path: str | Path, *, limit: int | None = None, max_accuracy_d
                             settings=VerifySettings(limit=limit, crosscheck_images=crosscheck, square_images=square,
                                                     strong_images=strong, robust_images=robust),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
-                                      max_square_drop=max_square_drop))
+                                      max_square_drop=max_square_drop, max_robust_drop=max_robust_drop),
+                            adversarials=adversarials)
     if raise_on_failure:
         verified.raise_if_failed()
     return verified

@@ -175,8 +175,10 @@ def evaluate(
         help="AutoAttack budgets, comma-separated NORM:EPS (e.g. linf:8/255,l2:0.5; default: the threat models the "
              "checkpoint declares, else the dataset's standard ones).")] = None,
     adversarials: Annotated[Path | None, typer.Option(
-        help="Folder for AutoAttack's adversarial examples: a stopped run resumes from it; 'zoo verify "
-             "--adversarials' replays them on the artifacts.")] = None,
+        help="Folder for AutoAttack's batches (default: the zoo cache's): a stopped run resumes from it, and 'zoo "
+             "verify' replays them on the artifacts.")] = None,
+    trust_adversarials: Annotated[bool, typer.Option(
+        help="Also reuse stored AutoAttack batches this cache did not sign (counted in the output).")] = False,
     strong_limit: Annotated[int | None, typer.Option(help="Stronger attacks on the first N images only.")] = None,
     device: DeviceOption = None,
     as_json: JsonOption = False,
@@ -192,7 +194,7 @@ def evaluate(
                                   settings=EvalSettings(num_candidates=candidates, batch_size=batch_size),
                                   device=device, attacks=tuple(a for a in (attacks or "").split(",") if a),
                                   autoattack=autoattack, strong_limit=strong_limit, budgets=threats,
-                                  adversarials=adversarials)
+                                  adversarials=adversarials, trust_adversarials=trust_adversarials)
     _emit(metrics, as_json, _render_eval)
 
 
@@ -267,8 +269,11 @@ def verify(
         help="Images for AutoAttack at each threat model the package declares, replayed on every artifact "
              "(Square runs there on --square images; 0: skip).")] = 1000,
     adversarials: Annotated[Path | None, typer.Option(
-        help="Folder of stored AutoAttack adversarials ('zoo eval --adversarials'): reused for the same weights "
-             "and images, new ones stored.")] = None,
+        help="Folder of stored AutoAttack batches (default: the zoo cache's): reused for the same weights and "
+             "images, new ones stored.")] = None,
+    trust_adversarials: Annotated[bool, typer.Option(
+        help="Also reuse stored AutoAttack batches this cache did not sign (written elsewhere; counted in the "
+             "records).")] = False,
     max_accuracy_drop: Annotated[float, typer.Option(
         help="Gate: largest accuracy drop (fraction), at the upper end of its 95 % interval.")] = 0.005,
     max_square_drop: Annotated[float, typer.Option(
@@ -342,7 +347,7 @@ def verify(
                                                     **({"batch_size": batch_size} if batch_size else {})),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop, max_robust_drop=max_robust_drop),
-                            adversarials=adversarials)
+                            adversarials=adversarials, trust_adversarials=trust_adversarials)
     if not verified.main_process:
         return
     note = "" if verified.written else " (read-only: not recorded; pass --out DIR to keep a verified copy)"

@@ -3,7 +3,8 @@ difference of two models on the same images, and their text forms.
 
 - Wilson score interval of a proportion (Wilson 1927): sound near 0 and 1, where the normal one is not.
 - Paired difference: only images on which the two models disagree carry information (McNemar's test); the
-  95 % interval is the normal one of the mean of per-image differences.
+  95 % interval is the normal one of the mean of per-image differences, and :meth:`PairedDrop.p_worse` is the
+  exact one-sided McNemar test (sound with a handful of discordant images, where the normal interval is not).
 """
 
 from __future__ import annotations
@@ -116,6 +117,14 @@ class PairedDrop:
     def to_json(self) -> dict:
         return {"drop": self.drop, "ci95": list(self.ci95), "images": self.images, "lost": self.lost,
                 "gained": self.gained}
+
+    def p_worse(self) -> float:
+        """Exact one-sided McNemar p-value that the other model is worse: P(at least ``lost`` of the
+        ``lost + gained`` discordant images go against it, were each a fair coin); 1 without discordant images."""
+        discordant = self.lost + self.gained
+        if discordant == 0:
+            return 1.0
+        return min(1.0, sum(math.comb(discordant, k) for k in range(self.lost, discordant + 1)) / 2 ** discordant)
 
     def change_text(self) -> str:
         """The change of accuracy in points with its interval, ``-0.05 pt [-0.15, +0.05]`` (never ``-0.00``)."""

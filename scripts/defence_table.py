@@ -19,7 +19,8 @@ from strong_table import interval  # scripts/ is on sys.path when this runs as a
 def row(m: dict, reference: dict) -> list[str]:
     deepfool, strong = m["deepfool"]["pixel"]["50"], m["strong"]
     best = strong["best_of"]["rho2"]
-    aa = strong.get("autoattack", {})
+    aa = {**strong.get("autoattack", {}),  # zoo eval before per-threat-model figures, then its "robust" figures
+          **{figure["norm"]: figure for figure in (m.get("robust") or {}).values()}}
     config = json.loads((Path(m["checkpoint"]) / "config.json").read_text())
     masking = m.get("masking", {}).get("checklist", [])
     return [Path(m["checkpoint"]).name, m["recipe"],

@@ -15,8 +15,12 @@ import json
 from pathlib import Path
 
 from ddzoo.eval.anchors import robustbench_anchors
-from ddzoo.eval.threat import NORMS
+from ddzoo.eval.threat import NORMS, ThreatModel
 from ddzoo.stats import Accuracy
+
+
+def _budget(threat: ThreatModel) -> str:
+    return f"{NORMS[threat.norm]} {threat.eps_text}"
 
 
 def _ours(path: Path, paused: dict[str, float], cores: int) -> list[str]:
@@ -28,7 +32,7 @@ def _ours(path: Path, paused: dict[str, float], cores: int) -> list[str]:
     for figure in entry["robust"].values():
         accuracy = Accuracy.from_json(figure)
         rows.append(f"| **{name}** (ours) | {entry['architecture']} | {entry['parameters'] / 1e6:.2f} M | "
-                    f"{figure['label'].removeprefix('AutoAttack ').split(',')[0]} | "
+                    f"{_budget(ThreatModel(figure['norm'], figure['eps']))} | "
                     f"{100 * entry['clean']['accuracy']:.2f} % | {accuracy.text()} | {hours} |")
     return rows
 
@@ -45,10 +49,9 @@ def main() -> None:
     for path in args.evaluations:
         print("\n".join(_ours(path, paused, args.cores)))
     for anchor in robustbench_anchors("cifar10"):
-        budget = "8/255" if anchor.norm == "Linf" else f"{anchor.eps:g}"
         params = "-" if anchor.parameters_millions is None else f"{anchor.parameters_millions:g} M"
         print(f"| {anchor.citation} ({anchor.model_id}) | {anchor.architecture} | {params} | "
-              f"{NORMS[anchor.norm]} {budget} | {100 * anchor.clean_accuracy:.2f} % | "
+              f"{_budget(ThreatModel(anchor.norm, anchor.eps))} | {100 * anchor.clean_accuracy:.2f} % | "
               f"{100 * anchor.autoattack_accuracy:.2f} % (n = {anchor.images:,}) | - |")
 
 

@@ -11,6 +11,7 @@ from ddzoo.attacks import attack_copy
 from ddzoo.data import get_dataset_info, load_split
 from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError
+from ddzoo.eval.autoattack import FIGURE_FIELDS
 from ddzoo.eval.autoattack import autoattack as autoattack_run
 from ddzoo.eval.eps_ref import reference_of, resolve_eps_ref
 from ddzoo.eval.robustness import EvalSettings, evaluate_robustness
@@ -23,7 +24,7 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
                         reference: Path | str | None = None, settings: EvalSettings | None = None,
                         device: str | None = None, attacks: tuple[str, ...] = (), autoattack: bool = False,
                         strong_limit: int | None = None, budgets: list[ThreatModel] | None = None,
-                        adversarials: Path | str | None = None) -> dict:
+                        adversarials: Path | str | None = None, trust_adversarials: bool = False) -> dict:
     """Evaluate a checkpoint folder on the test split of its dataset (or ``dataset``).
 
     Args:
@@ -42,8 +43,9 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
             architecture, parameters, training time).
         strong_limit: run the stronger attacks on the first N of the evaluated images only (they are slow).
         budgets: the AutoAttack threat models (see ``autoattack``).
-        adversarials: a folder where AutoAttack's adversarial examples are stored batch by batch: a stopped run
-            resumes there, and ``zoo verify --adversarials`` replays them on the deployed artifacts.
+        adversarials: where AutoAttack's adversarial examples are stored batch by batch (default: the zoo
+            cache's): a stopped run resumes there, and ``zoo verify`` replays them on the deployed artifacts;
+            ``trust_adversarials``: also batches this cache did not sign (:mod:`ddzoo.eval.autoattack`).
 
     Returns:
         the metrics of :func:`evaluate_robustness` plus ``checkpoint``, ``dataset`` and ``reference``, and
@@ -75,8 +77,8 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
     if autoattack:
         threats = budgets or declared_threat_models(config) or standard_threat_models(dataset)
         n = strong_limit or len(x)
-        metrics["robust"] = {t.key: autoattack_run(model.cpu(), x[:n], y[:n], t, store=adversarials).record()
-                             for t in threats}
+        metrics["robust"] = {t.key: autoattack_run(model.cpu(), x[:n], y[:n], t, store=adversarials,
+                                                   trust=trust_adversarials).record() for t in threats}
         metrics["robustbench"] = robustbench_entry(model, config, dataset, metrics["robust"])
     return {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": dataset, "split": "test",
             "recipe": config.get("recipe", {}).get("name"), "reference": str(reference), **metrics}
@@ -92,7 +94,7 @@ def robustbench_entry(model: torch.nn.Module, config: dict, dataset: str, robust
     metrics = config.get("metrics") or {}
     seconds = metrics.get("train_seconds")
     return {"clean": Accuracy.of(correct).to_json(),
-            "robust": {key: {k: r[k] for k in ("label", "accuracy", "ci95", "images")} for key, r in robust.items()},
+            "robust": {key: {k: r[k] for k in ("norm", "eps", *FIGURE_FIELDS)} for key, r in robust.items()},
             "architecture": config["arch"], "parameters": sum(p.numel() for p in model.parameters()),
             "training": {"recipe": (config.get("recipe") or {}).get("name"), "wall_seconds": seconds,
                          "machine": metrics.get("machine"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -164,10 +165,11 @@ def _torchattacks():
 
 
 def strong_record(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, *,
-                  attacks: Sequence[str] = BEST_OF_ATTACKS, autoattack: bool = False, steps: int = 100
-                  ) -> dict:
+                  attacks: Sequence[str] = BEST_OF_ATTACKS, autoattack: bool = False, steps: int = 100,
+                  store: Path | str | None = None) -> dict:
     """The stronger-attack metrics of one model on ``(x, y)``: per-attack and best-of minimal l2 perturbations,
-    accuracy against the l2 budget, and (``autoattack``) AutoAttack robust accuracy at the dataset's budgets."""
+    accuracy against the l2 budget, and (``autoattack``) AutoAttack robust accuracy at the dataset's budgets
+    (its batches stored in ``store``, :func:`ddzoo.eval.autoattack.autoattack`)."""
     per_attack = minimum_norms(model, x, y, attacks, steps=steps)
     best = best_of(per_attack)
     standard = STANDARD_EPS.get(dataset, {}).get("L2")  # the grid reaches 3x the standard l2 budget
@@ -181,19 +183,22 @@ def strong_record(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: s
         eps = STANDARD_EPS.get(dataset)
         if eps is None:
             raise InvalidArgumentError(f"no standard AutoAttack budget for {dataset}; known: {', '.join(STANDARD_EPS)}")
-        record["autoattack"] = {norm: {"eps": e, **autoattack_accuracy(model, x, y, norm=norm, eps=e)}
+        from ddzoo.eval.autoattack import implementation
+
+        record["autoattack"] = {norm: {"eps": e, **autoattack_accuracy(model, x, y, norm=norm, eps=e, store=store)}
                                 for norm, e in eps.items()}
-        record["autoattack"]["implementation"] = "torchattacks 3.5.1 AutoAttack(version='standard')"
+        record["autoattack"]["implementation"] = implementation()
     return record
 
 
 def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,
-                        batch_size: int = 250, seed: int = 0) -> dict[str, float]:
-    """Robust accuracy under standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) at ``eps``, torchattacks 3.5.1."""
+                        store: Path | str | None = None, seed: int = 0) -> dict[str, float]:
+    """Robust accuracy under standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square) at ``eps``, torchattacks 3.5.1
+    (:func:`ddzoo.eval.autoattack.autoattack`, its batches stored in ``store``)."""
     from ddzoo.eval.autoattack import autoattack
     from ddzoo.eval.threat import ThreatModel
 
-    result = autoattack(model, x, y, ThreatModel(norm, eps), batch_size=batch_size, seed=seed)
+    result = autoattack(model, x, y, ThreatModel(norm, eps), store=store, seed=seed)
     return Accuracy.of(result.robust).to_json()
 
 

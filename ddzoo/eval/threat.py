@@ -16,7 +16,7 @@ from typing import Any
 from ddzoo.errors import InvalidArgumentError, echo
 
 NORMS = {"Linf": "ℓ∞", "L2": "ℓ2"}
-_NORM_NAMES = {"linf": "Linf", "l2": "L2", "inf": "Linf", "2": "L2"}
+_NORM_ALIASES = {"linf": "Linf", "l2": "L2", "inf": "Linf", "2": "L2"}
 # AutoAttack budgets ([0, 1] pixels). CIFAR-10: RobustBench's (8/255 l∞, 0.5 l2). MNIST: the l∞ 0.3 of Madry et
 # al. 2018 and an l2 of 2.0, the usual pair for MNIST. Fashion-MNIST has no settled pair; we use l∞ 0.1 and l2
 # 1.5, the same fraction of MNIST's budgets as LeNet's Fashion-MNIST rho2 is of its MNIST one (about half).
@@ -34,7 +34,8 @@ class ThreatModel:
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise InvalidArgumentError(f"unknown norm {echo(self.norm)}; choose from: {', '.join(NORMS)}")
-        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps > 0
+        if not (isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool) and math.isfinite(self.eps)
+                and self.eps > 0
                 and (self.norm != "Linf" or self.eps <= 1)):
             raise InvalidArgumentError(f"a threat model's ε must be positive (at most 1 for ℓ∞: [0, 1] pixels), "
                                        f"not {echo(self.eps)}")
@@ -43,13 +44,13 @@ class ThreatModel:
     def parse(cls, text: str) -> ThreatModel:
         """``linf:8/255``, ``L2:0.5`` (a fraction or a decimal)."""
         norm, sep, eps = text.partition(":")
-        if not sep or norm.strip().lower() not in _NORM_NAMES:
+        if not sep or norm.strip().lower() not in _NORM_ALIASES:
             raise InvalidArgumentError(f"a budget is NORM:EPS such as linf:8/255 or l2:0.5, not {echo(text)}")
         try:
             value = float(Fraction(eps.strip()))
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):
             raise InvalidArgumentError(f"{echo(text)}: ε must be a number or a fraction such as 8/255") from None
-        return cls(_NORM_NAMES[norm.strip().lower()], value)
+        return cls(_NORM_ALIASES[norm.strip().lower()], value)
 
     @property
     def eps_text(self) -> str:
@@ -57,7 +58,7 @@ class ThreatModel:
         steps = self.eps * 255
         if self.norm == "Linf" and abs(steps - round(steps)) < 1e-6:
             return f"{round(steps)}/255"
-        return f"{self.eps:.4g}"
+        return f"{self.eps:.6g}"
 
     @property
     def key(self) -> str:
@@ -86,11 +87,12 @@ def declared_threat_models(config: dict[str, Any]) -> list[ThreatModel]:
     if declared is not None:
         if not isinstance(declared, list) or not all(isinstance(t, dict) for t in declared):
             raise InvalidArgumentError("config.json: threat_models must be a list of {norm, eps}")
-        return [ThreatModel(str(t.get("norm")), t.get("eps")) for t in declared]
+        return [ThreatModel(_NORM_ALIASES.get(str(t.get("norm")).lower(), str(t.get("norm"))), t.get("eps"))
+                for t in declared]
     recipe = config.get("recipe") or {}
     if recipe.get("name") != "adversarial":
         return []
-    norm = _NORM_NAMES.get(str(recipe.get("norm", "")).lower())
+    norm = _NORM_ALIASES.get(str(recipe.get("norm", "")).lower())
     standard = STANDARD_EPS.get(config.get("dataset", ""), {}).get(norm or "")
     eps = recipe.get("eps")
     if standard is not None and isinstance(eps, (int, float)) and math.isclose(eps, standard, rel_tol=1e-6):

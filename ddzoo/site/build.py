@@ -17,8 +17,8 @@ from ddzoo.site.entries import (
     MAX_CARD_BYTES,
     Figure,
     ModelEntry,
+    RobustColumn,
     Skipped,
-    ThreatModel,
     read_entries,
 )
 from ddzoo.site.render import STATIC, card_html, count, environment, pct, render, size
@@ -133,7 +133,7 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
     from ddzoo.eval.anchors import robustbench_anchors
 
     anchors = robustbench_anchors(dataset)
-    threats = sorted({t for e in entries for t in e.robust} | {ThreatModel("AutoAttack", a.norm, a.eps)
+    threats = sorted({t for e in entries for t in e.robust} | {RobustColumn("AutoAttack", a.norm, a.eps)
                                                                 for a in anchors},
                      key=lambda t: (t.attack, t.norm != "Linf", t.norm, t.eps))  # ℓ∞ first, as RobustBench
     clean, clean_cell = _figures("clean", "clean accuracy", "fp32 ONNX", [e.clean for e in entries], pct)
@@ -158,7 +158,7 @@ def _leaderboard(dataset: str, entries: list[ModelEntry]) -> Leaderboard:
         groups.setdefault((anchor.model_id, anchor.clean_accuracy), []).append(anchor)
     for group in groups.values():
         first, n = group[0], f"n={group[0].images:,}"
-        measured = {ThreatModel("AutoAttack", a.norm, a.eps): a.autoattack_accuracy for a in group}
+        measured = {RobustColumn("AutoAttack", a.norm, a.eps): a.autoattack_accuracy for a in group}
         cells = [Cell(first.citation, first.citation, first.name), Cell(first.defence, first.defence),
                  Cell(pct(first.clean_accuracy), first.clean_accuracy, n),
                  *(Cell(pct(measured[t], 1), measured[t], n) if t in measured else Cell("–") for t in threats),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ddzoo.errors import CheckpointError, InvalidArgumentError, UnknownNameError, ZooError
+from ddzoo.eval.threat import NORMS, ThreatModel
 from ddzoo.fileio import sha256_file
 from ddzoo.names import validate_name, validate_revision
 from ddzoo.package import (
@@ -36,7 +37,6 @@ from ddzoo.zoo import LocalPackage, integrity, local_packages
 MAX_CARD_BYTES = 1 << 20  # a model card larger than this is not rendered
 DEFENCE_NAMES = {"reference": "none (reference)", "deep-defense": "Deep Defense", "adversarial": "adversarial training",
                  "parseval": "Parseval"}
-NORM_NAMES = {"Linf": "ℓ∞", "L2": "ℓ2"}
 ARTIFACT_KINDS = {"fp32": "fp32", "fp16": "fp16", "int8": "INT8", "trt": "TensorRT"}  # filter key → label
 
 
@@ -79,7 +79,7 @@ class Figure:
 
 
 @dataclass(frozen=True, order=True)
-class ThreatModel:
+class RobustColumn:
     """An attack at a fixed budget: the column a robust accuracy belongs to."""
 
     attack: str
@@ -94,13 +94,11 @@ class ThreatModel:
     @property
     def budget(self) -> str:
         """``ℓ∞ ε = 8/255`` (ℓ∞ budgets that are whole 255ths of the pixel range are written so)."""
-        from ddzoo.eval.threat import ThreatModel as Budget
-
         try:
-            eps = Budget(self.norm, self.eps).eps_text
+            eps = ThreatModel(self.norm, self.eps).eps_text
         except ZooError:  # a norm or ε the zoo would not measure at: shown as recorded
             eps = f"{self.eps:g}"
-        return f"{NORM_NAMES.get(self.norm, self.norm)} ε = {eps}"
+        return f"{NORMS.get(self.norm, self.norm)} ε = {eps}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ class ModelEntry:
     clean: Figure | None  # clean accuracy of the fp32 ONNX artifact, from its verification record
     rho2: Figure | None  # DeepFool ρ₂ (the headline iterations) of the fp32 ONNX artifact
     best_of: Figure | None  # the checkpoint's best-of minimal mean ‖r‖₂ (images = the sample it ran on)
-    robust: dict[ThreatModel, Figure]
+    robust: dict[RobustColumn, Figure]
     artifacts: tuple[Artifact, ...]
     files: tuple[tuple[str, int, str], ...]  # manifest: (file, bytes, sha256)
     records: dict[str, dict] = field(repr=False)
@@ -197,7 +195,7 @@ def _artifacts(folder: Path, records: dict, sizes: dict[str, int]) -> tuple[Arti
     return tuple(sorted(found, key=lambda a: (order.index(a.kind), a.file)))
 
 
-def _robust(checkpoint: dict) -> dict[ThreatModel, Figure]:
+def _robust(checkpoint: dict) -> dict[RobustColumn, Figure]:
     """The robust accuracies at fixed budgets in the records: AutoAttack on the checkpoint at the dataset's
     standard budgets (``--strong``) and at each declared threat model (``robust``; it wins where both are)."""
     strong = as_dict(checkpoint.get("strong"))
@@ -206,8 +204,8 @@ def _robust(checkpoint: dict) -> dict[ThreatModel, Figure]:
     for norm, result in [*as_dict(strong.get("autoattack")).items(), *declared]:
         eps = as_number(as_dict(result).get("eps"))
         figure = Figure.read(result)
-        if norm in NORM_NAMES and eps is not None and figure is not None:
-            found[ThreatModel("AutoAttack", norm, eps)] = figure
+        if norm in NORMS and eps is not None and figure is not None:
+            found[RobustColumn("AutoAttack", norm, eps)] = figure
     return found
 
 

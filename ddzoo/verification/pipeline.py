@@ -203,10 +203,22 @@ def _compare(record: ArtifactRecord, baseline: ArtifactRecord, settings: VerifyS
     return replace(record, gate=gate.judge(record, baseline), extra={**record.extra, "verified_at": verified_at})
 
 
+def _kept_robust(previous: dict | None, record: ArtifactRecord, declared: list,
+                 baseline: ArtifactRecord | None = None) -> dict | None:
+    """Robust figures measured before (``--robust 0`` skips them), kept while they are for the same bytes and, for
+    an artifact, while the checkpoint keeps the figures they were paired with; None otherwise."""
+    if not declared or not previous or previous.get("sha256") != record.sha256:
+        return None
+    kept = previous.get("robust")
+    if baseline is not None and kept and set(baseline.robust or {}) != set(kept):
+        return None
+    return kept
+
+
 def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                    settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
-                   plot: Path | str | None = None, write: bool = True, adversarials: Path | str | None = None
-                   ) -> dict:
+                   plot: Path | str | None = None, write: bool = True, adversarials: Path | str | None = None,
+                   trust_adversarials: bool = False) -> dict:
     """Verify artifacts of ``package`` and update its ``verification.json``.
 
     Args:
@@ -217,8 +229,10 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         plot: if given, write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
         write: update the package's ``verification.json`` (False: only return the records, e.g. for a
             read-only cache snapshot).
-        adversarials: a folder of stored AutoAttack adversarials (``zoo eval --adversarials``): batches for
-            the same weights, images and budget are replayed instead of attacked again; new ones are stored.
+        adversarials: the folder of stored AutoAttack batches (default: the zoo cache's; see
+            :mod:`ddzoo.eval.autoattack`): batches for the same weights, images and budget are replayed
+            instead of attacked again, new ones stored. ``trust_adversarials``: also batches whose MAC does
+            not verify (written elsewhere; the records count them).
 
     Returns:
         the updated contents of ``verification.json``; records of artifacts the package no longer holds
@@ -228,7 +242,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     ctx = init_distributed(torch.device("cpu"))  # torchrun: split the batches across its processes
     plan = make_plan(package, artifacts, settings)
     package, x, y = plan.package, plan.x, plan.y
-    threats = declared_threat_models(plan.config) if settings.robust_images else []
+    declared = declared_threat_models(plan.config)
+    threats = declared if settings.robust_images else []
     verification = read_verification(package)
     present = {WEIGHTS, *plan.present}
     verification["records"] = {k: v for k, v in verification["records"].items() if k in present}
@@ -272,25 +287,26 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         rhos, corrects = {}, {}
         baseline, rhos[WEIGHTS], corrects[WEIGHTS] = _record(
             WEIGHTS, package, checkpoint, measured[WEIGHTS], x_norms, eps_ref, settings,
-            "DeepFool on the checkpoint, bisected onto its boundary", common, bool(threats))
+            "DeepFool on the checkpoint, bisected onto its boundary", common, bool(declared))
         if settings.square_images:
             square, baseline_robust = square_record(checkpoint, x, y, eps_ref, settings)
             baseline = replace(baseline, square=square)
         previous = verification["records"].get(WEIGHTS)
         baseline = replace(baseline, strong=strong_checkpoint_record(
-            model, x, y, plan.config["dataset"], settings, previous, baseline.sha256))
+            model, x, y, plan.config["dataset"], settings, previous, baseline.sha256, store=adversarials))
         per_threat = robust_records(model, {WEIGHTS: checkpoint, **runners}, x, y, threats,
-                                images=settings.robust_images, square_images=settings.square_images,
-                                square_queries=settings.square_queries, batch_size=settings.batch_size,
-                                store=adversarials, baseline=WEIGHTS) if threats else {}
-        baseline = replace(baseline, robust=per_threat.get(WEIGHTS))
+                                    images=settings.robust_images, square_images=settings.square_images,
+                                    square_queries=settings.square_queries, batch_size=settings.batch_size,
+                                    store=adversarials, trust=trust_adversarials, baseline=WEIGHTS)
+        baseline = replace(baseline, robust=per_threat.get(WEIGHTS) or _kept_robust(previous, baseline, declared))
         verification["records"][WEIGHTS] = baseline.to_json()
         for name, runner in runners.items():
             method = REPLAY_METHOD if settings.replay else IN_THE_LOOP_METHOD
             record, rhos[name], corrects[name] = _record(name, package, runner, measured[name], x_norms, eps_ref,
-                                                         settings, method, common, bool(threats))
+                                                         settings, method, common, bool(declared))
             found: dict = {"accuracy_drop": PairedDrop.of(corrects[WEIGHTS], corrects[name]),
-                           "robust": per_threat.get(name)}
+                           "robust": per_threat.get(name) or _kept_robust(verification["records"].get(name), record,
+                                                                          declared, baseline)}
             if settings.square_images:
                 square, robust = square_record(runner, x, y, eps_ref, settings)
                 found["square"] = {**square, "robust_drop": PairedDrop.of(baseline_robust, robust).to_json()}

@@ -4,6 +4,7 @@ artifact alone, and the checkpoint's stronger-attack record."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -48,15 +49,17 @@ def square_record(runner: Predictor, x: torch.Tensor, y: torch.Tensor, eps_ref: 
 
 
 def strong_checkpoint_record(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str,
-                             settings: VerifySettings, previous: dict | None, sha256: str) -> dict | None:
+                             settings: VerifySettings, previous: dict | None, sha256: str,
+                             store: Path | str | None = None) -> dict | None:
     """The checkpoint's stronger-attack record (minimum-norm best-of and AutoAttack at the dataset's standard
     budgets) on the first ``settings.strong_images`` images; without them, the one measured before on the same
-    weights is kept (it is the checkpoint's, and costs minutes to redo)."""
+    weights is kept (it is the checkpoint's, and costs minutes to redo). AutoAttack's batches go to ``store``
+    (:mod:`ddzoo.eval.autoattack`), shared with the threat-model figures."""
     if settings.strong_images:
         from ddzoo.eval.strong import strong_record
 
         n = settings.strong_images
-        return strong_record(model, x[:n], y[:n], dataset, autoattack=True)
+        return strong_record(model, x[:n], y[:n], dataset, autoattack=True, store=store)
     if previous and previous.get("sha256") == sha256:
         return previous.get("strong")
     return None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError, ModelNotFoundError, UnknownNameError, ZooError
+from ddzoo.eval.autoattack import FIGURE_FIELDS
 from ddzoo.names import parse_reference
 from ddzoo.package import (
     CARD,
@@ -35,8 +36,9 @@ def package_facts(folder: Path) -> dict:
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
             "accuracy": onnx.clean.accuracy if onnx else None, "rho2": onnx.headline_rho2 if onnx else None,
             "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy"),
-            "robust": {key: {field: figure[field] for field in ("label", "accuracy", "ci95", "images")}
-                       for key, figure in ((checkpoint.robust if checkpoint else None) or {}).items()}}
+            "robust": {key: {field: figure[field] for field in FIGURE_FIELDS}
+                       for key, figure in ((checkpoint.robust if checkpoint else None) or {}).items()
+                       if isinstance(figure, dict) and all(field in figure for field in FIGURE_FIELDS)}}
 
 
 def integrity(folder: Path) -> str:

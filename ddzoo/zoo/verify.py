@@ -55,8 +55,8 @@ def raise_gate_failures(failures: dict[str, list[str]]) -> None:
 def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None,
                  settings: VerifySettings = VerifySettings(), gate: Gate = Gate(), out: Path | str | None = None,
                  plot: Path | str | None = None, offline: bool | None = None,
-                 offline_option: str = "ZOO_OFFLINE=1", adversarials: Path | str | None = None
-                 ) -> VerificationResult:
+                 offline_option: str = "ZOO_OFFLINE=1", adversarials: Path | str | None = None,
+                 trust_adversarials: bool = False) -> VerificationResult:
     """Verify the artifacts of a package given by folder or name, and apply the gate.
 
     Args:
@@ -67,8 +67,8 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
         plot: write the ρ₂ histograms and accuracy-vs-ε curves there (PNG).
         offline, offline_option: never touch the network when pulling (default: ``ZOO_OFFLINE``); how the
             caller turns that on, for the messages.
-        adversarials: stored AutoAttack adversarials to replay (``zoo eval --adversarials``; see
-            :func:`~ddzoo.verification.verify_package`).
+        adversarials, trust_adversarials: where AutoAttack's batches are stored and whether unverified ones
+            count (:func:`~ddzoo.verification.verify_package`).
 
     Returns:
         the records; the gate's failures are in it, not raised (:meth:`VerificationResult.raise_if_failed`).
@@ -87,7 +87,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
         folder = Path(out)
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifacts, settings=settings, gate=gate, plot=plot, write=write,
-                            adversarials=adversarials)
+                            adversarials=adversarials, trust_adversarials=trust_adversarials)
     if not ctx.is_main:  # its share measured; rank 0 has the records
         return VerificationResult(folder, True, {}, {}, False, main_process=False)
     names = [WEIGHTS, *(artifacts or package_artifacts(folder))]

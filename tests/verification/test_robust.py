@@ -8,8 +8,11 @@ import shutil
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ddzoo import constants
+from ddzoo.data import load_split
 from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.eval.autoattack import autoattack
 from ddzoo.eval.threat import ThreatModel, declared_threat_models
@@ -51,51 +54,80 @@ def test_stored_adversarials_resume_are_reused_and_crafted_ones_refused(lenet, m
     assert torch.equal(again.adversarials, first.adversarials) and torch.equal(again.robust, first.robust)
     other = autoattack(lenet, x[:10], y[:10], ThreatModel("Linf", 0.25), store=tmp_path, batch_size=10)
     assert other.reused_batches == 0  # another budget: not the stored batch
-    rows = load_file(str(files[0]))
-    from safetensors import safe_open
-
     with safe_open(str(files[0]), framework="pt") as handle:
         meta = handle.metadata()
-    rows["adversarial"] = (rows["adversarial"] + 0.3).clamp(0, 1)  # outside the budget: a flattering forgery
+    # A forgery inside the budget: no row changed, so every image "resisted" (the batch's metadata can be
+    # computed from public weights and images, its MAC cannot): attacked again, or reused only with trust.
+    empty = {"index": torch.zeros(0, dtype=torch.long), "adversarial": torch.zeros(0, *x.shape[1:])}
+    save_file(empty, str(files[0]), metadata=meta)
+    trusted = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10, trust=True)
+    assert trusted.unverified_batches == 1 and trusted.record()["batches"]["reused_unverified"] == 1
+    assert trusted.robust[:10].all() and not torch.equal(trusted.robust, first.robust)  # what a forgery buys
+    redone = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
+    assert redone.reused_batches == 1 and redone.unverified_batches == 0 and redone.seconds > 0
+    assert torch.equal(redone.robust, first.robust)  # attacked again, and the file rewritten with its MAC
+    assert autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10).reused_batches == 2
+    rows = load_file(str(files[0]))
+    rows["adversarial"] = (rows["adversarial"] + 0.3).clamp(0, 1)  # outside the budget
     save_file(rows, str(files[0]), metadata=meta)
     with pytest.raises(CheckpointError, match="delete it"):
         autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
 
 
-def test_a_significant_robust_drop_fails_the_gate():
-    paired = PairedDrop.of(torch.ones(400, dtype=torch.bool), torch.arange(400) % 4 != 0)  # 25 pt lost
-    figure = {"label": "AutoAttack ℓ∞ 8/255, n = 400", "robust_drop": paired.to_json(),
-              "square": {"label": "Square ℓ∞ 8/255, n = 400", "robust_drop": PairedDrop.of(
-                  torch.ones(400, dtype=torch.bool), torch.ones(400, dtype=torch.bool)).to_json()}}
-    reasons = robust_reasons({"Linf 8/255": figure}, 0.0)
-    assert len(reasons) == 1 and reasons[0].startswith("AutoAttack ℓ∞ 8/255, n = 400: robust accuracy 25.0 pt below")
-    assert robust_reasons({"Linf 8/255": figure}, 0.3) == []
+def test_a_significant_robust_drop_fails_the_gate_and_a_few_flips_do_not():
+    def figure(lost: int, gained: int = 0) -> dict:
+        before = torch.arange(400) >= gained  # the first `gained` images: wrong before, right after
+        after = (torch.arange(400) < gained) | (torch.arange(400) >= gained + lost)
+        drop = PairedDrop.of(before, after).to_json()
+        return {"label": "AutoAttack, replayed ℓ∞ 8/255, n = 400", "robust_drop": drop}
+
+    reasons = robust_reasons({"Linf 8/255": {**figure(100), "square": figure(0)}}, 0.0)
+    assert len(reasons) == 1 and "25.0 pt below" in reasons[0] and "100 images lost, 0 gained" in reasons[0]
+    assert robust_reasons({"Linf 8/255": figure(100)}, 0.3) == []  # within a looser bound
+    assert robust_reasons({"Linf 8/255": figure(4)}, 0.0) == []  # 4 vs 0: exact p = 0.0625, not significant
+    assert robust_reasons({"Linf 8/255": figure(6)}, 0.0) != []  # 6 vs 0: p = 0.016
+    assert robust_reasons({"Linf 8/255": figure(9, 3)}, 0.0) == []  # p = 0.073
+    assert PairedDrop.of(torch.ones(9, dtype=torch.bool), torch.zeros(9, dtype=torch.bool)).p_worse() == 0.5 ** 9
 
 
 @pytest.fixture(scope="module")
 def threat_verified(lenet_package, tmp_path_factory):
     """``lenet_package`` declaring ℓ∞ 0.1, verified with AutoAttack on 20 images (replayed) and Square on 20."""
+    from ddzoo.package import load_checkpoint
     from ddzoo.verification import VerifySettings, verify_package
 
     package = tmp_path_factory.mktemp("threat") / "pkg"
     shutil.copytree(lenet_package, package)
     config = json.loads((package / "config.json").read_text())
-    (package / "config.json").write_text(json.dumps({**config, "threat_models": [{"norm": "Linf", "eps": 0.1}]}))
+    (package / "config.json").write_text(json.dumps({**config, "threat_models": [{"norm": "linf", "eps": 0.1}]}))
     store = package.parent / "adversarials"
-    result = verify_package(package, settings=VerifySettings(limit=100, square_images=20, robust_images=20,
-                                                             square_queries=200), adversarials=store)
-    return result["records"], store
+    with pytest.MonkeyPatch.context() as patch:  # the MAC key in a cache of the fixture's own
+        patch.setattr(constants, "ZOO_HOME", package.parent / "zoo_home")
+        x, y = load_split("mnist", "test").tensors(limit=20)
+        evaluated = autoattack(load_checkpoint(package)[0], x, y, ThreatModel("Linf", 0.1), store=store)  # zoo eval's
+        result = verify_package(package, settings=VerifySettings(limit=100, square_images=20, robust_images=20,
+                                                                 square_queries=200), adversarials=store)
+        again = verify_package(package, artifacts=["model.onnx"],
+                               settings=VerifySettings(limit=100, square_images=0, robust_images=0))
+    return result["records"], store, evaluated, again["records"]
 
 
 def test_artifacts_replay_the_checkpoints_autoattack_and_are_paired_with_it(threat_verified):
-    records, store = threat_verified
+    records, store, evaluated, again = threat_verified
     assert len(list(store.glob("*.safetensors"))) == 1  # 20 images: one stored batch of 100
     baseline = records[WEIGHTS]["robust"]["Linf 0.1"]
     assert baseline["label"] == "AutoAttack ℓ∞ 0.1, n = 20" and baseline["images"] == 20
+    assert baseline["batches"] == {"total": 1, "reused": 1, "reused_unverified": 0}  # what zoo eval stored
+    assert baseline["accuracy"] == evaluated.robust.float().mean().item()
     assert 0 < baseline["accuracy"] < 1 and baseline["square"]["images"] == 20
     fp32 = records["model.onnx"]["robust"]["Linf 0.1"]
-    assert fp32["method"] == REPLAYED and abs(fp32["accuracy"] - baseline["accuracy"]) <= 1 / 20
+    assert fp32["attack"] == REPLAYED and fp32["label"] == "AutoAttack, replayed ℓ∞ 0.1, n = 20"
+    assert abs(fp32["accuracy"] - baseline["accuracy"]) <= 1 / 20
     assert fp32["robust_drop"]["images"] == 20 and fp32["square"]["robust_drop"]["images"] == 20
+    combined = fp32["combined"]  # robust only where the replay and Square both failed
+    assert combined["accuracy"] <= min(fp32["accuracy"], fp32["square"]["accuracy"]) + 1e-9
+    assert again[WEIGHTS]["robust"] == records[WEIGHTS]["robust"]  # --robust 0 keeps what was measured
+    assert again["model.onnx"]["robust"] == fp32
     for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
         record = ArtifactRecord.from_json(records[name])
         assert "Linf 0.1" in record.robust and record.gate.details["max_robust_drop"] == 0.0
@@ -114,20 +146,21 @@ def test_cards_and_listings_carry_robust_accuracy_labelled_with_norm_eps_attack_
     from ddzoo.zoo.card import make_card
     from ddzoo.zoo.listing import package_facts
 
-    records, store = threat_verified
+    records, store, _, _ = threat_verified
     package = store.parent / "pkg"
     facts = package_facts(package)
     assert facts["robust"]["Linf 0.1"]["label"] == "AutoAttack ℓ∞ 0.1, n = 20"
     assert facts["robust"]["Linf 0.1"]["accuracy"] == records[WEIGHTS]["robust"]["Linf 0.1"]["accuracy"]
     card = make_card(package, "lenet-threat", read_config(package), read_verification(package), [],
                      peers=[("lenet-plain", read_config(package), {"records": {}})])
-    assert "## Robust accuracy per threat model (as deployed)" in card
-    assert "name: AutoAttack ℓ∞ 0.1, n = 20 (model.int8.onnx)" in card  # the model-index metric
-    assert "Square ℓ∞ 0.1, n = 20" in card and "robust (declared threat models)" in card
+    assert "name: AutoAttack, replayed ℓ∞ 0.1, n = 20 (model.int8.onnx)" in card  # the model-index metrics
+    assert "name: AutoAttack ℓ∞ 0.1, n = 20 (model.safetensors)" in card
+    assert "name: Square ℓ∞ 0.1, n = 20 (model.onnx)" in card and "robust (declared threat models)" in card
+    assert "## Robust accuracy per threat model (as deployed)" in card and "| model.int8.onnx | ℓ∞ 0.1 |" in card
 
 
 def test_the_site_shows_a_declared_threat_models_figure_in_its_column():
-    from ddzoo.site.entries import ThreatModel as Column
+    from ddzoo.site.entries import RobustColumn as Column
     from ddzoo.site.entries import _robust
 
     checkpoint = {"strong": {"autoattack": {"Linf": {"eps": 8 / 255, "accuracy": 0.40, "ci95": [0.3, 0.5],
