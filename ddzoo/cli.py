@@ -266,8 +266,8 @@ def verify(
         help="Images for the stronger white-box attacks on the checkpoint: minimum-norm best-of (DeepFool, FMN, "
              "DDN) and AutoAttack at the dataset's standard budgets (slow; 0: skip, keep an earlier record).")] = 0,
     robust: Annotated[int, typer.Option(
-        help="Images for AutoAttack at each threat model the package declares, replayed on every artifact "
-             "(Square runs there on --square images; 0: skip).")] = 1000,
+        help="Images for AutoAttack at each threat model the package declares, replayed on every artifact, and "
+             "Square there on every artifact alone (unless --square 0); 0: skip, keep earlier figures.")] = 1000,
     adversarials: Annotated[Path | None, typer.Option(
         help="Folder of stored AutoAttack batches (default: the zoo cache's): reused for the same weights and "
              "images, new ones stored.")] = None,

@@ -295,7 +295,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         baseline = replace(baseline, strong=strong_checkpoint_record(
             model, x, y, plan.config["dataset"], settings, previous, baseline.sha256, store=adversarials))
         per_threat = robust_records(model, {WEIGHTS: checkpoint, **runners}, x, y, threats,
-                                    images=settings.robust_images, square_images=settings.square_images,
+                                    images=settings.robust_images, square=settings.square_images > 0,
                                     square_queries=settings.square_queries, batch_size=settings.batch_size,
                                     store=adversarials, trust=trust_adversarials, baseline=WEIGHTS)
         baseline = replace(baseline, robust=per_threat.get(WEIGHTS) or _kept_robust(previous, baseline, declared))

@@ -31,7 +31,7 @@ class VerifySettings(EvalSettings):
     square_images: int = 100  # for the query-only Square attack at the l-inf eps_ref (0: skip)
     square_queries: int = 1000
     strong_images: int = 0  # for the stronger white-box attacks on the checkpoint (best-of, AutoAttack; 0: skip)
-    robust_images: int = 1000  # AutoAttack per declared threat model, replayed on artifacts (0: skip)
+    robust_images: int = 1000  # AutoAttack per declared threat model, replayed on artifacts, and Square (0: skip)
     replay: bool = True  # replay the checkpoint's DeepFool on artifacts (False: every image artifact-in-the-loop)
     replay_tolerance: float | None = None  # if set, a step's f'_l differing more (relative) also leaves the path
 

@@ -4,7 +4,7 @@ For a package that declares threat models (:func:`ddzoo.eval.threat.declared_thr
 model: standard AutoAttack on the checkpoint (or its stored batches, :mod:`ddzoo.eval.autoattack`); those
 adversarial examples replayed on every artifact with forward passes (a transfer attack: an upper bound on the
 artifact's robust accuracy, labelled so); the query-only Square attack on every runner alone at the same
-budget; and per image the worse of the two (robust only if both failed). Each artifact's figures are paired
+budget and images; and per image the worse of the two (robust only if both failed). Each artifact's figures are paired
 image by image with the checkpoint's, and the gate (:func:`robust_reasons`) fails an artifact significantly
 less robust than its checkpoint.
 """
@@ -41,34 +41,33 @@ def _figure(threat: ThreatModel, attack: str, robust: torch.Tensor, baseline: to
 
 
 def robust_records(model: nn.Module, runners: dict[str, Predictor], x: torch.Tensor, y: torch.Tensor,
-                   threats: list[ThreatModel], *, images: int, square_images: int, square_queries: int,
+                   threats: list[ThreatModel], *, images: int, square: bool, square_queries: int,
                    batch_size: int, baseline: str, store: Path | str | None = None, trust: bool = False
                    ) -> dict[str, dict]:
     """Per runner (``baseline`` names the checkpoint's), per threat model key: AutoAttack robust accuracy on the
-    first ``images`` images (replayed on artifacts), Square's on the first ``square_images`` (0: none) and the
-    worse of both where both ran; an artifact's figures paired with the checkpoint's (``robust_drop``)."""
+    first ``images`` images (replayed on artifacts), with ``square`` Square's on the same images and the worse
+    of both; an artifact's figures paired with the checkpoint's (``robust_drop``)."""
     from ddzoo.eval.strong import square_robust
 
     found: dict[str, dict] = {name: {} for name in runners}
     for threat in threats:
-        ys = y[:images]
-        attacked = autoattack(model, x[:images], ys, threat, store=store, trust=trust)
-        both = min(len(ys), square_images)
+        xs, ys = x[:images], y[:images]
+        attacked = autoattack(model, xs, ys, threat, store=store, trust=trust)
         for name, runner in runners.items():
             is_baseline = name == baseline
             flags = attacked.robust if is_baseline else _correct(runner, attacked.adversarials, ys, batch_size)
             figure = attacked.record("AutoAttack" if is_baseline else REPLAYED, flags)
             if not is_baseline:
                 figure["robust_drop"] = PairedDrop.of(found[baseline][threat.key]["flags"], flags).to_json()
-            if square_images:
-                square = square_robust(runner.predict, x[:square_images], y[:square_images], norm=threat.norm,
-                                       eps=threat.eps, queries=square_queries)
+            if square:
+                resisted = square_robust(runner.predict, xs, ys, norm=threat.norm, eps=threat.eps,
+                                         queries=square_queries)
                 reference = None if is_baseline else found[baseline][threat.key]["square_flags"]
-                figure["square"] = _figure(threat, "Square", square, reference, queries=square_queries)
-                worst = flags[:both] & square[:both]
+                figure["square"] = _figure(threat, "Square", resisted, reference, queries=square_queries)
+                worst = flags & resisted
                 reference = None if is_baseline else found[baseline][threat.key]["worst_flags"]
                 figure["combined"] = _figure(threat, COMBINED, worst, reference)
-                figure.update(square_flags=square, worst_flags=worst)
+                figure.update(square_flags=resisted, worst_flags=worst)
             found[name][threat.key] = {**figure, "flags": flags}
     return {name: {key: {k: v for k, v in figure.items() if not k.endswith("flags")}
                    for key, figure in figures.items()} for name, figures in found.items()}

@@ -92,7 +92,7 @@ def test_a_significant_robust_drop_fails_the_gate_and_a_few_flips_do_not():
 
 @pytest.fixture(scope="module")
 def threat_verified(lenet_package, tmp_path_factory):
-    """``lenet_package`` declaring ℓ∞ 0.1, verified with AutoAttack on 20 images (replayed) and Square on 20."""
+    """``lenet_package`` declaring ℓ∞ 0.1, verified with AutoAttack (replayed) and Square on 20 images."""
     from ddzoo.package import load_checkpoint
     from ddzoo.verification import VerifySettings, verify_package
 
