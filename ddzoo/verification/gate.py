@@ -32,8 +32,9 @@ class Gate:
     max_square_drop: float = 0.02
     max_robust_drop: float = 0.0
 
-    def judge(self, record: ArtifactRecord, baseline: ArtifactRecord) -> GateResult:
-        """The verdict on ``record`` (its paired drop, ρ₂ ratio and Square drop filled in) against ``baseline``."""
+    def judge(self, record: ArtifactRecord, baseline: ArtifactRecord, declared: tuple[str, ...] = ()) -> GateResult:
+        """The verdict on ``record`` (its paired drop, ρ₂ ratio and Square drop filled in) against ``baseline``;
+        ``declared``: the keys of the package's threat models, each of which needs robust figures."""
         paired = record.accuracy_drop
         drop = paired.drop if paired else baseline.clean.accuracy - record.clean.accuracy
         upper = paired.ci95[1] if paired else drop
@@ -55,6 +56,10 @@ class Gate:
                            f"(at least {100 * square.ci95[0]:.1f} pt at 95 %, n={square.images}) > "
                            f"{100 * self.max_square_drop:.1f} pt")
         reasons += robust_reasons(record.robust, self.max_robust_drop)
+        unmeasured = [key for key in declared if key not in (record.robust or {})]
+        if unmeasured:
+            reasons.append(f"no robust accuracy at the declared threat model(s) {', '.join(unmeasured)}: verify with "
+                           "--robust N (N > 0)")
         return GateResult(not reasons, tuple(reasons), {"accuracy_drop": drop, "accuracy_drop_upper95": upper,
                                                         "rho2_ratio": ratio, **asdict(self)})
 

@@ -193,14 +193,16 @@ def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_n
     return record, torch.cat(measured.norms[most]) / x_norms, correct
 
 
-def _compare(record: ArtifactRecord, baseline: ArtifactRecord, settings: VerifySettings, gate: Gate, **measured
-             ) -> ArtifactRecord:
-    """An artifact's record with ``measured`` (paired drop, Square, cross-check) and its comparison with the
-    checkpoint's: the ρ₂ ratio at the most iterations, and the gate's verdict."""
+def _compare(record: ArtifactRecord, baseline: ArtifactRecord, settings: VerifySettings, gate: Gate,
+             declared: tuple[str, ...], **measured) -> ArtifactRecord:
+    """An artifact's record with ``measured`` (paired drop, Square, cross-check, robust figures) and its
+    comparison with the checkpoint's: the ρ₂ ratio at the most iterations, and the gate's verdict (``declared``:
+    the threat models' keys)."""
     most = str(max(settings.iterations))
     record = replace(record, **measured, rho2_ratio=record.deepfool[most].rho2 / baseline.deepfool[most].rho2)
     verified_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    return replace(record, gate=gate.judge(record, baseline), extra={**record.extra, "verified_at": verified_at})
+    return replace(record, gate=gate.judge(record, baseline, declared),
+                   extra={**record.extra, "verified_at": verified_at})
 
 
 def _kept_robust(previous: dict | None, record: ArtifactRecord, declared: list,
@@ -312,7 +314,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                 found["square"] = {**square, "robust_drop": PairedDrop.of(baseline_robust, robust).to_json()}
             found["crosscheck"] = (crosscheck_record(runner, x, settings, model) if settings.crosscheck_images
                                    else None)
-            verification["records"][name] = _compare(record, baseline, settings, gate, **found).to_json()
+            verification["records"][name] = _compare(record, baseline, settings, gate,
+                                                     tuple(t.key for t in declared), **found).to_json()
     if write:
         write_verification(package, verification)
     if plot:

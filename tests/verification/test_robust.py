@@ -171,3 +171,15 @@ def test_the_site_shows_a_declared_threat_models_figure_in_its_column():
     column = Column("AutoAttack", "Linf", 8 / 255)
     assert list(found) == [column] and found[column].images == 1000  # the declared threat model's figure wins
     assert column.budget == "ℓ∞ ε = 8/255"
+
+
+def test_a_package_declaring_a_threat_model_fails_the_gate_without_its_figures():
+    from ddzoo.records import GateResult
+    from ddzoo.stats import Accuracy
+
+    record = ArtifactRecord(artifact="model.onnx", sha256="0" * 64, clean=Accuracy(0.9, (0.89, 0.91), 1000),
+                            runtime={"precision": "fp32"}, gate=GateResult(False), rho2_ratio=1.0,
+                            accuracy_drop=PairedDrop(0.0, (0.0, 0.0), 1000, 0, 0))
+    verdict = Gate().judge(record, record, declared=("Linf 8/255",))
+    assert not verdict.passed and "no robust accuracy at the declared threat model(s) Linf 8/255" in verdict.reasons[0]
+    assert Gate().judge(record, record).passed
