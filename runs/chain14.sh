@@ -13,7 +13,8 @@ for name in resnet-cifar10-at-linf resnet-cifar10-at-l2; do
   [ -f "$run/config.json" ] || { echo "== $name: not trained yet"; continue; }
   [ -f "runs/robust/$name.eval.json" ] && continue
   echo "== $name $(date)"
-  $ZOO eval "$run" --limit 1000 --autoattack --adversarials "$run/autoattack" --json > "runs/robust/$name.eval.json.tmp"
+  $ZOO eval "$run" --limit 1000 --reference ddzoo/hub/resnet-cifar10-ref/main --autoattack \
+    --adversarials "$run/autoattack" --json > "runs/robust/$name.eval.json.tmp"
   mv "runs/robust/$name.eval.json.tmp" "runs/robust/$name.eval.json"
 done
 echo "== done $(date)"
