@@ -21,6 +21,7 @@ from torch import nn
 from ddzoo.attacks import deepfool
 from ddzoo.device import pick_device
 from ddzoo.errors import InvalidArgumentError, echo
+from ddzoo.eval.threat import declared_threat_models
 from ddzoo.models import Classifier
 from ddzoo.package import load_checkpoint
 from ddzoo.train.loop import SGDRecipe, run_training
@@ -153,6 +154,9 @@ def finetune_deep_defense(init: Path | str, out: Path | str, recipe: DeepDefense
     def objective(wrapped: nn.Module, m: Classifier, x: torch.Tensor, y: torch.Tensor):
         return deep_defense_loss(wrapped, m, x, y, recipe)
 
+    threats = declared_threat_models(init_config)  # a fine-tune of a robust model claims what it claimed
+    inherited = {"threat_models": [t.to_json() for t in threats]} if threats else {}
     return run_training(model, init_config["dataset"], out, objective, recipe=settings, lr_at=recipe.lr_at,
-                        config={"dataset": init_config["dataset"], "recipe": {"name": "deep-defense", **settings}},
+                        config={"dataset": init_config["dataset"], "recipe": {"name": "deep-defense", **settings},
+                                **inherited},
                         device=dev, resume=resume, stop_after_epochs=stop_after_epochs, train_limit=train_limit)

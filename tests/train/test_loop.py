@@ -88,3 +88,18 @@ def test_diverging_run_stops_before_nan_reaches_the_weights_or_the_state(data_di
     with pytest.raises(TrainingDivergedError, match="diverged in epoch 1.*nothing was saved. Lower --lr"):
         train_reference("mlp", "mnist", out, ReferenceRecipe(epochs=2, lr=1e12), device="cpu", train_limit=300)
     assert not (out / "config.json").exists() and not (out / "training_state.safetensors").exists()
+
+
+def test_a_deep_defense_fine_tune_of_a_robust_model_declares_its_threat_models(lenet_checkpoint, tmp_path):
+    import shutil
+
+    robust = tmp_path / "robust"
+    shutil.copytree(lenet_checkpoint, robust)
+    config = json.loads((robust / "config.json").read_text())
+    (robust / "config.json").write_text(json.dumps({**config, "threat_models": [{"norm": "Linf", "eps": 0.1}]}))
+    out = finetune_deep_defense(robust, tmp_path / "dd", DeepDefenseRecipe(epochs=1, batch_size=50), device="cpu",
+                                train_limit=50)
+    assert json.loads((out / "config.json").read_text())["threat_models"] == [{"norm": "Linf", "eps": 0.1}]
+    plain = finetune_deep_defense(lenet_checkpoint, tmp_path / "plain", DeepDefenseRecipe(epochs=1, batch_size=50),
+                                  device="cpu", train_limit=50)
+    assert "threat_models" not in json.loads((plain / "config.json").read_text())
