@@ -62,7 +62,7 @@ def test_stored_adversarials_resume_are_reused_and_crafted_ones_refused(lenet, m
     save_file(empty, str(files[0]), metadata=meta)
     trusted = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10, trust=True)
     assert trusted.unverified_batches == 1 and trusted.record()["batches"]["reused_unverified"] == 1
-    assert trusted.robust[:10].all() and not torch.equal(trusted.robust, first.robust)  # what a forgery buys
+    assert int(trusted.robust.sum()) >= int(first.robust.sum()) + 8  # what a forgery buys: ~10 images "robust"
     redone = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
     assert redone.reused_batches == 1 and redone.unverified_batches == 0 and redone.seconds > 0
     assert torch.equal(redone.robust, first.robust)  # attacked again, and the file rewritten with its MAC
@@ -118,7 +118,7 @@ def test_artifacts_replay_the_checkpoints_autoattack_and_are_paired_with_it(thre
     baseline = records[WEIGHTS]["robust"]["Linf 0.1"]
     assert baseline["label"] == "AutoAttack ℓ∞ 0.1, n = 20" and baseline["images"] == 20
     assert baseline["batches"] == {"total": 1, "reused": 1, "reused_unverified": 0}  # what zoo eval stored
-    assert baseline["accuracy"] == evaluated.robust.float().mean().item()
+    assert baseline["accuracy"] == pytest.approx(evaluated.robust.float().mean().item())
     assert 0 < baseline["accuracy"] < 1 and baseline["square"]["images"] == 20
     fp32 = records["model.onnx"]["robust"]["Linf 0.1"]
     assert fp32["attack"] == REPLAYED and fp32["label"] == "AutoAttack, replayed ℓ∞ 0.1, n = 20"
@@ -127,7 +127,7 @@ def test_artifacts_replay_the_checkpoints_autoattack_and_are_paired_with_it(thre
     combined = fp32["combined"]  # robust only where the replay and Square both failed
     assert combined["accuracy"] <= min(fp32["accuracy"], fp32["square"]["accuracy"]) + 1e-9
     assert again[WEIGHTS]["robust"] == records[WEIGHTS]["robust"]  # --robust 0 keeps what was measured
-    assert again["model.onnx"]["robust"] == fp32
+    assert again["model.onnx"]["robust"] == records["model.onnx"]["robust"]
     for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
         record = ArtifactRecord.from_json(records[name])
         assert "Linf 0.1" in record.robust and record.gate.details["max_robust_drop"] == 0.0
