@@ -105,10 +105,10 @@ def threat_verified(lenet_package, tmp_path_factory):
         patch.setattr(constants, "ZOO_HOME", package.parent / "zoo_home")
         x, y = load_split("mnist", "test").tensors(limit=20)
         evaluated = autoattack(load_checkpoint(package)[0], x, y, ThreatModel("Linf", 0.1), store=store)  # zoo eval's
-        result = verify_package(package, settings=VerifySettings(limit=100, square_images=20, robust_images=20,
-                                                                 square_queries=200), adversarials=store)
+        result = verify_package(package, settings=VerifySettings(limit=40, square_images=20, robust_images=20,
+                                                                 square_queries=100), adversarials=store)
         again = verify_package(package, artifacts=["model.onnx"],
-                               settings=VerifySettings(limit=100, square_images=0, robust_images=0))
+                               settings=VerifySettings(limit=20, square_images=0, robust_images=0))
     return result["records"], store, evaluated, again["records"]
 
 
