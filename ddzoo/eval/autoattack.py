@@ -35,6 +35,7 @@ from ddzoo.attacks import attack_copy
 from ddzoo.device import show_progress
 from ddzoo.errors import CheckpointError
 from ddzoo.eval.threat import ThreatModel
+from ddzoo.models.inference import predict_labels
 from ddzoo.stats import Accuracy
 
 BATCH_SIZE = 100  # a stored batch: minutes of work on a CPU
@@ -137,9 +138,7 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Threa
             _write_batch(path, xb, found, meta, key)
         adversarials.append(found)
     adversarial = torch.cat(adversarials)
-    with torch.no_grad():
-        robust = torch.cat([frozen(a).argmax(1) == b for a, b in
-                            zip(adversarial.split(batch_size), y.split(batch_size), strict=True)])
+    robust = predict_labels(frozen, adversarial, batch_size=batch_size) == y
     return AutoAttackResult(threat, adversarial, robust, seconds, len(starts), reused, unverified, name)
 
 

@@ -16,6 +16,7 @@ from ddzoo.eval.autoattack import autoattack as autoattack_run
 from ddzoo.eval.eps_ref import reference_of, resolve_eps_ref
 from ddzoo.eval.robustness import EvalSettings, evaluate_robustness
 from ddzoo.eval.threat import ThreatModel, declared_threat_models, standard_threat_models
+from ddzoo.models.inference import predict_labels
 from ddzoo.package import load_checkpoint
 from ddzoo.stats import Accuracy
 
@@ -88,9 +89,7 @@ def robustbench_entry(model: torch.nn.Module, config: dict, dataset: str, robust
     """What a RobustBench-style table row needs: clean accuracy on the whole test set (whatever ``--limit``),
     AutoAttack robust accuracy per threat model with its n, architecture, parameters and training time."""
     x, y = load_split(dataset, "test").tensors()
-    model = model.cpu().eval()
-    with torch.no_grad():
-        correct = torch.cat([model(xb).argmax(1) == yb for xb, yb in zip(x.split(500), y.split(500), strict=True)])
+    correct = predict_labels(model.cpu().eval(), x) == y
     metrics = config.get("metrics") or {}
     seconds = metrics.get("train_seconds")
     return {"clean": Accuracy.of(correct).to_json(),
