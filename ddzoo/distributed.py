@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ddzoo.errors import InvalidArgumentError
+
+_TORCHRUN_ENV = ("RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside WORLD_SIZE
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -48,9 +52,17 @@ class DistContext:
 
 def init_distributed(device: torch.device) -> DistContext:
     """Join the process group described by torchrun's environment (or run alone if there is none)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise InvalidArgumentError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number: unset it, or start "
+                                   "the command with torchrun") from None
     if world_size <= 1:
         return DistContext()
+    missing = [name for name in _TORCHRUN_ENV if name not in os.environ]
+    if missing and not dist.is_initialized():  # a stray WORLD_SIZE, not torchrun's: joining would hang or crash
+        raise InvalidArgumentError(f"WORLD_SIZE={world_size} is set but {', '.join(missing)} not: unset WORLD_SIZE, "
+                                   "or start the command with torchrun")
     if not dist.is_initialized():
         # a rank may wait a whole batch of another's attacks at a collective: more than gloo's 30-minute default
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",

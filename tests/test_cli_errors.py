@@ -98,7 +98,8 @@ def test_every_failure_exits_with_the_code_documented_for_its_kind(error, code, 
 
 
 @pytest.mark.parametrize("argv", [["list", "--no-such-option"], ["no-such-command"], ["pull"],
-                                  ["list", "--sort", "speed"], ["pull", "../etc"]])
+                                  ["list", "--sort", "speed"], ["pull", "../etc"], ["verify", "x", "--limit", "0"],
+                                  ["verify", "x", "--candidates", "1"], ["verify", "x", "--robust", "-1"]])
 def test_usage_errors_exit_2_like_typers_own(argv, capsys):
     assert main(argv) == 2
     assert "Traceback" not in capsys.readouterr().err

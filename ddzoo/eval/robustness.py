@@ -22,6 +22,7 @@ from ddzoo.attacks import attack_copy, bim
 from ddzoo.attacks.deepfool import deepfool_budgets, l2_norms
 from ddzoo.attacks.linf import fgs
 from ddzoo.device import show_progress
+from ddzoo.errors import InvalidArgumentError
 from ddzoo.models import Classifier
 from ddzoo.models.inference import predict_labels
 from ddzoo.records import BOX_CONSTRAINED, DEEPFOOL_ITERATIONS, DeepFoolSummary
@@ -54,6 +55,13 @@ class EvalSettings:
     overshoot: float = 0.02
     batch_size: int = 500
     bim_steps: int = 10
+
+    def __post_init__(self) -> None:
+        for name, least in (("num_candidates", 2), ("batch_size", 1), ("bim_steps", 1)):
+            if getattr(self, name) < least:
+                raise InvalidArgumentError(f"{name} = {getattr(self, name)}: it must be at least {least}")
+        if not self.overshoot >= 0:
+            raise InvalidArgumentError(f"overshoot = {self.overshoot}: it must be 0 or more")
 
 
 def chunks(size: int, label: str, *tensors: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:

@@ -35,6 +35,17 @@ class VerifySettings(EvalSettings):
     replay: bool = True  # replay the checkpoint's DeepFool on artifacts (False: every image artifact-in-the-loop)
     replay_tolerance: float | None = None  # if set, a step's f'_l differing more (relative) also leaves the path
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.limit is not None and self.limit < 1:
+            raise InvalidArgumentError(f"limit = {self.limit}: verify on at least one image (or leave it out)")
+        counts = ("bisection_steps", "crosscheck_images", "crosscheck_iterations", "square_images", "square_queries",
+                  "strong_images", "robust_images")
+        negative = [f"{name} = {getattr(self, name)}" for name in counts if getattr(self, name) < 0]
+        if negative or not self.iterations or min(self.iterations) < 1:
+            raise InvalidArgumentError(f"{', '.join(negative) or f'iterations = {self.iterations}'}: counts must be "
+                                       "0 or more and DeepFool's iteration budgets at least 1")
+
     def record(self) -> dict:
         """The settings as every record states them (JSON names)."""
         return {_JSON_NAMES.get(key, key): list(value) if isinstance(value, tuple) else value

@@ -78,7 +78,11 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     from ddzoo.distributed import init_distributed
 
     ctx = init_distributed(torch.device("cpu"))  # under torchrun: each rank measures, rank 0 copies and writes
-    folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
+    if ctx.is_main:  # rank 0 pulls a named model into the cache first; the others then find it there
+        folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
+    ctx.barrier()
+    if not ctx.is_main:
+        folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
     if out is not None:
         if ctx.is_main:
             with building_dir(Path(out)) as staging:

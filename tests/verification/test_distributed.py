@@ -48,3 +48,12 @@ def test_more_processes_than_batches_is_a_clear_error(lenet_package, tmp_path, d
                            "--crosscheck", "0"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0
     assert "2 processes need as many batches of 500 images; 20 images make 1" in done.stderr
+
+
+def test_a_stray_world_size_is_a_clear_error_not_a_hang(lenet_package, monkeypatch, capsys):
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["verify", str(lenet_package), "--limit", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RANK, MASTER_ADDR, MASTER_PORT not: unset WORLD_SIZE, or start" in err
