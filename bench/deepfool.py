@@ -3,7 +3,8 @@
 ddzoo runs on its attack copy (``attack_copy``); torchattacks and foolbox on both it and the stock copy
 (``folded_copy``: batch norm folded, stock layers), since either may be the faster one for them. Settings
 shared by all: 50 steps, overshoot 0.02, start from the predicted label, images kept in [0, 1] inside the loop
-(the only mode torchattacks and foolbox offer); ddzoo linearises at the overshoot point as foolbox does.
+(the only mode torchattacks and foolbox offer); ddzoo linearises at the overshoot point as foolbox does, with the
+bfloat16 candidate screen ``zoo eval`` uses where bfloat16 is native (and once without it: "float32 only").
 torchattacks always uses every class as a candidate, so K = 10 = all classes. ddzoo's unconstrained run (the
 paper's ρ₂) is printed too. Ratios are ddzoo's images/s over each library's, measured in the same process,
 interleaved: each of ``--rounds`` chunks of the images is attacked by every method in turn, so a drift in the
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ddzoo.attacks import attack_copy, deepfool
-from ddzoo.attacks.deepfool import l2_norms
+from ddzoo.attacks.deepfool import SCREEN, bf16_is_fast, l2_norms
 from ddzoo.attacks.prepare import folded_copy
 from ddzoo.data import load_split
 from ddzoo.package import load_checkpoint
@@ -44,14 +45,14 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def ours(model, x, bounds):
+def ours(model, x, bounds, screen):
     result = deepfool(model, x, max_iter=STEPS, overshoot=OVERSHOOT, num_candidates=CANDIDATES, bounds=bounds,
-                      linearize_at="overshoot")
+                      linearize_at="overshoot", screen=screen)
     return x + result.perturbation
 
 
-def ours_batched(model, x, bounds, batch=500):
-    return torch.cat([ours(model, x[i : i + batch], bounds) for i in range(0, len(x), batch)])
+def ours_batched(model, x, bounds, screen, batch=500):
+    return torch.cat([ours(model, x[i : i + batch], bounds, screen) for i in range(0, len(x), batch)])
 
 
 def foolbox_attack(model, x, labels):
@@ -141,6 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     device = torch.device(args.device)
+    screen = SCREEN if bf16_is_fast(device) else 0.0  # what zoo eval / zoo verify use here
     cases = [
         ("lenet", "mnist", lambda: checkpoint(args.lenet, "lenet", "mnist", ReferenceRecipe(epochs=2))),
         ("resnet20", "cifar10",
@@ -154,8 +156,9 @@ def main() -> None:
         model, config = load_checkpoint(ckpt)
         stock, model = folded_copy(model).to(device), attack_copy(model).to(device)
         x = load_split(dataset, "test").tensors(limit=args.images)[0].to(device)
-        methods = {"ddzoo (box-constrained)": lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0)),
-                   "ddzoo (unconstrained)": lambda m, xx, _: ours_batched(m, xx, None),
+        methods = {"ddzoo (box-constrained)": lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0), screen),
+                   "ddzoo (box, float32 only)": lambda m, xx, _: ours_batched(m, xx, (0.0, 1.0), 0.0),
+                   "ddzoo (unconstrained)": lambda m, xx, _: ours_batched(m, xx, None, screen),
                    "foolbox 3.3.4": foolbox_attack,
                    "foolbox 3.3.4 (stock model)": lambda _, xx, yy, s=stock: foolbox_attack(s, xx, yy)}
         if not args.skip_torchattacks:
@@ -175,7 +178,7 @@ def main() -> None:
             print(f"{row['method']:28s} {row['images_per_s']:9.1f} {row['fooled']:7.3f} {row['rho2']:7.4f} "
                   f"{row['ddzoo_box_speedup']:13.1f}")
         report.append({"arch": arch, "dataset": dataset, "checkpoint": str(ckpt), "device": str(device),
-                       "backward_seconds": modes,
+                       "screen": screen, "backward_seconds": modes,
                        "test_accuracy": config["metrics"]["test_accuracy"], "rows": rows})
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

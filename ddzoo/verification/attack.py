@@ -118,20 +118,21 @@ def to_boundary(runner: Predictor, x: torch.Tensor, r: torch.Tensor, start: torc
 
 def artifact_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, *, max_iter: int, num_candidates: int,
                       overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
-                      bisection_steps: int = 8) -> ArtifactAttack:
+                      bisection_steps: int = 8, screen: float = 0.0) -> ArtifactAttack:
     """DeepFool on ``runner``'s artifact with gradients from ``model`` (the same weights in torch, CPU)."""
     return artifact_deepfool_budgets(model, runner, x, (max_iter,), num_candidates=num_candidates,
-                                     overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps)[max_iter]
+                                     overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps,
+                                     screen=screen)[max_iter]
 
 
 def artifact_deepfool_budgets(model: nn.Module, runner: Predictor, x: torch.Tensor, budgets: Iterable[int], *,
                               num_candidates: int, overshoot: float = 0.02, bounds: tuple[float, float] | None = None,
-                              bisection_steps: int = 8, trace: DeepFoolTrace | None = None
+                              bisection_steps: int = 8, trace: DeepFoolTrace | None = None, screen: float = 0.0
                               ) -> dict[int, ArtifactAttack]:
     """:func:`artifact_deepfool` at several iteration budgets from one sweep (:func:`deepfool_budgets`);
-    ``trace`` records the sweep's decisions (see :mod:`ddzoo.verification.replay`)."""
+    ``trace`` records the sweep's decisions (see :mod:`ddzoo.verification.replay`); ``screen``: DeepFool's."""
     sweep = deepfool_budgets(model, x, budgets, overshoot=overshoot, num_candidates=num_candidates, bounds=bounds,
-                             oracle=runner.predict, trace=trace)
+                             oracle=runner.predict, trace=trace, screen=screen)
     attacks = {}
     for budget, result in sweep.items():
         r, fooled, low, high = to_boundary(runner, x, result.perturbation, result.start_labels, result.fooled,

@@ -44,7 +44,7 @@ def attack_checkpoint(model: nn.Module, oracle: Predictor, x: torch.Tensor, y: t
     logits = oracle.predict(x)
     candidates = logits.topk(min(settings.num_candidates, logits.shape[1]), dim=1).indices
     common = {"num_candidates": settings.num_candidates, "overshoot": settings.overshoot,
-              "bisection_steps": settings.bisection_steps}
+              "bisection_steps": settings.bisection_steps, "screen": settings.screen}
     started = time.perf_counter()
     trace, boxed_trace = DeepFoolTrace(), DeepFoolTrace()
     deepfool = artifact_deepfool_budgets(model, oracle, x, settings.iterations, trace=trace, **common)

@@ -136,7 +136,7 @@ def _artifact_deepfool(model: torch.nn.Module, runner: Runner, batch: Checkpoint
     """The artifact's DeepFool results on one batch: replayed, or (``settings.replay`` off) all in the loop;
     also, per budget, which images were attacked in the loop and which had their line search redone."""
     common = {"num_candidates": settings.num_candidates, "overshoot": settings.overshoot,
-              "bisection_steps": settings.bisection_steps}
+              "bisection_steps": settings.bisection_steps, "screen": settings.screen}
     most = max(settings.iterations)
     if not settings.replay:
         everything = torch.ones(len(batch.x), dtype=torch.bool)

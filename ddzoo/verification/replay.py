@@ -75,8 +75,8 @@ def bracket_agreement(runner: Predictor, x: torch.Tensor, attack: ArtifactAttack
 
 def replay_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, checkpoint: dict[int, ArtifactAttack],
                     trace: DeepFoolTrace, same_start: torch.Tensor, *, num_candidates: int, overshoot: float,
-                    bisection_steps: int, tolerance: float | None, bounds: tuple[float, float] | None = None
-                    ) -> tuple[dict[int, ArtifactAttack], torch.Tensor, dict[int, torch.Tensor]]:
+                    bisection_steps: int, tolerance: float | None, bounds: tuple[float, float] | None = None,
+                    screen: float = 0.0) -> tuple[dict[int, ArtifactAttack], torch.Tensor, dict[int, torch.Tensor]]:
     """The artifact's DeepFool results at the checkpoint's budgets.
 
     Where the artifact takes the checkpoint's decisions, the checkpoint's DeepFool result is the artifact's; only
@@ -124,6 +124,7 @@ def replay_deepfool(model: nn.Module, runner: Predictor, x: torch.Tensor, checkp
     left = torch.nonzero(~on_path).squeeze(1)
     if left.numel():
         fresh = artifact_deepfool_budgets(model, runner, x[left], budgets, num_candidates=num_candidates,
-                                          overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps)
+                                          overshoot=overshoot, bounds=bounds, bisection_steps=bisection_steps,
+                                          screen=screen)
         results = {budget: results[budget].put(left, fresh[budget]) for budget in budgets}
     return results, ~on_path, searched

@@ -73,6 +73,8 @@ def test_bad_arguments():
         deepfool(layer, torch.randn(2, 20, dtype=torch.float64), num_candidates=1)
     with pytest.raises(InvalidArgumentError, match="linearize_at"):
         deepfool(layer, torch.randn(2, 20, dtype=torch.float64), linearize_at="midpoint")
+    with pytest.raises(InvalidArgumentError, match="screen"):
+        deepfool(layer, torch.randn(2, 20, dtype=torch.float64), create_graph=True, screen=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +186,19 @@ def test_differentiable_mode_matches_and_carries_gradients(lenet, mnist_500, ove
     used = [g for g in grads if g is not None]
     assert used and all(torch.isfinite(g).all() for g in used)
     assert sum(g.abs().sum() for g in used) > 0
+
+
+@pytest.mark.parametrize("bounds", [None, (0.0, 1.0)])
+def test_the_bf16_screen_takes_the_float32_attacks_decisions_and_steps(bounds, data_dir):
+    """The screen decides only which candidates get float32 gradients: on the bundled ResNet-20 (60 CIFAR-10
+    test images, 50 iterations, K = 10) every image takes the same iterations to the same perturbation."""
+    import ddzoo
+    from ddzoo.attacks.deepfool import SCREEN
+    from ddzoo.data import load_split
+
+    model = attack_copy(ddzoo.load("resnet-cifar10-ref", offline=True))
+    x, _ = load_split("cifar10", "test").tensors(limit=60)
+    exact = deepfool(model, x, bounds=bounds)
+    screened = deepfool(model, x, bounds=bounds, screen=SCREEN)
+    assert torch.equal(screened.iterations, exact.iterations) and torch.equal(screened.fooled, exact.fooled)
+    assert torch.allclose(screened.perturbation, exact.perturbation, rtol=1e-5, atol=1e-7)
