@@ -251,6 +251,6 @@ def evaluate_robustness(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps
     metrics.update(linf_grid(frozen, x, y, eps_ref, settings=settings, device=device))
     metrics["eps_ref"] = dict(eps_ref)
     metrics["settings"] = {"num_candidates": settings.num_candidates, "overshoot": settings.overshoot,
-                           "bim_steps": settings.bim_steps, "space_pixel": "[0,1]",
+                           "bim_steps": settings.bim_steps, "screen": settings.screen, "space_pixel": "[0,1]",
                            "space_normalized": "(x - mean) / std"}
     return metrics
