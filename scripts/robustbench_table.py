@@ -1,11 +1,13 @@
 """The RobustBench-style table of docs/results (issue 27): the zoo's models beside RobustBench's anchors.
 
-Reads ``zoo eval --autoattack --json`` outputs (their ``robustbench`` entries) and prints markdown rows in
-RobustBench's columns: clean accuracy (whole test set), AutoAttack robust accuracy (with n and its Wilson
-interval), architecture, parameters, and training cost in CPU-hours (wall hours × the machine's cores, minus
-any pauses given as ``NAME=SECONDS``).
+Reads ``zoo eval --autoattack --json`` outputs (their ``robustbench`` entries) or model packages (clean accuracy
+from config.json, AutoAttack from the checkpoint record's ``strong`` figures of ``zoo verify --strong``) and prints
+markdown rows in RobustBench's columns: clean accuracy (whole test set), AutoAttack robust accuracy (with n and its
+Wilson interval), architecture, parameters, and training cost in CPU-hours (wall hours × the machine's cores,
+minus any pauses given as ``NAME=SECONDS``; a fine-tune's own training only).
 
-    python scripts/robustbench_table.py runs/robust/at-linf-eval.json ... [--paused resnet-cifar10-at-linf=4290]
+    python scripts/robustbench_table.py runs/robust/NAME.eval.json ... ddzoo/hub/resnet-cifar10-ref/main ... \
+        [--paused resnet-cifar10-at-linf=4290]
 """
 
 from __future__ import annotations
@@ -23,9 +25,26 @@ def _budget(threat: ThreatModel) -> str:
     return f"{NORMS[threat.norm]} {threat.eps_text}"
 
 
+def _package_entry(folder: Path) -> tuple[dict, str]:
+    """A package's figures in the shape of ``zoo eval``'s robustbench entry."""
+    from ddzoo.package import load_checkpoint, read_config, read_verification
+
+    config = read_config(folder)
+    strong = read_verification(folder)["records"]["model.safetensors"].get("strong") or {}
+    robust = {norm: {"norm": norm, **figure} for norm, figure in (strong.get("autoattack") or {}).items()
+              if isinstance(figure, dict)}
+    model, _ = load_checkpoint(folder)
+    return {"architecture": config["arch"], "parameters": sum(p.numel() for p in model.parameters()),
+            "clean": {"accuracy": config["metrics"]["test_accuracy"]}, "robust": robust,
+            "training": {"wall_seconds": config["metrics"].get("train_seconds")}}, folder.parent.name
+
+
 def _ours(path: Path, paused: dict[str, float], cores: int) -> list[str]:
-    record = json.loads(path.read_text())
-    entry, name = record["robustbench"], Path(record["checkpoint"]).name
+    if path.is_dir():
+        entry, name = _package_entry(path)
+    else:
+        record = json.loads(path.read_text())
+        entry, name = record["robustbench"], Path(record["checkpoint"]).name
     seconds = entry["training"]["wall_seconds"]
     hours = "-" if seconds is None else f"{(seconds - paused.get(name, 0.0)) * cores / 3600:.1f}"
     rows = []
