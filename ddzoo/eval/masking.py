@@ -5,7 +5,8 @@ checks over one model's evaluation, each a measured pass or fail with its number
 
 1. iterative attacks are at least as strong as single-step ones (BIM reaches 50 % accuracy at an ε no larger
    than FGS: ε_ref(BIM) ≤ ε_ref(FGS));
-2. accuracy falls to about 0 as ε grows (BIM, 50 steps, at 8·ε_ref);
+2. accuracy falls to about 0 as ε grows (BIM, 50 steps, at 8·ε_ref, or at 4× the largest ℓ∞ budget the model
+   declares where that is larger: 8·ε_ref of the reference lies inside an adversarially trained model's ball);
 3. the query-only attack is not stronger than the white-box one (Square vs BIM at ε_ref, same images: the
    top of Square's 95 % interval reaches BIM's accuracy);
 4. unbounded attacks reach 100 % success (DeepFool unconstrained, and the best-of minimum-norm attacks);
@@ -25,16 +26,19 @@ from ddzoo.eval.strong import square_robust
 from ddzoo.records import DEEPFOOL_ITERATIONS
 from ddzoo.stats import Accuracy
 
-LARGE_EPS_FACTOR = 8.0  # "accuracy falls to ~0": BIM at 8·ε_ref
+LARGE_EPS_FACTOR = 8.0  # "accuracy falls to ~0": BIM at 8·ε_ref ...
+LARGE_THREAT_FACTOR = 4.0  # ... or at 4× the model's declared ℓ∞ budget, whichever is larger
 LARGE_EPS_MAX_ACCURACY = 0.02
 DEEPFOOL_OVER_BEST_OF_MAX = 1.5  # DeepFool's mean ‖r‖ may exceed the best-of's by at most this factor
 
 
 def masking_measurements(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_ref: dict[str, float], *,
-                         settings: EvalSettings, device: torch.device, square_queries: int = 1000) -> dict:
-    """The two numbers the checklist needs beyond ``zoo eval``'s: BIM (50 steps) at 8·ε_ref, and Square
-    vs BIM at ε_ref on the same images (``x`` is the stronger-attack subset)."""
-    large = min(1.0, LARGE_EPS_FACTOR * eps_ref["bim"])
+                         settings: EvalSettings, device: torch.device, square_queries: int = 1000,
+                         declared_linf: float = 0.0) -> dict:
+    """The two numbers the checklist needs beyond ``zoo eval``'s: BIM (50 steps) at a large ε (8·ε_ref, or
+    4·``declared_linf``, the largest ℓ∞ budget the model declares), and Square vs BIM at ε_ref on the same
+    images (``x`` is the stronger-attack subset)."""
+    large = min(1.0, max(LARGE_EPS_FACTOR * eps_ref["bim"], LARGE_THREAT_FACTOR * declared_linf))
     deep = replace(settings, bim_steps=50)
     bim_large = linf_accuracy(model, x, y, "bim", large, settings=deep, device=device)
     bim_at_ref = linf_accuracy(model, x, y, "bim", eps_ref["bim"], settings=settings, device=device)

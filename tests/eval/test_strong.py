@@ -120,6 +120,18 @@ def test_the_masking_checklist_flags_a_masked_model():
     assert "30.0 %" in masked[1]["detail"] and "= 2.00" in masked[4]["detail"]
 
 
+@pytest.mark.parametrize("declared, large", [(0.0, 0.08), (0.3, 1.0), (8 / 255, 32 / 255)])
+def test_the_large_eps_of_the_checklist_leaves_a_robust_models_ball(lenet, images, declared, large):
+    """BIM-50 runs at 8·ε_ref, or at 4× the model's declared ℓ∞ budget where that is larger (capped at 1)."""
+    from ddzoo.eval.masking import masking_measurements
+    from ddzoo.eval.robustness import EvalSettings
+
+    x, y = images
+    measured = masking_measurements(attack_copy(lenet), x[:8], y[:8], {"bim": 0.01}, settings=EvalSettings(),
+                                    device=torch.device("cpu"), square_queries=10, declared_linf=declared)
+    assert measured["bim_large"]["eps"] == pytest.approx(large)
+
+
 def test_a_second_autoattack_implementation_agrees(lenet, mnist_test):
     """ART's AutoAttack and torchattacks' give the same robust accuracy on the same images (an undefended LeNet
     at l-inf 0.3: none left), and every ART adversarial stays inside the budget (checked inside)."""
