@@ -211,6 +211,9 @@ def export(
     calibration_method: Annotated[str, typer.Option(help="minmax | entropy | percentile.")] = "minmax",
     parity_limit: Annotated[int | None, typer.Option(help="Parity on the first N test images (default: all).")
                             ] = None,
+    reference: Annotated[Path | None, typer.Option(
+        help="The family's reference checkpoint or package, whose stored eps_ref the package takes (for a model "
+             "trained from scratch; default: the checkpoint's own, or its --init's).")] = None,
     artifact: Annotated[str, typer.Option(help="triton: the artifact to serve (ONNX file or engine).")
                         ] = ONNX,
     name: Annotated[str | None, typer.Option(help="triton: model name (default: the package's).")] = None,
@@ -241,7 +244,7 @@ def export(
         raise InvalidArgumentError("usage: zoo export CHECKPOINT --out PACKAGE_DIR [--formats ...]")
     record = export_package(source[0], out, formats=formats, calibration_count=calibration_count,
                             calibration_seed=calibration_seed, calibration_method=calibration_method,
-                            parity_limit=parity_limit)
+                            parity_limit=parity_limit, reference=reference)
     rows = [{"artifact": name, "precision": a["precision"], "provider": a["runtime"]["provider"],
              "max |Δlogit|": f"{a['parity']['max_abs_logit_error']:.2e}",
              "mean |Δlogit|": f"{a['parity']['mean_abs_logit_error']:.2e}",

@@ -19,7 +19,8 @@ done
 for name in $NEW; do
   pkg="$RUNS/packages/$name"
   [ -f "$pkg/verification.json" ] && grep -q '"robust"' "$pkg/verification.json" && continue  # verified: resume
-  $ZOO export "$RUNS/$name" --out "$pkg"
+  $ZOO export "$RUNS/$name" --out "$pkg" --reference "$HUB/resnet-cifar10-ref/main"  # trained from scratch: the
+  # family reference's eps_ref gives the verification's l-inf grid, as for the fine-tuned members
   # exit code 3 = an artifact failed the gate; its record stays in verification.json, publish leaves it out
   $ZOO verify "$pkg" --limit "$LIMIT" --robust "$ROBUST" --adversarials "$RUNS/$name/autoattack" \
     --plot "$RUNS/packages/$name.verify.png" || [ $? -eq 3 ]

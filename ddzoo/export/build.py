@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ddzoo.data import load_split
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import CheckpointError, InvalidArgumentError
 from ddzoo.eval.eps_ref import stored_eps_ref
 from ddzoo.export.onnx_export import OPSET, export_onnx
 from ddzoo.export.parity import parity_record
@@ -26,6 +26,7 @@ from ddzoo.package import (
     WEIGHTS,
     load_checkpoint,
     package_versions,
+    read_eps_ref,
     write_config,
 )
 from ddzoo.runtime import open_runner
@@ -53,9 +54,21 @@ def onnx_versions() -> dict[str, str]:
     return found
 
 
+def _eps_ref(checkpoint: Path, reference: Path | str | None) -> dict | None:
+    """The ε_ref record a package takes: the given reference's, else the checkpoint's or its ``init``'s."""
+    if reference is None:
+        stored = stored_eps_ref(checkpoint)
+        return stored[0] if stored else None
+    record = read_eps_ref(reference)
+    if record is None:
+        raise CheckpointError(f"--reference {reference} holds no eps_ref record; run 'zoo eval {reference}' first "
+                              "(it stores one)")
+    return record
+
+
 def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | list[str] = DEFAULT_EXPORT_FORMATS,
                    calibration_count: int = 512, calibration_seed: int = 0, calibration_method: str = "minmax",
-                   parity_limit: int | None = None) -> dict:
+                   parity_limit: int | None = None, reference: Path | str | None = None) -> dict:
     """Export ``checkpoint`` into the package folder ``out``.
 
     Args:
@@ -64,6 +77,8 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
         formats: any of ``onnx, fp16, int8, trt-fp32, trt-fp16, trt-int8`` (engines need TensorRT and a GPU).
         calibration_count, calibration_seed, calibration_method: the INT8 calibration set (training images).
         parity_limit: parity on the first N test images (default: the whole test set).
+        reference: the family's reference checkpoint or package whose stored ε_ref the package takes, for a model
+            trained from scratch that records none (default: the checkpoint's own, or its ``init``'s).
 
     Returns:
         the ``export.json`` record.
@@ -77,8 +92,8 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
         raise InvalidArgumentError(f"--out {out} is the checkpoint itself; choose a new package folder")
     with building_dir(out) as build:
         shutil.copyfile(checkpoint / WEIGHTS, build / WEIGHTS)
-        stored = None if "eps_ref" in config else stored_eps_ref(checkpoint)  # so verification uses its ε grid
-        write_config(build, {**config, **({"eps_ref": stored[0]} if stored else {})})
+        stored = None if "eps_ref" in config else _eps_ref(checkpoint, reference)  # verification's ε grid
+        write_config(build, {**config, **({"eps_ref": stored} if stored else {})})
         metadata = {"ddzoo.arch": config["arch"], "ddzoo.dataset": config["dataset"],
                     "ddzoo.classes": ",".join(config["classes"]), "ddzoo.input_range": "0,1",
                     "ddzoo.recipe": config.get("recipe", {}).get("name", "reference")}

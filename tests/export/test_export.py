@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -95,3 +96,26 @@ def test_cli_export_json(tmp_path, lenet_checkpoint, capsys):
     assert list(printed["artifacts"]) == ["model.onnx"]
     assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == [
         "config.json", "export.json", "model.onnx", "model.safetensors"]
+
+
+def test_a_model_trained_from_scratch_takes_its_references_eps_ref(tmp_path, lenet_checkpoint, capsys):
+    """An adversarially trained model with no ``init`` records no reference: ``--reference`` gives its package the
+    family reference's ε_ref (verification's ℓ∞ grid); a reference without one is a one-line error."""
+    scratch = tmp_path / "scratch"
+    shutil.copytree(lenet_checkpoint, scratch)
+    config = json.loads((scratch / "config.json").read_text())
+    config.pop("eps_ref", None)
+    config["recipe"] = {"name": "adversarial", "norm": "linf", "eps": 0.3}
+    (scratch / "config.json").write_text(json.dumps(config))
+    (scratch / "eps_ref.json").unlink(missing_ok=True)
+    reference = tmp_path / "reference"
+    shutil.copytree(lenet_checkpoint, reference)
+    (reference / "eps_ref.json").write_text(json.dumps({"fgs": 0.11, "bim": 0.09, "samples": 100}))
+    args = ["export", str(scratch), "--formats", "onnx", "--parity-limit", "100"]
+    assert main([*args, "--out", str(tmp_path / "pkg"), "--reference", str(reference)]) == 0
+    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["eps_ref"]["bim"] == 0.09
+    (reference / "eps_ref.json").unlink()
+    assert main([*args, "--out", str(tmp_path / "pkg2"), "--reference", str(scratch)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no eps_ref record; run 'zoo eval" in err
+    assert not (tmp_path / "pkg2").exists()
