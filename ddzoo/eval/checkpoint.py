@@ -72,9 +72,9 @@ def evaluate_checkpoint(checkpoint: Path | str, *, dataset: str | None = None, l
 
         n = strong_limit or len(x)
         metrics["strong"] = strong_record(model.cpu(), x[:n], y[:n], dataset, attacks=attacks or ("deepfool",))
-        declared_linf = max((t.eps for t in declared_threat_models(config) if t.norm == "Linf"), default=0.0)
+        declared = declared_threat_models(config)
         metrics["masking"] = masking_measurements(attack_copy(model).cpu(), x[:n], y[:n], eps_ref, settings=settings,
-                                                  device=torch.device("cpu"), declared_linf=declared_linf)
+                                                  device=torch.device("cpu"), declared=(declared or [None])[0])
         metrics["masking"]["checklist"] = masking_checklist(metrics)
     if autoattack:
         threats = budgets or declared_threat_models(config) or standard_threat_models(dataset)

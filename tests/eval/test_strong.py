@@ -120,16 +120,25 @@ def test_the_masking_checklist_flags_a_masked_model():
     assert "30.0 %" in masked[1]["detail"] and "= 2.00" in masked[4]["detail"]
 
 
-@pytest.mark.parametrize("declared, large", [(0.0, 0.08), (0.3, 1.0), (8 / 255, 32 / 255)])
-def test_the_large_eps_of_the_checklist_leaves_a_robust_models_ball(lenet, images, declared, large):
-    """BIM-50 runs at 8·ε_ref, or at 4× the model's declared ℓ∞ budget where that is larger (capped at 1)."""
-    from ddzoo.eval.masking import masking_measurements
+@pytest.mark.parametrize("declared, attack, large", [
+    (None, "BIM", 0.08), ("linf:0.01", "BIM", 0.08), ("linf:8/255", "PGD", 32 / 255), ("l2:0.5", "PGD", 2.0)])
+def test_the_large_eps_of_the_checklist_leaves_a_robust_models_ball(lenet, images, declared, attack, large):
+    """BIM-50 runs at 8·ε_ref (ℓ∞), or PGD-50 at 4× the model's declared budget in its norm where that is larger
+    (ℓ2: always), and the checklist says which."""
+    from ddzoo.eval.masking import masking_checklist, masking_measurements
     from ddzoo.eval.robustness import EvalSettings
+    from ddzoo.eval.threat import ThreatModel
 
     x, y = images
+    threat = ThreatModel.parse(declared) if declared else None
     measured = masking_measurements(attack_copy(lenet), x[:8], y[:8], {"bim": 0.01}, settings=EvalSettings(),
-                                    device=torch.device("cpu"), square_queries=10, declared_linf=declared)
-    assert measured["bim_large"]["eps"] == pytest.approx(large)
+                                    device=torch.device("cpu"), square_queries=10, declared=threat)
+    assert measured["bim_large"]["eps"] == pytest.approx(large) and measured["bim_large"]["attack"] == attack
+    assert 0.0 <= measured["bim_large"]["accuracy"] <= 1.0
+    if attack == "PGD":
+        record = {"eps_ref": {"fgs": 0.02, "bim": 0.01}, "deepfool": {"pixel": {"50": {"fooled": 1.0}}},
+                  "strong": {"best_of": {"success": 1.0, "mean_norm": 1.0}, "min_norm": {}}, "masking": measured}
+        assert f"PGD-50 {'ℓ2' if threat.norm == 'L2' else 'ℓ∞'} at ε=" in masking_checklist(record)[1]["detail"]
 
 
 def test_a_second_autoattack_implementation_agrees(lenet, mnist_test):
