@@ -94,8 +94,8 @@ def test_every_bundled_adversarially_trained_model_resists_pgd_at_its_eps(at_nam
     """Adversarial training's defining claim, measured on the loaded models: at the budget it trained at, PGD
     (random start, seed 0) leaves more of the first test images right than on its reference. LeNets: PGD-20 on
     500 images; ResNet-20s: PGD-10 on 200. Measured: Fashion-MNIST, ℓ∞ 0.0125: 86.8 % vs 81.8 %; MNIST, ℓ∞ 0.15:
-    87.6 % vs 18.6 %; CIFAR-10, ℓ∞ 0.5/255: MEASURE; ℓ∞ 8/255 (resnet-cifar10-at-linf): MEASURE; ℓ2 0.5
-    (resnet-cifar10-at-l2): MEASURE."""
+    87.6 % vs 18.6 %; CIFAR-10, ℓ∞ 0.5/255: 83.0 % vs 51.5 %; ℓ∞ 8/255 (resnet-cifar10-at-linf): 40.5 % vs 0.0 %;
+    ℓ2 0.5 (resnet-cifar10-at-l2): 61.5 % vs 0.0 %."""
     from ddzoo.attacks import pgd
 
     config = read_config(pull(at_name, offline=True))
