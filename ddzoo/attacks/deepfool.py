@@ -60,13 +60,16 @@ class DeepFoolTrace:
     Attributes:
         checks: per success check, ``(rows, points, fooled)``: the images (rows of the attacked batch), the
             points looked at and the verdict there.
-        steps: per step, ``(rows, points, candidates, norms, chosen, value)``: where the step linearised, the
-            rows' candidate classes (k̂ first), ``||w'_k||`` of every other candidate, the chosen column l (into
-            ``candidates[:, 1:]``) and ``f'_l``.
+        steps: per step, ``(rows, points, candidates, norms, chosen, value, estimated, exact)``: where the step
+            linearised, the rows' candidate classes (k̂ first), ``||w'_k||`` of every other candidate, the chosen
+            column l (into ``candidates[:, 1:]``), ``f'_l``, and with the bfloat16 screen the estimated norms and
+            which candidates were computed in float32 (without it: ``norms`` and all).
+        screen: the run's ``screen`` margin.
     """
 
     checks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     steps: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
+    screen: float = 0.0
 
     def extend(self, other: DeepFoolTrace, rows: torch.Tensor) -> None:
         """Append ``other``, a trace of a run on ``x[rows]``, in this trace's row numbering."""
@@ -148,8 +151,11 @@ def deepfool(
         raise InvalidArgumentError("an oracle gives no gradients; use it without create_graph")
     if trace is not None and (create_graph or targets is not None):
         raise InvalidArgumentError("a trace records untargeted runs without create_graph")
-    if screen < 0 or (screen > 0 and create_graph):
-        raise InvalidArgumentError(f"screen must be >= 0 and is not for create_graph, got {screen}")
+    if screen < 0 or (screen > 0 and (create_graph or getattr(model, "training", False))):
+        raise InvalidArgumentError(f"screen must be >= 0 and is for eval-mode models without create_graph, "
+                                   f"got {screen}")
+    if trace is not None:
+        trace.screen = screen
     x = x.detach()
     n = x.shape[0]
 
@@ -222,8 +228,8 @@ def deepfool(
             active, r_step = active[stepping], r_step[stepping]
         if info is not None and trace is not None:
             keep = slice(None) if stepping is None else stepping
-            trace.steps.append((active, forward.point.detach()[keep], candidates[active], info["norms"][keep],
-                                info["nearest"][keep], info["value"][keep]))
+            trace.steps.append((active, forward.point.detach()[keep], candidates[active],
+                                *(info[key][keep] for key in ("norms", "nearest", "value", "estimated", "exact"))))
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
 
@@ -328,23 +334,26 @@ def _step(forward: _Forward, candidates: torch.Tensor, create_graph: bool, full_
         diffs = chosen[:, 1:] - chosen[:, :1]  # f'_k, (A, K-1)
         chosen_values = values.gather(1, candidates)
         value_diffs = chosen_values[:, 1:] - chosen_values[:, :1]
+        estimated, exact = None, None  # set by the bfloat16 screen
         if create_graph and full_graph:
             columns = [torch.autograd.grad(diffs[:, j].sum(), point, create_graph=True)[0]
                        for j in range(diffs.shape[1])]
             all_grads = torch.stack(columns, dim=1)
             grads = all_grads.detach()
         elif screen is not None and diffs.shape[1] > 1:
-            grads, exact = _screened_gradients(*screen, forward, candidates, diffs, value_diffs, eps)
+            grads, estimated, exact = _screened_gradients(*screen, forward, candidates, diffs, value_diffs, eps)
         else:
             grads = candidate_gradients(diffs, point, retain_graph=create_graph).detach()
         norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
         distances = value_diffs.abs() / norms
-        if screen is not None and diffs.shape[1] > 1:
+        if exact is not None:
             distances = distances.masked_fill(~exact, float("inf"))  # the step's gradient is always a float32 one
         nearest = distances.argmin(1)  # l, a constant for differentiation
         rows = torch.arange(point.shape[0], device=point.device)
         if info is not None:
-            info.update(norms=norms.detach(), nearest=nearest, value=value_diffs[rows, nearest].detach())
+            info.update(norms=norms.detach(), nearest=nearest, value=value_diffs[rows, nearest].detach(),
+                        estimated=norms.detach() if estimated is None else estimated,
+                        exact=torch.ones_like(norms, dtype=torch.bool) if exact is None else exact)
         if create_graph and full_graph:
             w, f = all_grads[rows, nearest], diffs[rows, nearest]
         elif create_graph:
@@ -365,28 +374,34 @@ SCREEN = 0.2  # the margin ``zoo eval`` and ``zoo verify`` use: twice the larges
 
 
 def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bfloat16 arithmetic is native on ``device`` (CPUs with AVX-512 BF16 or AMX, recent GPUs):
+    """Whether bfloat16 arithmetic is native on ``device`` (CPUs with AVX-512 BF16 or AMX, GPUs from Ampere on):
     where it is not, autocast emulates it and :func:`deepfool`'s screen would cost time."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    try:
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError, TypeError):  # a torch without these probes: assume emulation
+        return False
 
 
 def _screened_gradients(model: nn.Module, margin: float, forward: _Forward, candidates: torch.Tensor,
                         diffs: torch.Tensor, value_diffs: torch.Tensor, eps: float
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The candidates' gradients (A, K-1, ...): float32 where ``exact`` (the candidates whose bfloat16-estimated
-    distance is within ``1 + margin`` of the row's smallest), bfloat16 estimates elsewhere."""
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The candidates' gradients (A, K-1, ...): in the model's precision where ``exact`` (the candidates whose
+    bfloat16-estimated distance is within ``1 + margin`` of the row's smallest; always the smallest), bfloat16
+    estimates elsewhere; also the estimated norms."""
     point = forward.point
     low = point.detach().requires_grad_(True)
     with torch.autocast(point.device.type, dtype=torch.bfloat16):
-        low_chosen = model(low).gather(1, candidates).float()
-    grads = candidate_gradients(low_chosen[:, 1:] - low_chosen[:, :1], low).detach().float()
-    estimated = value_diffs.abs() / l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
-    exact = estimated <= estimated.min(1, keepdim=True).values * (1 + margin)
-    order = estimated.masked_fill(~exact, float("inf")).argsort(1)  # the exact ones first, nearest estimate first
-    counts = exact.sum(1)
+        low_chosen = model(low).gather(1, candidates).to(point.dtype)
+    grads = candidate_gradients(low_chosen[:, 1:] - low_chosen[:, :1], low).detach().to(point.dtype)
+    estimated_norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
+    estimated = (value_diffs.abs() / estimated_norms).nan_to_num(nan=float("inf"))
     rows = torch.arange(len(point), device=point.device)
+    exact = estimated <= estimated.min(1, keepdim=True).values * (1 + margin)
+    exact[rows, estimated.argmin(1)] = True
+    order = estimated.masked_fill(~exact, float("inf")).argsort(dim=1, stable=True)  # the exact ones first
+    counts = exact.sum(1)
     (grads[rows, order[:, 0]],) = torch.autograd.grad(diffs.gather(1, order[:, :1]).sum(), point)
     for rank in range(1, int(counts.max())):  # the r-th close candidate: a float32 graph of the rows having one
         more = torch.nonzero(counts > rank).squeeze(1)
@@ -395,4 +410,4 @@ def _screened_gradients(model: nn.Module, margin: float, forward: _Forward, cand
         column = order[more, rank : rank + 1]
         (grads[more, column.squeeze(1)],) = torch.autograd.grad(
             (chosen.gather(1, column + 1) - chosen[:, :1]).sum(), sub)
-    return grads, exact
+    return grads, estimated_norms, exact

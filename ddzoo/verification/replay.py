@@ -33,7 +33,8 @@ def _predict(runner: Predictor, points: torch.Tensor, size: int) -> torch.Tensor
 def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor, n: int,
                    tolerance: float | None = None) -> torch.Tensor:
     """Per image (``n`` of them): whether the artifact takes every decision the traced run took (and, with
-    ``tolerance``, every step's f'_l within it, relative)."""
+    ``tolerance``, every step's f'_l within it, relative). Under DeepFool's bfloat16 screen a decision is also
+    which candidates get float32 gradients: the artifact's f' must not bring in one the traced run estimated only."""
     agree = torch.ones(n, dtype=torch.bool)
     if trace.checks:
         rows, points, verdicts = (torch.cat(column) for column in zip(*trace.checks, strict=True))
@@ -41,12 +42,20 @@ def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor,
         agree[rows[~same]] = False
     if trace.steps:
         columns = zip(*trace.steps, strict=True)
-        rows, points, candidates, norms, chosen, value = (torch.cat(column) for column in columns)
+        rows, points, candidates, norms, chosen, value, estimated, exact = (torch.cat(c) for c in columns)
         picked = _predict(runner, points, n).gather(1, candidates)
         diffs = picked[:, 1:] - picked[:, :1]
-        nearest = (diffs.abs() / norms).argmin(1)
+        distances = diffs.abs() / norms
+        same = torch.ones(len(rows), dtype=torch.bool)
+        if trace.screen > 0:  # the artifact's own screen: its exact set, from the same bfloat16 estimates
+            screened = (diffs.abs() / estimated).nan_to_num(nan=float("inf"))
+            wanted = screened <= screened.min(1, keepdim=True).values * (1 + trace.screen)
+            wanted[torch.arange(len(rows)), screened.argmin(1)] = True
+            same &= ~(wanted & ~exact).any(1)
+            distances = distances.masked_fill(~wanted, float("inf"))
+        nearest = distances.argmin(1)
         f = diffs.gather(1, chosen[:, None]).squeeze(1)
-        same = nearest == chosen
+        same &= nearest == chosen
         if tolerance is not None:
             same &= (f - value).abs() <= tolerance * value.abs() + 1e-6
         agree[rows[~same]] = False

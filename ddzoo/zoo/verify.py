@@ -78,10 +78,16 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     from ddzoo.distributed import init_distributed
 
     ctx = init_distributed(torch.device("cpu"))  # under torchrun: each rank measures, rank 0 copies and writes
+    failed: Exception | None = None
     if ctx.is_main:  # rank 0 pulls a named model into the cache first; the others then find it there
-        folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
+        try:
+            folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
+        except Exception as error:  # noqa: BLE001 - raised after the barrier, so no rank waits on it
+            failed = error
     ctx.barrier()
-    if not ctx.is_main:
+    if failed is not None:
+        raise failed
+    if not ctx.is_main:  # (rank 0's failure reaches the others as theirs: the same name, the same cache)
         folder = resolve_package(name_or_path, offline=offline, offline_option=offline_option).folder
     if out is not None:
         if ctx.is_main:

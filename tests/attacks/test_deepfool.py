@@ -75,6 +75,18 @@ def test_bad_arguments():
         deepfool(layer, torch.randn(2, 20, dtype=torch.float64), linearize_at="midpoint")
     with pytest.raises(InvalidArgumentError, match="screen"):
         deepfool(layer, torch.randn(2, 20, dtype=torch.float64), create_graph=True, screen=0.2)
+    with pytest.raises(InvalidArgumentError, match="eval-mode"):
+        deepfool(layer.train(), torch.randn(2, 20, dtype=torch.float64), screen=0.2)
+
+
+def test_the_screen_keeps_a_float64_model_exact():
+    """In float64 the screen's exact gradients stay float64: the affine classifier's closed form, to 1e-9."""
+    layer = affine_classifier().eval()
+    x = torch.randn(64, 20, dtype=torch.float64)
+    result = deepfool(layer, x, overshoot=0.02, num_candidates=6, screen=0.2)
+    assert result.perturbation.dtype == torch.float64 and result.fooled.all()
+    assert result.iterations.tolist() == [1] * 64
+    assert torch.allclose(l2_norms(result.perturbation) / 1.02, closed_form_distance(layer, x), rtol=1e-9)
 
 
 @pytest.fixture(scope="module")
