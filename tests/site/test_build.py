@@ -119,7 +119,7 @@ def test_robustbench_anchors_are_reference_rows(bundled_site):
 def test_the_anchors_are_the_figures_docs_results_quotes():
     results = (Path(__file__).resolve().parents[2] / "docs" / "results" / "cifar10.md").read_text().splitlines()
     for anchor in robustbench_anchors("cifar10"):
-        cells = (f"| {round(100 * anchor.clean_accuracy, 2)} % | {round(100 * anchor.autoattack_accuracy, 2)} % |")
+        cells = f"| {100 * anchor.clean_accuracy:.2f} % | {100 * anchor.autoattack_accuracy:.2f} % ("
         assert [line for line in results if anchor.architecture in line and cells in line], anchor
 
 
