@@ -384,6 +384,16 @@ def bf16_is_fast(device: torch.device) -> bool:
         return False
 
 
+def screened_candidates(value_diffs: torch.Tensor, estimated_norms: torch.Tensor, margin: float
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The screen's rule: estimated distances ``|f'_k| / ||w'_k||`` (NaN counts as far) and which candidates get
+    exact gradients (within ``1 + margin`` of the row's nearest estimate, that one always)."""
+    estimated = (value_diffs.abs() / estimated_norms).nan_to_num(nan=float("inf"))
+    exact = estimated <= estimated.min(1, keepdim=True).values * (1 + margin)
+    exact[torch.arange(len(exact), device=exact.device), estimated.argmin(1)] = True
+    return estimated, exact
+
+
 def _screened_gradients(model: nn.Module, margin: float, forward: _Forward, candidates: torch.Tensor,
                         diffs: torch.Tensor, value_diffs: torch.Tensor, eps: float
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -396,10 +406,8 @@ def _screened_gradients(model: nn.Module, margin: float, forward: _Forward, cand
         low_chosen = model(low).gather(1, candidates).to(point.dtype)
     grads = candidate_gradients(low_chosen[:, 1:] - low_chosen[:, :1], low).detach().to(point.dtype)
     estimated_norms = l2_norms(grads.flatten(0, 1), eps).view(grads.shape[:2])
-    estimated = (value_diffs.abs() / estimated_norms).nan_to_num(nan=float("inf"))
+    estimated, exact = screened_candidates(value_diffs, estimated_norms, margin)
     rows = torch.arange(len(point), device=point.device)
-    exact = estimated <= estimated.min(1, keepdim=True).values * (1 + margin)
-    exact[rows, estimated.argmin(1)] = True
     order = estimated.masked_fill(~exact, float("inf")).argsort(dim=1, stable=True)  # the exact ones first
     counts = exact.sum(1)
     (grads[rows, order[:, 0]],) = torch.autograd.grad(diffs.gather(1, order[:, :1]).sum(), point)

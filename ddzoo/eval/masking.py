@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from ddzoo.attacks.linf import pgd
-from ddzoo.eval.robustness import EvalSettings, linf_accuracy
+from ddzoo.eval.robustness import EvalSettings, chunks, linf_accuracy
 from ddzoo.eval.strong import square_robust
 from ddzoo.eval.threat import NORMS, ThreatModel
+from ddzoo.models.inference import accuracy
 from ddzoo.records import DEEPFOOL_ITERATIONS
 from ddzoo.stats import Accuracy
 
@@ -44,10 +45,10 @@ def masking_measurements(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps
     large = min(1.0, LARGE_EPS_FACTOR * eps_ref["bim"])
     if declared is not None and (declared.norm == "L2" or LARGE_THREAT_FACTOR * declared.eps > large):
         large_attack = {"norm": declared.norm, "attack": "PGD", "eps": LARGE_THREAT_FACTOR * declared.eps}
-        correct = [(model(pgd(model, xb, yb, large_attack["eps"], norm=declared.norm.lower(), steps=50,
-                                  generator=torch.Generator().manual_seed(0))).argmax(1) == yb).detach()
-                   for xb, yb in zip(x.split(settings.batch_size), y.split(settings.batch_size), strict=True)]
-        large_attack["accuracy"] = torch.cat(correct).float().mean().item()
+        generator = torch.Generator().manual_seed(0)
+        adversarial = torch.cat([pgd(model, xb, yb, large_attack["eps"], norm=declared.norm.lower(), steps=50,
+                                     generator=generator) for xb, yb in chunks(settings.batch_size, "pgd-50", x, y)])
+        large_attack["accuracy"] = accuracy(model, adversarial, y)
     else:
         deep = replace(settings, bim_steps=50)
         large_attack = {"norm": "Linf", "attack": "BIM", "eps": large,

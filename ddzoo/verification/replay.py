@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ddzoo.attacks.deepfool import DeepFoolTrace
+from ddzoo.attacks.deepfool import DeepFoolTrace, screened_candidates
 from ddzoo.verification.attack import ArtifactAttack, Predictor, _expand, artifact_deepfool_budgets, to_boundary
 
 
@@ -48,9 +48,7 @@ def path_agreement(runner: Predictor, trace: DeepFoolTrace, start: torch.Tensor,
         distances = diffs.abs() / norms
         same = torch.ones(len(rows), dtype=torch.bool)
         if trace.screen > 0:  # the artifact's own screen: its exact set, from the same bfloat16 estimates
-            screened = (diffs.abs() / estimated).nan_to_num(nan=float("inf"))
-            wanted = screened <= screened.min(1, keepdim=True).values * (1 + trace.screen)
-            wanted[torch.arange(len(rows)), screened.argmin(1)] = True
+            _, wanted = screened_candidates(diffs, estimated, trace.screen)
             same &= ~(wanted & ~exact).any(1)
             distances = distances.masked_fill(~wanted, float("inf"))
         nearest = distances.argmin(1)
