@@ -195,6 +195,7 @@ def deepfool(
     # Where the step linearises at the point the success check looks at, the step's forward answers the check.
     check_at_step_point = scale == 1.0 + overshoot
     gradient_passes = candidates.shape[1] - 1
+    parked = []  # rows whose step was exactly zero: at a fixed point (see below)
     for step in range(max_iter):
         if active.numel() == 0:
             break
@@ -232,7 +233,15 @@ def deepfool(
                                 *(info[key][keep] for key in ("norms", "nearest", "value", "estimated", "exact"))))
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
+        if not create_graph:  # a zero step (a tie f'_l = 0 on quantised logits) leaves the point where it was, so
+            # every later check and step repeats this one: the row takes its remaining zero steps at once
+            still = r_step.flatten(1).abs().amax(1) == 0
+            if still.any():
+                parked.append(active[still])
+                iterations[active[still]] = max_iter
+                active = active[~still]
 
+    active = torch.cat([active, *parked])
     if active.numel():  # the samples that used every iteration: were they fooled in the end?
         final = clip(x[active] + (1 + overshoot) * total[active].detach())
         finished[active] = succeeded(logits_of(final), active)

@@ -214,3 +214,27 @@ def test_the_bf16_screen_takes_the_float32_attacks_decisions_and_steps(bounds, d
     screened = deepfool(model, x, bounds=bounds, screen=SCREEN)
     assert torch.equal(screened.iterations, exact.iterations) and torch.equal(screened.fooled, exact.fooled)
     assert torch.allclose(screened.perturbation, exact.perturbation, rtol=1e-5, atol=1e-7)
+
+
+def test_a_zero_step_ends_the_rows_search_with_the_result_every_later_step_gives(lenet, mnist_500):
+    """Against quantised logits (an INT8 artifact's), the nearest candidate can tie with k̂ (f'_l = 0, not fooled):
+    the step is zero, the point stays, and every later check and step repeats. Such a row gets the result a longer
+    run gives (every iteration counted) without the gradient work of the iterations left."""
+    x, _ = mnist_500
+    x = x[:100]
+
+    def quantised(points: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (lenet(points) * 2).round() / 2
+
+    work = {}
+    results = {}
+    for budget in (10, 50):
+        calls: list[int] = []
+        results[budget] = deepfool(CountingModel(lenet, calls), x, max_iter=budget, oracle=quantised)
+        work[budget] = sum(calls)
+    short, long = results[10], results[50]
+    stuck = (long.iterations == 50) & ~long.fooled
+    assert stuck.sum() >= 3, "the case: rows at a tie"
+    assert (short.iterations[stuck] == 10).all() and torch.equal(short.perturbation[stuck], long.perturbation[stuck])
+    assert work[50] <= work[10] + 2 * int((long.iterations > 10).sum()), "no gradient steps for the repeats"
