@@ -37,7 +37,8 @@ class DeepFoolResult:
 
     Attributes:
         perturbation: r with ``x + r`` the adversarial point (already clipped when ``bounds`` were given).
-        iterations: gradient steps taken (0 for a sample already at its target).
+        iterations: gradient steps taken (0 for a sample already at its target; a search ended by a zero step
+            counts the zero steps it would have repeated).
         fooled: whether ``x + r`` is misclassified (untargeted) or classified as the target (targeted).
         start_labels: the label k̂ the attack started from (the model's prediction on x).
     """
@@ -233,8 +234,9 @@ def deepfool(
                                 *(info[key][keep] for key in ("norms", "nearest", "value", "estimated", "exact"))))
         total = total.index_add(0, active, r_step) if create_graph else total.index_add_(0, active, r_step)
         iterations[active] += 1
-        if not create_graph:  # a zero step (a tie f'_l = 0 on quantised logits) leaves the point where it was, so
-            # every later check and step repeats this one: the row takes its remaining zero steps at once
+        if step > 0 and not create_graph:  # a zero step (a tie f'_l = 0 on quantised logits) right after a check
+            # leaves the point where it was, so every later check and step repeats these: the row takes its
+            # remaining zero steps at once (at step 0 no check has looked at x yet: a tie there can be a success)
             still = r_step.flatten(1).abs().amax(1) == 0
             if still.any():
                 parked.append(active[still])

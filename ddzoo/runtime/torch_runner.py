@@ -16,8 +16,8 @@ class TorchRunner(Runner):
     """Runs ``model.safetensors`` + ``config.json`` of a checkpoint or package folder.
 
     ``model`` is the checkpoint as trained; logits come from its inference copy (batch norm folded into the
-    convolutions, channels-last: the same logits up to float rounding, 1.7x faster on ResNet-20 here), the
-    function the attacks' gradients come from (:func:`~ddzoo.attacks.attack_copy`).
+    convolutions, channels-last: the same logits up to float rounding, 1.7x faster on ResNet-20 here), whose
+    forward pass the attacks' gradient copy shares (:func:`~ddzoo.attacks.attack_copy`).
     """
 
     backend = "torch"

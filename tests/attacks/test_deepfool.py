@@ -219,13 +219,14 @@ def test_the_bf16_screen_takes_the_float32_attacks_decisions_and_steps(bounds, d
 def test_a_zero_step_ends_the_rows_search_with_the_result_every_later_step_gives(lenet, mnist_500):
     """Against quantised logits (an INT8 artifact's), the nearest candidate can tie with k̂ (f'_l = 0, not fooled):
     the step is zero, the point stays, and every later check and step repeats. Such a row gets the result a longer
-    run gives (every iteration counted) without the gradient work of the iterations left."""
+    run gives (every iteration counted) without the gradient work of the iterations left. A tie at the clean point
+    is not such a case: the first check (argmax, which may pick the other tied class) can already succeed."""
     x, _ = mnist_500
     x = x[:100]
 
     def quantised(points: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return (lenet(points) * 2).round() / 2
+            return (lenet(points) * 0.5).round() / 0.5
 
     work = {}
     results = {}
@@ -238,3 +239,23 @@ def test_a_zero_step_ends_the_rows_search_with_the_result_every_later_step_gives
     assert stuck.sum() >= 3, "the case: rows at a tie"
     assert (short.iterations[stuck] == 10).all() and torch.equal(short.perturbation[stuck], long.perturbation[stuck])
     assert work[50] <= work[10] + 2 * int((long.iterations > 10).sum()), "no gradient steps for the repeats"
+
+
+def test_a_tie_at_the_clean_point_is_checked_before_a_search_ends():
+    """A zero first step (a tie at the clean point) does not end the search: the first check looks at x, where
+    argmax may pick the other tied class than DeepFool's k̂ (topk): fooled after 1 iteration, as DeepFool does."""
+    model = nn.Linear(6, 10)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(10, 6, generator=torch.Generator().manual_seed(0)))
+        model.bias.zero_()
+    x = torch.randn(400, 6, generator=torch.Generator().manual_seed(1))
+
+    def quantised(points: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (model(points) * 0.5).round()
+
+    clean = quantised(x)
+    tied = clean.argmax(1) != clean.topk(10, dim=1).indices[:, 0]
+    assert tied.sum() >= 3, "the case: ties at the clean point that topk and argmax break differently"
+    result = deepfool(model, x, max_iter=10, oracle=quantised)
+    assert result.fooled[tied].all() and (result.iterations[tied] == 1).all()
