@@ -75,7 +75,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     """
     import torch
 
-    from ddzoo.distributed import init_distributed
+    from ddzoo.distributed import init_distributed, shutdown_distributed
 
     ctx = init_distributed(torch.device("cpu"))  # under torchrun: each rank measures, rank 0 copies and writes
     failed: Exception | None = None
@@ -98,6 +98,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifacts, settings=settings, gate=gate, plot=plot, write=write,
                             adversarials=adversarials, trust_adversarials=trust_adversarials)
+    shutdown_distributed(ctx)  # no collectives after this: a rank leaves without tearing down a live group
     if not ctx.is_main:  # its share measured; rank 0 has the records
         return VerificationResult(folder, True, {}, {}, False, main_process=False)
     names = [WEIGHTS, *(artifacts or package_artifacts(folder))]
