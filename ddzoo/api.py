@@ -68,10 +68,12 @@ class PublishedModel:
     dataset: str | None
     recipe: str | None
     accuracy: float | None  # of model.onnx, from its verification record
+    accuracy_images: int | None  # the test images behind ``accuracy`` (10,000: CIFAR-10's whole test set)
     rho2: float | None  # DeepFool ρ₂ (50 iterations, [0,1] pixels) of model.onnx
     autoattack: float | None  # AutoAttack ℓ∞ robust accuracy of the checkpoint at the dataset's standard ε
+    autoattack_label: str | None  # what ``autoattack`` measured: "AutoAttack ℓ∞ 8/255, n = 500"
     status: str  # "ok", or why the entry is damaged or unreadable
-    # per declared threat model ("Linf 8/255"): label, accuracy, ci95, images (not part of the hash)
+    # per declared threat model ("Linf 8/255"): attack, label, accuracy, ci95, images (not part of the hash)
     robust: dict[str, dict] = field(default_factory=dict, hash=False)
 
 

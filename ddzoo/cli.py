@@ -446,19 +446,29 @@ def list_zoo(
     from ddzoo.zoo import list_models
 
     rows = list_models(sort=sort, dataset=dataset, recipe=recipe, min_rho2=min_rho2, min_autoattack=min_autoattack)
-    shown = [_list_row(r, sorted({key for row in rows for key in row["robust"]})) for r in rows]
+    headers: dict[str, set[str]] = {}  # per threat model: its figures' labels without n ("AutoAttack ℓ2 0.5")
+    for row in rows:
+        for key, figure in row["robust"].items():
+            headers.setdefault(key, set()).add(figure["label"].split(", n = ")[0])
+    columns = {key: " / ".join(sorted(headers[key])) for key in sorted(headers)}
+    shown = [_list_row(r, columns) for r in rows]
     _emit(rows, as_json, lambda _: print_table(shown, "ddzoo models") if shown else typer.echo("no models"))
 
 
-def _list_row(row: dict, threats: list[str]) -> dict[str, str]:
-    """A ``zoo list`` table row: the metrics as fractions, the ℓ∞ AutoAttack column named so, one column per
-    threat model any row declares (its label, with n, in the cell)."""
-    shown = {k: v for k, v in row.items() if k not in ("autoattack", "robust", "status")}
-    shown.update({key: "-" if row[key] is None else f"{row[key]:.4f}" for key in ("accuracy", "rho2")})
-    shown["AutoAttack ℓ∞ std ε"] = "-" if row["autoattack"] is None else f"{row['autoattack']:.4f}"
-    for key in threats:
+def _list_row(row: dict, threats: dict[str, str]) -> dict[str, str]:
+    """A ``zoo list`` table row: the metrics as fractions, each with what measured it in the cell (n; the ℓ∞
+    AutoAttack's ε), and a column per threat model any row declares (``threats``: its key and header)."""
+    shown = {k: v for k, v in row.items() if k not in ("accuracy", "accuracy_images", "rho2", "autoattack",
+                                                          "autoattack_label", "robust", "status")}
+    shown["accuracy (fp32 ONNX)"] = "-" if row["accuracy"] is None else (
+        f"{row['accuracy']:.4f} (n={row['accuracy_images']:,})")
+    shown["rho2"] = "-" if row["rho2"] is None else f"{row['rho2']:.4f}"
+    label = row["autoattack_label"] or ""
+    shown["AutoAttack ℓ∞ (dataset's ε)"] = "-" if row["autoattack"] is None else (
+        f"{row['autoattack']:.4f} ({label.removeprefix('AutoAttack ℓ∞ ').replace(' = ', '=')})")
+    for key, header in threats.items():
         figure = row["robust"].get(key)
-        shown[f"robust {key}"] = "-" if figure is None else f"{figure['accuracy']:.4f} (n={figure['images']:,})"
+        shown[header] = "-" if figure is None else f"{figure['accuracy']:.4f} (n={figure['images']:,})"
     return {**shown, "status": row["status"]}
 
 

@@ -40,7 +40,7 @@ from ddzoo.stats import Accuracy
 
 BATCH_SIZE = 100  # a stored batch: minutes of work on a CPU
 MAX_STORED_BYTES = 64 << 20  # a stored batch larger than this is not read
-FIGURE_FIELDS = ("label", "accuracy", "ci95", "images")  # what listings quote of a robust-accuracy figure
+FIGURE_FIELDS = ("attack", "label", "accuracy", "ci95", "images")  # what listings quote of a robust-accuracy figure
 
 
 def store_dir() -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError, ModelNotFoundError, UnknownNameError, ZooError
 from ddzoo.eval.autoattack import FIGURE_FIELDS
+from ddzoo.eval.threat import ThreatModel
 from ddzoo.names import parse_reference
 from ddzoo.package import (
     CARD,
@@ -25,17 +26,21 @@ from ddzoo.zoo.hubs import BUNDLED_HUB, DirectoryHub, content_id
 
 
 def package_facts(folder: Path) -> dict:
-    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy and ρ₂, the
-    checkpoint's AutoAttack ℓ∞ robust accuracy at the dataset's standard ε (where ``zoo verify --strong``
-    measured it), and ``robust``: the checkpoint's robust accuracy per declared threat model (label, accuracy,
-    ci95, images; ``zoo verify`` measures it for packages that declare one)."""
+    """Name-independent facts of a package folder: architecture, dataset, recipe, ONNX accuracy (and its n) and
+    ρ₂, the checkpoint's AutoAttack ℓ∞ robust accuracy at the dataset's standard ε (where ``zoo verify --strong``
+    measured it; ``autoattack_label`` names its ε and n), and ``robust``: the checkpoint's robust accuracy per
+    declared threat model (attack, label, accuracy, ci95, images; ``zoo verify`` measures it for packages that
+    declare one)."""
     config = read_config(folder)
     records = parse_records(read_verification(folder), f"{folder}")
     onnx, checkpoint = records.get(ONNX), records.get(WEIGHTS)
     strong = (checkpoint.strong if checkpoint else None) or {}
+    linf = (strong.get("autoattack") or {}).get("Linf") or {}
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
-            "accuracy": onnx.clean.accuracy if onnx else None, "rho2": onnx.headline_rho2 if onnx else None,
-            "autoattack": ((strong.get("autoattack") or {}).get("Linf") or {}).get("accuracy"),
+            "accuracy": onnx.clean.accuracy if onnx else None, "accuracy_images": onnx.clean.images if onnx else None,
+            "rho2": onnx.headline_rho2 if onnx else None, "autoattack": linf.get("accuracy"),
+            "autoattack_label": (ThreatModel("Linf", float(linf["eps"])).label("AutoAttack", int(linf["images"]))
+                                 if {"accuracy", "eps", "images"} <= set(linf) else None),
             "robust": {key: {field: figure[field] for field in FIGURE_FIELDS}
                        for key, figure in ((checkpoint.robust if checkpoint else None) or {}).items()
                        if isinstance(figure, dict) and all(field in figure for field in FIGURE_FIELDS)}}
@@ -58,8 +63,8 @@ def _row(name: str, revision: str, where: str, folder: Path) -> dict:
     try:
         facts = package_facts(folder)
     except (ZooError, OSError, KeyError, TypeError, AttributeError) as err:
-        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "rho2": None, "autoattack": None,
-                 "robust": {}}
+        facts = {"arch": None, "dataset": None, "recipe": None, "accuracy": None, "accuracy_images": None,
+                 "rho2": None, "autoattack": None, "autoattack_label": None, "robust": {}}
         status = status if status != "ok" else f"unreadable: {err}"
     return {**row, **facts, "status": status}
 

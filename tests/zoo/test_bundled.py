@@ -60,6 +60,19 @@ def test_zoo_list_filters_and_sorts_by_robustness(capsys):
     assert "unknown sort key 'speed'" in capsys.readouterr().err
 
 
+def test_zoo_list_names_what_measured_each_figure(capsys):
+    """Every figure of the table names its n, and every robust one its attack, norm and ε (issue 28 item 4)."""
+    rows = {r["name"]: r for r in list_models()}
+    for name in BUNDLED:
+        verification = json.loads((BUNDLED_HUB / name / "main" / "verification.json").read_text())["records"]
+        assert rows[name]["accuracy_images"] == verification["model.onnx"]["images"]
+    assert rows["resnet-cifar10-dd"]["autoattack_label"] == "AutoAttack ℓ∞ 8/255, n = 500"
+    assert main(["list", "--dataset", "cifar10"]) == 0
+    table = capsys.readouterr().out
+    assert "AutoAttack ℓ2 0.5" in table and "AutoAttack ℓ∞ 8/255" in table and "(8/255, n=500)" in table
+    assert f"(n={rows['resnet-cifar10-ref']['accuracy_images']:,})" in table
+
+
 def _family_reference(name: str) -> str | None:
     """The bundled reference model of ``name``'s family (``resnet-cifar10-at-l2`` → ``resnet-cifar10-ref``)."""
     refs = [ref for ref in BUNDLED if ref.endswith("-ref") and ref != name and name.startswith(ref[: -len("ref")])]
