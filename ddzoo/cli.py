@@ -555,6 +555,7 @@ def serve(
 
 
 def _render_eval(m: dict) -> None:
+    from ddzoo.eval.threat import ThreatModel
     from ddzoo.stats import Accuracy
 
     rows = [{"metric": "clean accuracy", "value": f"{m['clean_accuracy']:.4f}"}]
@@ -576,7 +577,7 @@ def _render_eval(m: dict) -> None:
                                   f"(success {stats['success']:.3f})"})
         for norm, result in (strong.get("autoattack") or {}).items():
             if isinstance(result, dict):
-                rows.append({"metric": f"AutoAttack {norm} ε={result['eps']:.4f}",
+                rows.append({"metric": ThreatModel(norm, float(result["eps"])).label("AutoAttack", result["images"]),
                              "value": Accuracy.from_json(result).fraction_text()})
     for result in (m.get("robust") or {}).values():
         rows.append({"metric": result["label"], "value": Accuracy.from_json(result).fraction_text()})

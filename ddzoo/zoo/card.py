@@ -50,8 +50,8 @@ def eval_results(config: dict, verification: dict) -> list:
                                           metric_value=record.headline_rho2, **common))
         square = record.square_accuracy
         if square:  # the query-only attack on the artifact itself, on its own (smaller) sample
-            results.append(hub.EvalResult(metric_type="robust_accuracy",
-                                          metric_name=f"Square l-inf eps={record.square['eps']:.4f} accuracy ({name})",
+            label = ThreatModel("Linf", record.square["eps"]).label("Square", square.images)
+            results.append(hub.EvalResult(metric_type="robust_accuracy", metric_name=f"{label} ({name})",
                                           metric_value=square.accuracy,
                                           **{**common, "metric_args": {**common["metric_args"],
                                                                         "images": square.images}}))
@@ -72,8 +72,13 @@ def eval_results(config: dict, verification: dict) -> list:
                 if isinstance(result, dict):
                     results.append(hub.EvalResult(
                         metric_type="robust_accuracy", metric_value=result["accuracy"], **on_sample,
-                        metric_name=f"AutoAttack {norm} eps={result['eps']:.4f} accuracy ({name})"))
+                        metric_name=f"{_autoattack_label(norm, result)} ({name})"))
     return results
+
+
+def _autoattack_label(norm: str, result: dict) -> str:
+    """``AutoAttack ℓ∞ 8/255, n = 500`` for a stronger-attack AutoAttack figure."""
+    return ThreatModel(norm, float(result["eps"])).label("AutoAttack", int(result["images"]))
 
 
 def _strong(verification: dict) -> str:
@@ -94,7 +99,7 @@ def _strong(verification: dict) -> str:
         lines.append(f"| DeepFool mean ‖r‖₂ / best-of | {deepfool['mean_norm'] / best['mean_norm']:.2f} |")
     for norm, result in (strong.get("autoattack") or {}).items():
         if isinstance(result, dict):
-            lines.append(f"| AutoAttack {norm}, ε = {result['eps']:.4f} | {Accuracy.from_json(result).text()} |")
+            lines.append(f"| {_autoattack_label(norm, result)} | {Accuracy.from_json(result).text()} |")
     return "\n".join([*lines, ""])
 
 
@@ -136,9 +141,10 @@ def checkpoint_facts(verification: dict) -> dict[str, str]:
     return {"accuracy": record.clean.text() if record else "-",
             "DeepFool ρ₂": f"{rho2:.4f}" if rho2 is not None else "-",
             "best-of ρ₂": f"{strong['best_of']['rho2']:.4f}" if strong else "-",
-            **{f"AutoAttack {norm}": f"{100 * attacks[norm]['accuracy']:.1f} % (ε {attacks[norm]['eps']:g})"
+            **{f"AutoAttack {NORMS[norm]} (dataset's ε)": f"{100 * attacks[norm]['accuracy']:.1f} % "
+               f"({_autoattack_label(norm, attacks[norm]).removeprefix(f'AutoAttack {NORMS[norm]} ')})"
                if isinstance(attacks.get(norm), dict) else "-" for norm in ("Linf", "L2")},
-            "images (best-of, AutoAttack)": str(strong.get("images", "-")),
+            "images (best-of)": str(strong.get("images", "-")),
             ROBUST_COLUMN: "; ".join(
                 f"{100 * f['accuracy']:.1f} % ({f['label']})" for f in ((record.robust if record else None) or {}
                                                                        ).values()) or "-"}
@@ -153,8 +159,8 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
     columns = [c for c in facts[0] if c != ROBUST_COLUMN or any(f[c] != "-" for f in facts)]
     head = ["model", "defence", *columns]
     lines = ["", "## How it compares", "",
-             f"The checkpoints of this model and its neighbours in the zoo, measured by the same `zoo verify` on the "
-             f"first test images of {config['dataset']} (white-box, in PyTorch):", "",
+             f"The checkpoints of this model and its neighbours in the zoo, measured by the same `zoo verify` on "
+             f"{config['dataset']}'s test images, n in each cell (white-box, in PyTorch):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (peer, peer_config, _), peer_facts in zip(rows, facts, strict=True):
         cells = [f"**{peer}**" if peer == name else peer, peer_config.get("recipe", {}).get("name", "reference"),

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ddzoo.cli import main
+from ddzoo.eval.threat import ThreatModel
 from ddzoo.package import WEIGHTS, verification_status
 from ddzoo.records import ArtifactRecord
 from ddzoo.runtime import open_runner
@@ -170,7 +171,9 @@ def test_the_card_lists_square_accuracy_in_its_model_index(lenet_package, tmp_pa
     verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(limit=20, square_images=20,
                                                                               square_queries=50, iterations=(5,)))
     card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
-    assert "robust_accuracy" in card and "Square l-inf eps=" in card and "(model.onnx)" in card
+    eps = read_verification(package)["records"]["model.onnx"]["square"]["eps"]
+    label = f"Square ℓ∞ {ThreatModel('Linf', eps).eps_text}, n = 20 (model.onnx)"  # norm, ε, attack and n
+    assert "robust_accuracy" in card and label in card
 
 
 def test_strong_attacks_on_the_checkpoint_reach_the_record_card_and_listing(lenet_package, tmp_path):
@@ -191,7 +194,8 @@ def test_strong_attacks_on_the_checkpoint_reach_the_record_card_and_listing(lene
     linf = strong["autoattack"]["Linf"]
     assert linf["eps"] == 0.3 and linf["accuracy"] < 0.5  # an undefended LeNet at MNIST's l-inf 0.3
     card = make_card(package, "lenet-test", read_config(package), read_verification(package), [])
-    assert "AutoAttack Linf eps=0.3000 accuracy (model.safetensors)" in card and "best-of minimum-norm" in card
+    assert "AutoAttack ℓ∞ 0.3, n = 30 (model.safetensors)" in card and "best-of minimum-norm" in card
+    assert package_facts(package)["autoattack_label"] == "AutoAttack ℓ∞ 0.3, n = 30"
     assert "Stronger attacks (the checkpoint, white-box)" in card
     assert package_facts(package)["autoattack"] == linf["accuracy"]
     verify_package(package, artifacts=["model.onnx"], settings=VerifySettings(**quick))  # no --strong
