@@ -3,26 +3,36 @@
 # test-set evaluation of the chosen one against R, as docs/results/robust-budgets.md plans it (session 17):
 #   choice: among candidates whose held-out clean accuracy is at most 1 point below R's, the highest held-out
 #   PGD-10 accuracy (ties within 0.5 point: the higher ρ₂); none: nothing chosen, nothing evaluated;
-#   first 1,000 test images: clean, DeepFool ρ₂, best-of minimal ‖r‖₂ (DeepFool, FMN, DDN) and AutoAttack at R's
-#   budget ε for the candidate, the same again for R (its stored AutoAttack batches replayed);
-#   first 500: AutoAttack at ε/2 and ε/4 for both.
+#   first 1,000 test images: DeepFool ρ₂, best-of minimal ‖r‖₂ (DeepFool, FMN, DDN) and AutoAttack at R's
+#   budget ε for the candidate, the same again for R (its stored AutoAttack batches replayed); first 500:
+#   AutoAttack at ε/2 and ε/4 for both. Every record also has clean accuracy on all 10,000 (its RobustBench
+#   entry) and the masking checklist.
 # Usage: bash runs/dd_testset.sh [NAME ...]   (default: both robust models). TRUST=1 reuses stored AutoAttack
 # batches signed by another cache's key (counted in the records). Every step resumes: AutoAttack batch by batch,
-# and each record is written once, atomically, as runs/robust/{NAME,dd/CANDIDATE}.{eval,eval-small}.json.
+# and each record is written once, atomically: runs/robust/dd/CANDIDATE.{eval,eval-small}.json and
+# runs/robust/NAME.{eval-bestof,eval-small}.json (R's session-15 NAME.eval.json stays as it was).
 set -euo pipefail
 export ZOO_DATA_DIR=${ZOO_DATA_DIR:-/work/shared/data}
 export PATH="$PWD/.venv/bin:$PATH"
 reference=ddzoo/hub/resnet-cifar10-ref/main
-chosen() {  # NAME: the rule's choice among NAME's held-out candidates (empty if none qualifies)
-  python - "runs/robust/$1.holdout.json" runs/robust/dd/"$1"-dd-lam*.holdout.json <<'EOF'
+chosen() {  # NAME: the rule's choice among NAME's candidates (empty if none qualifies); fails if they are unfinished
+  python - "$1" <<'EOF'
 import json, sys
-robust = json.load(open(sys.argv[1]))
-held = [json.load(open(path)) for path in sys.argv[2:]]
-eligible = [c for c in held if robust["accuracy"] - c["accuracy"] <= 0.01]
+from pathlib import Path
+name = sys.argv[1]
+done = Path(f"runs/robust/dd/{name}.candidates.json")
+if not done.is_file():
+    sys.exit(f"{done} is missing: finish the candidates first (bash runs/dd_candidates.sh 3)")
+robust = json.loads(Path(f"runs/robust/{name}.holdout.json").read_text())
+held = [json.loads(Path(f"runs/robust/dd/{name}-dd-lam{lam}.holdout.json").read_text())
+        for lam in json.loads(done.read_text())["lambdas"]
+        if not Path(f"runs/robust/dd/{name}-dd-lam{lam}.stopped").exists()]
+clean = lambda r: round(r["accuracy"] * 5000)  # images right of 5,000 held out (exact ties, no float noise)
+guard = lambda r: round(r["guard"]["accuracy"] * 1000)  # of the guard's 1,000
+eligible = [c for c in held if clean(robust) - clean(c) <= 50]  # at most 1 point below R's
 if eligible:
-    best = max(c["guard"]["accuracy"] for c in eligible)
-    print(max((c for c in eligible if best - c["guard"]["accuracy"] <= 0.005),
-              key=lambda c: c["rho2_50_normalized"])["checkpoint"])
+    best = max(map(guard, eligible))
+    print(max((c for c in eligible if best - guard(c) <= 5), key=lambda c: c["rho2_50_normalized"])["checkpoint"])
 EOF
 }
 evaluate() {  # RUN OUT LIMIT BUDGETS [--attacks ...]: one zoo eval record, written once
@@ -31,7 +41,7 @@ evaluate() {  # RUN OUT LIMIT BUDGETS [--attacks ...]: one zoo eval record, writ
   [ -s "$out" ] && return
   echo "== zoo eval $run --limit $limit --budgets $budgets $* $(date)"
   zoo eval "$run" --limit "$limit" --reference "$reference" --autoattack --budgets "$budgets" "$@" \
-    --adversarials "$run/autoattack" ${TRUST:+--trust-adversarials} --json > "$out.tmp"
+    --adversarials "$run/autoattack" $([ "${TRUST:-0}" = 1 ] && echo --trust-adversarials) --json > "$out.tmp"
   mv "$out.tmp" "$out"
 }
 names=("$@")
