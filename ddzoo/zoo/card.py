@@ -142,7 +142,7 @@ def checkpoint_facts(verification: dict) -> dict[str, str]:
             "DeepFool ρ₂": f"{rho2:.4f}" if rho2 is not None else "-",
             "best-of ρ₂": f"{strong['best_of']['rho2']:.4f}" if strong else "-",
             **{f"AutoAttack {NORMS[norm]} (dataset's ε)": f"{100 * attacks[norm]['accuracy']:.1f} % "
-               f"({_autoattack_label(norm, attacks[norm]).removeprefix(f'AutoAttack {NORMS[norm]} ')})"
+               f"({ThreatModel(norm, float(attacks[norm]['eps'])).eps_text}, n = {int(attacks[norm]['images']):,})"
                if isinstance(attacks.get(norm), dict) else "-" for norm in ("Linf", "L2")},
             "images (best-of)": str(strong.get("images", "-")),
             ROBUST_COLUMN: "; ".join(
