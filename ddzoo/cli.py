@@ -555,7 +555,7 @@ def serve(
 
 
 def _render_eval(m: dict) -> None:
-    from ddzoo.eval.threat import ThreatModel
+    from ddzoo.eval.threat import figure_label
     from ddzoo.stats import Accuracy
 
     rows = [{"metric": "clean accuracy", "value": f"{m['clean_accuracy']:.4f}"}]
@@ -577,7 +577,7 @@ def _render_eval(m: dict) -> None:
                                   f"(success {stats['success']:.3f})"})
         for norm, result in (strong.get("autoattack") or {}).items():
             if isinstance(result, dict):
-                rows.append({"metric": ThreatModel(norm, float(result["eps"])).label("AutoAttack", result["images"]),
+                rows.append({"metric": figure_label("AutoAttack", norm, result),
                              "value": Accuracy.from_json(result).fraction_text()})
     for result in (m.get("robust") or {}).values():
         rows.append({"metric": result["label"], "value": Accuracy.from_json(result).fraction_text()})

@@ -74,6 +74,12 @@ class ThreatModel:
         return {"norm": self.norm, "eps": self.eps}
 
 
+def figure_label(attack: str, norm: str, figure: dict) -> str:
+    """The label of a robust-accuracy figure that holds its ``eps`` and ``images`` under a norm key (a
+    ``--strong`` AutoAttack record): ``AutoAttack ℓ∞ 8/255, n = 500``."""
+    return ThreatModel(norm, float(figure["eps"])).label(attack, int(figure["images"]))
+
+
 def standard_threat_models(dataset: str) -> list[ThreatModel]:
     """The dataset's standard budgets (both norms)."""
     if dataset not in STANDARD_EPS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ddzoo.data import get_dataset_info
-from ddzoo.eval.threat import NORMS, ThreatModel
+from ddzoo.eval.threat import NORMS, ThreatModel, figure_label
 from ddzoo.package import WEIGHTS
 from ddzoo.records import HEADLINE_ITERATIONS, parse_records
 from ddzoo.stats import Accuracy, PairedDrop
@@ -72,13 +72,8 @@ def eval_results(config: dict, verification: dict) -> list:
                 if isinstance(result, dict):
                     results.append(hub.EvalResult(
                         metric_type="robust_accuracy", metric_value=result["accuracy"], **on_sample,
-                        metric_name=f"{_autoattack_label(norm, result)} ({name})"))
+                        metric_name=f"{figure_label('AutoAttack', norm, result)} ({name})"))
     return results
-
-
-def _autoattack_label(norm: str, result: dict) -> str:
-    """``AutoAttack ℓ∞ 8/255, n = 500`` for a stronger-attack AutoAttack figure."""
-    return ThreatModel(norm, float(result["eps"])).label("AutoAttack", int(result["images"]))
 
 
 def _strong(verification: dict) -> str:
@@ -99,7 +94,7 @@ def _strong(verification: dict) -> str:
         lines.append(f"| DeepFool mean ‖r‖₂ / best-of | {deepfool['mean_norm'] / best['mean_norm']:.2f} |")
     for norm, result in (strong.get("autoattack") or {}).items():
         if isinstance(result, dict):
-            lines.append(f"| {_autoattack_label(norm, result)} | {Accuracy.from_json(result).text()} |")
+            lines.append(f"| {figure_label('AutoAttack', norm, result)} | {Accuracy.from_json(result).text()} |")
     return "\n".join([*lines, ""])
 
 

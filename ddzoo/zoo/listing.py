@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ddzoo.errors import InvalidArgumentError, ModelNotFoundError, UnknownNameError, ZooError
 from ddzoo.eval.autoattack import FIGURE_FIELDS
-from ddzoo.eval.threat import ThreatModel
+from ddzoo.eval.threat import figure_label
 from ddzoo.names import parse_reference
 from ddzoo.package import (
     CARD,
@@ -39,7 +39,7 @@ def package_facts(folder: Path) -> dict:
     return {"arch": config["arch"], "dataset": config["dataset"], "recipe": config.get("recipe", {}).get("name"),
             "accuracy": onnx.clean.accuracy if onnx else None, "accuracy_images": onnx.clean.images if onnx else None,
             "rho2": onnx.headline_rho2 if onnx else None, "autoattack": linf.get("accuracy"),
-            "autoattack_label": (ThreatModel("Linf", float(linf["eps"])).label("AutoAttack", int(linf["images"]))
+            "autoattack_label": (figure_label("AutoAttack", "Linf", linf)
                                  if {"accuracy", "eps", "images"} <= set(linf) else None),
             "robust": {key: {field: figure[field] for field in FIGURE_FIELDS}
                        for key, figure in ((checkpoint.robust if checkpoint else None) or {}).items()
