@@ -103,10 +103,11 @@ class AutoAttackResult:
 
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
                store: Path | str | None = None, trust: bool = False, batch_size: int = BATCH_SIZE,
-               seed: int = 0) -> AutoAttackResult:
+               seed: int = 0, replay_only: bool = False) -> AutoAttackResult:
     """Standard AutoAttack on ``(x, y)`` at ``threat``, batch by batch; batches stored in ``store`` (default:
     :func:`store_dir`) for the same weights, images, budget and implementation are reused, new ones stored.
-    ``trust``: also reuse batches whose MAC does not verify (counted in the result)."""
+    ``trust``: also reuse batches whose MAC does not verify (counted in the result). ``replay_only``: raise
+    :class:`CheckpointError` instead of attacking a batch that is not stored."""
     from ddzoo.eval.strong import _classes, _torchattacks
 
     ta = _torchattacks()
@@ -127,6 +128,9 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Threa
         if found is not None and (verified or trust):
             reused += 1
             unverified += not verified
+        elif replay_only:
+            raise CheckpointError(f"no stored AutoAttack batch at {threat.label()} for images {begin}-"
+                                  f"{begin + len(xb) - 1} in {folder}; make it with zoo eval --autoattack first")
         else:
             started = time.perf_counter()
             attack = ta.AutoAttack(frozen, norm=threat.norm, eps=threat.eps, version="standard", n_classes=classes,

@@ -52,6 +52,10 @@ def test_stored_adversarials_resume_are_reused_and_crafted_ones_refused(lenet, m
     again = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
     assert again.reused_batches == 2 and again.seconds == 0
     assert torch.equal(again.adversarials, first.adversarials) and torch.equal(again.robust, first.robust)
+    replayed = autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10, replay_only=True)
+    assert torch.equal(replayed.robust, first.robust)
+    with pytest.raises(CheckpointError, match="no stored AutoAttack batch .* images 0-9"):
+        autoattack(lenet, x[:10], y[:10], ThreatModel("Linf", 0.25), store=tmp_path, batch_size=10, replay_only=True)
     other = autoattack(lenet, x[:10], y[:10], ThreatModel("Linf", 0.25), store=tmp_path, batch_size=10)
     assert other.reused_batches == 0  # another budget: not the stored batch
     with safe_open(str(files[0]), framework="pt") as handle:
