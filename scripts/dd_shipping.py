@@ -76,7 +76,7 @@ def main() -> None:
     verdict = shipping_test(args.candidate, args.robust, args.budget, args.limit, args.trust)
     if args.out:
         write_json(args.out, verdict)
-    print(json.dumps(verdict, indent=2))
+    print(json.dumps(verdict, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
