@@ -32,10 +32,9 @@ MAX_CLEAN_LOSS = 0.01  # the rule: at most 1 point of clean accuracy
 def shipping_test(candidate: Path, robust: Path, budget: str, limit: int, trust: bool) -> dict:
     threat = ThreatModel.parse(budget)
     x, y = load_split("cifar10", "test").tensors()
-    flags, clean = {}, {}
+    flags, clean, unverified = {}, {}, 0
     for role, run in (("R", robust), ("candidate", candidate)):
-        model, _ = load_checkpoint(run, "cpu")
-        model.eval()
+        model, _ = load_checkpoint(run, "cpu")  # in eval mode
         clean[role] = predict_labels(model, x) == y
         try:
             found = autoattack(model, x[:limit], y[:limit], threat, store=run / "autoattack", trust=trust,
@@ -43,7 +42,7 @@ def shipping_test(candidate: Path, robust: Path, budget: str, limit: int, trust:
         except CheckpointError as error:
             sys.exit(f"{run}: {error} (bash runs/dd_testset.sh)")
         flags[role] = found.robust
-        flags[f"{role}_unverified"] = found.unverified_batches
+        unverified += found.unverified_batches
     clean_drop = PairedDrop.of(clean["R"], clean["candidate"])
     robust_drop = PairedDrop.of(flags["R"], flags["candidate"])
     p = robust_drop.p_worse()
@@ -60,7 +59,7 @@ def shipping_test(candidate: Path, robust: Path, budget: str, limit: int, trust:
                       "candidate": Accuracy.of(clean["candidate"]).to_json(), "paired": clean_drop.to_json()},
             "autoattack": {"label": threat.label("AutoAttack", limit), "R": Accuracy.of(flags["R"]).to_json(),
                            "candidate": Accuracy.of(flags["candidate"]).to_json(), "paired": robust_drop.to_json(),
-                           "p_worse": p, "unverified_batches": flags["R_unverified"] + flags["candidate_unverified"]},
+                           "p_worse": p, "unverified_batches": unverified},
             "ships": not reasons, "reasons": reasons}
 
 
