@@ -12,9 +12,13 @@ order included: a record keeps the order it was read in, a new one the layout of
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ddzoo.errors import CheckpointError, shorten
 from ddzoo.stats import Accuracy, PairedDrop
@@ -25,16 +29,43 @@ if TYPE_CHECKING:
 DEEPFOOL_ITERATIONS = (5, 50)  # the budgets every evaluation and verification reports
 HEADLINE_ITERATIONS = max(DEEPFOOL_ITERATIONS)  # the ρ₂ that cards, listings and served metadata quote
 BOX_CONSTRAINED = "box_constrained"  # the key of the box-constrained run beside the budgets
+CORRECT = "clean_correct"  # which images the artifact classified right: :func:`pack_flags`
 
 # The JSON layout of a new record (a record read from disk keeps its own).
-CHECKPOINT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", "top1_agreement", "deepfool", "timings",
+CHECKPOINT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", CORRECT, "top1_agreement", "deepfool", "timings",
                    "fgs", "bim", "method", "artifact", "sha256", "runtime", "rho2_ratio", "dataset", "split",
                    "settings", "eps_ref", "versions", "gate", "square", "robust", "strong")
-ARTIFACT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", "top1_agreement", "deepfool", "timings",
+ARTIFACT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", CORRECT, "top1_agreement", "deepfool", "timings",
                  "fgs", "bim", "method", "accuracy_drop", "square", "robust", "crosscheck", "artifact", "sha256",
                  "bytes", "runtime", "dataset", "split", "settings", "eps_ref", "versions", "rho2_ratio", "gate",
                  "verified_at")
 _CLEAN = ("images", "clean_accuracy", "clean_accuracy_ci95")
+
+
+def pack_flags(flags: torch.Tensor) -> str:
+    """Per-image flags as text: base64 of their bits, eight to a byte, the first image in the highest bit
+    (:func:`numpy.packbits`); 10,000 images take 1,668 characters."""
+    return base64.b64encode(np.packbits(flags.numpy().astype(bool)).tobytes()).decode("ascii")
+
+
+def unpack_flags(text: Any, count: int) -> torch.Tensor:
+    """The ``count`` flags :func:`pack_flags` wrote; a :class:`ValueError` for anything else (the length is
+    checked before decoding, so a crafted record cannot make it allocate more)."""
+    size = -(-count // 8)
+    if not isinstance(text, str) or len(text) != 4 * -(-size // 3):
+        raise ValueError(f"expected the base64 of {count} packed flags")
+    try:
+        packed = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+    if len(packed) != size:
+        raise ValueError(f"expected {size} bytes of flags, got {len(packed)}")
+    bits = np.unpackbits(packed)
+    if bits[count:].any():
+        raise ValueError("bits set beyond the last image")
+    import torch
+
+    return torch.from_numpy(bits[:count].astype(bool))
 
 
 @dataclass(frozen=True)
@@ -141,6 +172,24 @@ class ArtifactRecord:
     def budgets(self) -> dict[str, DeepFoolSummary]:
         """The unconstrained DeepFool runs per iteration budget, as recorded (``"5"``, ``"50"`` ...)."""
         return {key: run for key, run in (self.deepfool or {}).items() if key.isdigit()}
+
+    @property
+    def correct(self) -> torch.Tensor | None:
+        """Per image of the record's ``images``, whether the artifact classified it right (None in a record
+        written before ddzoo kept them); a :class:`CheckpointError` when they are malformed or disagree with
+        ``clean_accuracy``."""
+        text = self.extra.get(CORRECT)
+        if text is None:
+            return None
+        where = f"verification.json: {self.artifact}: {CORRECT}"
+        try:
+            flags = unpack_flags(text, self.clean.images)
+        except ValueError as err:
+            raise CheckpointError(f"{where}: {err}; run 'zoo verify' again") from None
+        if int(flags.sum()) != round(self.clean.accuracy * self.clean.images):
+            raise CheckpointError(f"{where}: {int(flags.sum())} of {self.clean.images} images right, but "
+                                  f"clean_accuracy says {self.clean.accuracy}; run 'zoo verify' again")
+        return flags
 
     @property
     def square_accuracy(self) -> Accuracy | None:

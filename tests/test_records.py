@@ -14,13 +14,16 @@ from ddzoo.errors import CheckpointError
 from ddzoo.package import WEIGHTS
 from ddzoo.records import (
     ARTIFACT_KEYS,
+    CORRECT,
     DEEPFOOL_ITERATIONS,
     HEADLINE_ITERATIONS,
     ArtifactRecord,
     DeepFoolSummary,
     GateResult,
     gate_failure_message,
+    pack_flags,
     parse_records,
+    unpack_flags,
 )
 from ddzoo.stats import Accuracy, PairedDrop
 
@@ -80,6 +83,29 @@ def test_a_new_record_takes_the_artifact_layout_and_round_trips():
     assert ArtifactRecord.from_json(data).to_json() == data and ArtifactRecord.from_json(data).headline_rho2 == 0.1
     trimmed = replace(record, order=tuple(k for k in ARTIFACT_KEYS if k != "square"))
     assert "square" not in trimmed.to_json()  # Square not run: no field
+
+
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 200, 10_000])
+def test_per_image_flags_round_trip(count):
+    flags = torch.rand(count, generator=torch.Generator().manual_seed(count)) < 0.7
+    text = pack_flags(flags)
+    assert len(text) == 4 * math.ceil(math.ceil(count / 8) / 3) and torch.equal(unpack_flags(text, count), flags)
+    record = _record(clean=Accuracy.of(flags), extra={CORRECT: text})
+    assert torch.equal(ArtifactRecord.from_json(record.to_json()).correct, flags)
+    assert list(record.to_json())[:4] == ["images", "clean_accuracy", "clean_accuracy_ci95", CORRECT]
+
+
+def test_malformed_or_inconsistent_flags_are_one_line_errors():
+    flags = torch.tensor([True] * 90 + [False] * 10)
+    good = pack_flags(flags)
+    assert _record().correct is None  # written before the flags were kept
+    for bad in [good[:-4], good + "AAAA", "!" * len(good), 12345, good[:-2] + "A=",
+                pack_flags(torch.ones(104, dtype=torch.bool))]:  # bits set past the 100th image
+        with pytest.raises(CheckpointError, match="clean_correct") as err:
+            _ = _record(clean=Accuracy.of(flags), extra={CORRECT: bad}).correct
+        assert "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match="90 of 100 images right, but clean_accuracy says 0.95"):
+        _ = _record(clean=Accuracy(0.95, (0.9, 0.98), 100), extra={CORRECT: good}).correct
 
 
 def test_an_incomplete_record_is_one_line():

@@ -38,9 +38,11 @@ from ddzoo.records import (
     ARTIFACT_KEYS,
     BOX_CONSTRAINED,
     CHECKPOINT_KEYS,
+    CORRECT,
     ArtifactRecord,
     DeepFoolSummary,
     GateResult,
+    pack_flags,
 )
 from ddzoo.runtime import Runner, open_runner
 from ddzoo.stats import Accuracy, PairedDrop
@@ -177,7 +179,8 @@ def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_n
             for attack, columns in measured.linf.items()}
     rate = "replay_images_per_s" if method in (REPLAY_METHOD, IN_THE_LOOP_METHOD) else "deepfool_images_per_s"
     is_checkpoint = name == WEIGHTS
-    extra = {"timings": {rate: len(correct) / max(measured.deepfool_seconds, 1e-9), "total_s": measured.seconds},
+    extra = {CORRECT: pack_flags(correct),
+             "timings": {rate: len(correct) / max(measured.deepfool_seconds, 1e-9), "total_s": measured.seconds},
              "method": {"deepfool": method, "images_in_the_loop": dict(measured.left_path),
                         "images_line_search_redone": dict(measured.line_search)},
              **({} if is_checkpoint else {"bytes": (package / name).stat().st_size}), **common}
