@@ -40,11 +40,7 @@ def test_records_are_tied_to_bytes_and_runtime(verified):
     for name, record in result["records"].items():
         assert record["runtime"]["backend"] == ("torch" if name == WEIGHTS else "onnxruntime")
         assert len(record["sha256"]) == 64 and record["images"] == 200
-    status = verification_status(package)
-    assert {status[name] for name in (WEIGHTS, "model.onnx", "model.fp16.onnx")} == {"pass"}
-    # INT8 of the LeNet trained for the tests: on 200 images its verdict turns on one image and the CPU's kernels
-    # (it passed on the AVX-512 machines CI ran on; on an AVX2-only EPYC it lost 1 image, ρ₂ ratio 0.949)
-    assert status["model.int8.onnx"] == ("pass" if result["records"]["model.int8.onnx"]["gate"]["passed"] else "fail")
+    assert set(verification_status(package).values()) == {"pass"}  # fp32, fp16 and INT8 of the test LeNet
     stored = json.loads((package / "verification.json").read_text())
     assert json.dumps(stored, sort_keys=True) == json.dumps(result, sort_keys=True)
 
