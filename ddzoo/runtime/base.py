@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ddzoo.device import describe_cpu
 from ddzoo.errors import InvalidArgumentError
 
 
@@ -48,10 +49,12 @@ class Runner(ABC):
     def runtime_version(self) -> str:
         return ""
 
-    def describe(self) -> dict[str, str]:
-        """Backend, runtime version, provider and precision, for records and reports."""
+    def describe(self) -> dict:
+        """Backend, runtime version, provider and precision, for records and reports; on the CPU also the CPU
+        (:func:`ddzoo.device.describe_cpu`)."""
+        on_cpu = self.provider in ("cpu", "CPUExecutionProvider")
         return {"backend": self.backend, "runtime_version": self.runtime_version, "provider": self.provider,
-                "precision": self.precision}
+                "precision": self.precision, **({"cpu": describe_cpu()} if on_cpu else {})}
 
     def predict(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits (N, classes) as a float32 CPU tensor for float32 pixels ``x`` (N, C, H, W) in [0, 1]."""

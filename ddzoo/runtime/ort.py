@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ddzoo.device import describe_cpu
 from ddzoo.errors import InvalidArgumentError, echo, shorten
 from ddzoo.optional import require
 from ddzoo.package import precision_of
 from ddzoo.runtime.base import InputSpec, Runner
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+SATURATION_FREE_WEIGHT = 64  # |int8 weight| at most this: 2 x 255 x 64 fits the int16 sums of non-VNNI kernels
+
+
+class Int8SaturationWarning(UserWarning):
+    """An INT8 artifact whose figures this CPU cannot reproduce: see :func:`int8_saturates`."""
+
+
+def int8_saturates(path: Path | str, provider: str = "CPUExecutionProvider") -> bool:
+    """Whether onnxruntime's INT8 kernels saturate on ``path`` here: on an x86 CPU without VNNI they sum pairs of
+    u8 activation x s8 weight products in int16, which weights beyond ±64 (8-bit weights, as ddzoo exported before
+    it kept them to 7 bits) overflow; the artifact then computes something else than where it was verified."""
+    if (provider != "CPUExecutionProvider" or platform.machine().lower() not in ("x86_64", "amd64")
+            or {"avx512_vnni", "avx_vnni", "amx_int8"} & set(describe_cpu()["features"])):
+        return False
+    onnx = require("onnx", "INT8 artifacts", extra="onnx")
+    from onnx import numpy_helper
+
+    return any(int(np.abs(numpy_helper.to_array(t).astype(np.int16)).max(initial=0)) > SATURATION_FREE_WEIGHT
+               for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8)
 
 
 class OrtRunner(Runner):
@@ -34,6 +56,11 @@ class OrtRunner(Runner):
         self.path = Path(path)
         self.session, self.provider, self._version = ort_session(self.path, providers, threads, spin_wait)
         self.precision = precision_of(self.path)
+        if self.precision == "int8" and int8_saturates(self.path, self.provider):
+            warnings.warn(f"{self.path.name}: its 8-bit weights overflow onnxruntime's INT8 kernels on this CPU (x86 "
+                          "without VNNI): it computes differently here than on CPUs with VNNI, and a record made on "
+                          "one does not hold on the other; export it again with 'zoo export' (7-bit weights) or "
+                          "verify it on the CPU it will serve on", Int8SaturationWarning, stacklevel=2)
         (inp,), out = self.session.get_inputs(), self.session.get_outputs()[0]
         self.input_spec = InputSpec(inp.name, tuple(int(d) for d in inp.shape[1:]), output_name=out.name)
         self._input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32

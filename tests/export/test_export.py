@@ -54,6 +54,19 @@ def test_int8_is_qdq_calibrated_on_training_images_and_within_one_point(record, 
     assert fp32 - entry["parity"]["accuracy"] <= 0.01
 
 
+def test_int8_weights_keep_to_seven_bits_so_no_cpu_saturates_them(record, lenet_package):
+    """Without VNNI, onnxruntime sums pairs of u8 activation x s8 weight products in saturating int16: weights within
+    ±64 keep every pair within 2 x 255 x 64 = 32,640 <= 32,767, so the artifact computes the same on every x86 CPU."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(lenet_package / "model.int8.onnx")).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(abs(w.astype(int)).max()) for w in weights) <= 64
+    assert max(int(abs(w.astype(int)).max()) for w in weights) > 32  # the 7-bit range is used, not less
+    assert "7-bit" in record["artifacts"]["model.int8.onnx"]["quantization"]["weights"]
+
+
 def test_records_hold_current_sha256(record, lenet_package):
     for name, entry in record["artifacts"].items():
         assert entry["sha256"] == sha256_file(lenet_package / name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -33,6 +35,49 @@ def test_precision_variants_take_float32_pixels(lenet_package, mnist_test, name,
     with open_runner(lenet_package / name) as runner:
         logits = runner.predict(x)
     assert runner.precision == precision and logits.dtype == torch.float32 and logits.shape == (10, 10)
+
+
+def _with_eight_bit_weights(int8: Path, out: Path) -> Path:
+    """A copy of an INT8 artifact with one weight moved to 127, as ddzoo's exports had before 7-bit weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(int8))
+    weight = next(t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims)
+    values = numpy_helper.to_array(weight).copy()
+    values.flat[0] = 127
+    weight.CopyFrom(numpy_helper.from_array(values, weight.name))
+    onnx.save(model, str(out))
+    return out
+
+
+def test_the_cpu_is_in_the_description_and_eight_bit_weights_warn_where_they_saturate(lenet_package, tmp_path,
+                                                                                      monkeypatch, mnist_test):
+    """Without VNNI (x86), onnxruntime's INT8 kernels overflow on weights beyond ±64: opening such an artifact there
+    warns; ddzoo's own exports (7-bit weights) and CPUs with VNNI do not."""
+    import warnings
+
+    from ddzoo.runtime import ort
+
+    eight_bit = _with_eight_bit_weights(lenet_package / "model.int8.onnx", tmp_path / "model.int8.onnx")
+    monkeypatch.setattr(ort.platform, "machine", lambda: "x86_64")
+    for features, saturates in ((["avx2"], True), (["avx2", "avx512f", "avx512_vnni"], False),
+                                (["avx2", "avx_vnni"], False)):
+        monkeypatch.setattr(ort, "describe_cpu", lambda features=features: {"features": features})
+        assert ort.int8_saturates(eight_bit) is saturates and not ort.int8_saturates(lenet_package / "model.int8.onnx")
+        assert not ort.int8_saturates(eight_bit, provider="CUDAExecutionProvider")
+    monkeypatch.setattr(ort, "describe_cpu", lambda: {"features": ["avx2"]})
+    with pytest.warns(ort.Int8SaturationWarning, match="8-bit weights overflow .* export it again"):
+        open_runner(eight_bit).predict(mnist_test.tensors(limit=2)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with open_runner(lenet_package / "model.int8.onnx") as runner:
+            assert runner.describe()["precision"] == "int8"
+    monkeypatch.undo()
+    with open_runner(lenet_package) as runner:
+        cpu = runner.describe()["cpu"]
+    assert cpu["model"] and cpu["machine"] and set(cpu["features"]) <= {"avx2", "avx512f", "avx512_vnni", "avx_vnni",
+                                                                         "amx_int8"}
 
 
 def test_predict_rejects_wrong_shape_and_dtype(lenet_package):
