@@ -9,7 +9,8 @@ import torch
 
 import ddzoo
 from ddzoo.data import load_split
-from ddzoo.package import package_artifacts, read_config, read_verification
+from ddzoo.package import WEIGHTS, package_artifacts, read_config, read_verification
+from ddzoo.records import parse_records
 from ddzoo.runtime.ort import int8_saturates
 from ddzoo.zoo import pull
 from tests.zoo.conftest import BUNDLED
@@ -17,20 +18,38 @@ from tests.zoo.conftest import BUNDLED
 pytestmark = pytest.mark.release
 
 
+SAMPLE = 1_000  # images checked per package whose records keep per-image results (the same ones every run)
+DIFFERENT = 2  # of them judged otherwise than the record, at most: other CPUs round float kernels differently
+
+
 @pytest.mark.parametrize("name", BUNDLED)
 def test_loaded_models_reproduce_their_card(name, data_dir):
-    """torch module and every ONNX artifact reach the accuracy their verification record (the card) states on
-    the images it names, and the torch module agrees with the fp32 ONNX runner."""
+    """torch module and every ONNX artifact reproduce their verification record (the card) on the images it names:
+    image by image on a fixed sample where the records keep per-image results, else their accuracy on all of them;
+    and the torch module agrees with the fp32 ONNX runner."""
     folder = pull(name, offline=True)
-    records = read_verification(folder)["records"]
-    images = records["model.onnx"]["images"]
+    records = parse_records(read_verification(folder))
+    images = records["model.onnx"].clean.images
+    kept = {artifact: record.correct for artifact, record in records.items()}
+    index = torch.arange(images)
+    if all(flags is not None for flags in kept.values()):
+        index = torch.randperm(images, generator=torch.Generator().manual_seed(0))[:SAMPLE].sort().values
     x, y = load_split(read_config(folder)["dataset"], "test").tensors(limit=images)
+    x, y = x[index], y[index]
+
+    def reproduces(artifact: str, logits: torch.Tensor) -> None:
+        correct = logits.argmax(1) == y
+        if kept[artifact] is None:
+            assert correct.float().mean().item() == pytest.approx(records[artifact].clean.accuracy, abs=1 / images)
+        else:
+            different = int((correct != kept[artifact][index]).sum())
+            assert different <= DIFFERENT, f"{artifact}: {different} of {len(index)} images judged otherwise"
+
     model = ddzoo.load(name, offline=True)
     assert isinstance(model, torch.nn.Module) and not model.training
     with torch.no_grad():  # in batches: a 2,000-image ResNet batch is 1.8x slower per image than 250s here
         torch_logits = torch.cat([model(batch) for batch in x.split(250)])
-    assert (torch_logits.argmax(1) == y).float().mean().item() == pytest.approx(
-        records["model.safetensors"]["clean_accuracy"], abs=1 / images)
+    reproduces(WEIGHTS, torch_logits)
     saturated = []
     for artifact in package_artifacts(folder):
         fmt = {"model.onnx": "onnx", "model.fp16.onnx": "fp16", "model.int8.onnx": "int8"}[artifact]
@@ -40,8 +59,7 @@ def test_loaded_models_reproduce_their_card(name, data_dir):
         with ddzoo.load(name, format=fmt, offline=True) as runner:
             logits = runner.predict(x)
         assert runner.precision == ("fp32" if fmt == "onnx" else fmt)
-        accuracy = (logits.argmax(1) == y).float().mean().item()
-        assert accuracy == pytest.approx(records[artifact]["clean_accuracy"], abs=1 / images), artifact
+        reproduces(artifact, logits)
         if fmt == "onnx":
             assert (logits - torch_logits).abs().max().item() < 1e-3
             assert (logits.argmax(1) == torch_logits.argmax(1)).all()
