@@ -19,6 +19,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 # The x86 features that choose onnxruntime's INT8 kernels: without VNNI its u8 x s8 products are summed in pairs into
 # saturating 16 bits, so 8-bit weights can overflow them (docs/explanations/gate.md#int8-on-cpus-without-vnni).
 INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+VNNI_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8")  # those that sum into 32 bits, without saturating
 
 
 def _cpuinfo(field: str) -> str | None:
@@ -40,10 +41,11 @@ def describe_machine(device: torch.device) -> str:
 
 def describe_cpu() -> dict:
     """The CPU a record was measured on: its model, architecture and, on x86, which of :data:`INT8_FEATURES` it
-    has (an INT8 artifact's figures can depend on them)."""
-    flags = set((_cpuinfo("flags") or "").split())
+    has (an INT8 artifact's figures can depend on them; None where the system does not tell, as off Linux)."""
+    flags = _cpuinfo("flags")
     return {"model": _cpuinfo("model name") or platform.processor() or platform.machine(),
-            "machine": platform.machine(), "features": [f for f in INT8_FEATURES if f in flags]}
+            "machine": platform.machine(),
+            "features": None if flags is None else [f for f in INT8_FEATURES if f in flags.split()]}
 
 
 def show_progress() -> bool:

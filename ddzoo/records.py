@@ -29,16 +29,16 @@ if TYPE_CHECKING:
 DEEPFOOL_ITERATIONS = (5, 50)  # the budgets every evaluation and verification reports
 HEADLINE_ITERATIONS = max(DEEPFOOL_ITERATIONS)  # the ρ₂ that cards, listings and served metadata quote
 BOX_CONSTRAINED = "box_constrained"  # the key of the box-constrained run beside the budgets
-CORRECT = "clean_correct"  # which images the artifact classified right: :func:`pack_flags`
+CLEAN_CORRECT = "clean_correct"  # the key of which images the artifact classified right (:func:`pack_flags`)
 
 # The JSON layout of a new record (a record read from disk keeps its own).
-CHECKPOINT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", CORRECT, "top1_agreement", "deepfool", "timings",
-                   "fgs", "bim", "method", "artifact", "sha256", "runtime", "rho2_ratio", "dataset", "split",
+CHECKPOINT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", CLEAN_CORRECT, "top1_agreement", "deepfool",
+                   "timings", "fgs", "bim", "method", "artifact", "sha256", "runtime", "rho2_ratio", "dataset", "split",
                    "settings", "eps_ref", "versions", "gate", "square", "robust", "strong")
-ARTIFACT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", CORRECT, "top1_agreement", "deepfool", "timings",
-                 "fgs", "bim", "method", "accuracy_drop", "square", "robust", "crosscheck", "artifact", "sha256",
-                 "bytes", "runtime", "dataset", "split", "settings", "eps_ref", "versions", "rho2_ratio", "gate",
-                 "verified_at")
+ARTIFACT_KEYS = ("images", "clean_accuracy", "clean_accuracy_ci95", CLEAN_CORRECT, "top1_agreement", "deepfool",
+                 "timings", "fgs", "bim", "method", "accuracy_drop", "square", "robust", "crosscheck", "artifact",
+                 "sha256", "bytes", "runtime", "dataset", "split", "settings", "eps_ref", "versions", "rho2_ratio",
+                 "gate", "verified_at")
 _CLEAN = ("images", "clean_accuracy", "clean_accuracy_ci95")
 
 
@@ -65,7 +65,7 @@ def unpack_flags(text: Any, count: int) -> torch.Tensor:
         raise ValueError("bits set beyond the last image")
     import torch
 
-    return torch.from_numpy(bits[:count].astype(bool))
+    return torch.from_numpy(bits[:count].view(bool))
 
 
 @dataclass(frozen=True)
@@ -173,20 +173,20 @@ class ArtifactRecord:
         """The unconstrained DeepFool runs per iteration budget, as recorded (``"5"``, ``"50"`` ...)."""
         return {key: run for key, run in (self.deepfool or {}).items() if key.isdigit()}
 
-    @property
-    def correct(self) -> torch.Tensor | None:
+    def correct_flags(self) -> torch.Tensor | None:
         """Per image of the record's ``images``, whether the artifact classified it right (None in a record
         written before ddzoo kept them); a :class:`CheckpointError` when they are malformed or disagree with
         ``clean_accuracy``."""
-        text = self.extra.get(CORRECT)
+        text = self.extra.get(CLEAN_CORRECT)
         if text is None:
             return None
-        where = f"verification.json: {self.artifact}: {CORRECT}"
+        where = f"verification.json: {self.artifact}: {CLEAN_CORRECT}"
         try:
             flags = unpack_flags(text, self.clean.images)
-        except ValueError as err:
+            right = round(self.clean.accuracy * self.clean.images)
+        except (ValueError, OverflowError) as err:  # OverflowError: an accuracy of Infinity
             raise CheckpointError(f"{where}: {err}; run 'zoo verify' again") from None
-        if int(flags.sum()) != round(self.clean.accuracy * self.clean.images):
+        if int(flags.sum()) != right:
             raise CheckpointError(f"{where}: {int(flags.sum())} of {self.clean.images} images right, but "
                                   f"clean_accuracy says {self.clean.accuracy}; run 'zoo verify' again")
         return flags

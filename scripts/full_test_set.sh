@@ -22,41 +22,48 @@ ADVERSARIALS=${ADVERSARIALS:-resume/issue28-full-test-set/adversarials}
 RECORDS=${RECORDS:-resume/issue28-full-test-set/records}
 NAMES=${NAMES:-$(ls "$HUB")}
 mkdir -p "$RUNS/packages" "$RECORDS"
-full() {  # the checkpoint's record covers the whole test set
-  python - "$1/verification.json" <<'EOF'
-import json, sys
-record = json.load(open(sys.argv[1]))["records"].get("model.safetensors", {})
-sys.exit(0 if record.get("settings", {}).get("limit", 0) is None else 1)
-EOF
-}
-matches() {  # every record in the package is for the bytes the package holds
+current() {  # the package's records cover the whole test set, are for the bytes it holds, and its INT8 has 7-bit weights
   python - "$1" <<'EOF'
-import sys
-from ddzoo.package import verification_status
-sys.exit(0 if set(verification_status(sys.argv[1]).values()) <= {"pass", "fail"} else 1)
+import json, sys
+from pathlib import Path
+import numpy as np, onnx
+from onnx import numpy_helper
+from ddzoo.package import WEIGHTS, read_verification, verification_status
+from ddzoo.runtime.ort import SATURATION_FREE_WEIGHT
+package = Path(sys.argv[1])
+if not (package / "verification.json").is_file():
+    sys.exit(1)
+whole = read_verification(package)["records"].get(WEIGHTS, {}).get("settings", {}).get("limit", 0) is None
+matching = set(verification_status(package).values()) <= {"pass", "fail"}
+int8 = package / "model.int8.onnx"
+seven_bit = not int8.is_file() or all(
+    int(np.abs(numpy_helper.to_array(t).astype(np.int16)).max(initial=0)) <= SATURATION_FREE_WEIGHT
+    for t in onnx.load(str(int8)).graph.initializer if t.data_type == onnx.TensorProto.INT8)
+sys.exit(0 if whole and matching and seven_bit else 1)
 EOF
 }
-declares() {  # the package declares threat models (adversarial training at a standard budget does)
+declares() {  # yes / no: the package declares threat models (adversarial training at a standard budget does)
   python - "$1" <<'EOF'
 import sys
 from ddzoo.eval.threat import declared_threat_models
 from ddzoo.package import read_config
-sys.exit(0 if declared_threat_models(read_config(sys.argv[1])) else 1)
+print("yes" if declared_threat_models(read_config(sys.argv[1])) else "no")
 EOF
 }
 for name in $NAMES; do
   pkg="$RUNS/packages/$name"
-  [ -f "$pkg/verification.json" ] && full "$pkg" && { echo "== $name: verified on the whole test set"; continue; }
+  current "$pkg" && { echo "== $name: verified on the whole test set"; continue; }
   echo "== $name $(date -u +%H:%M:%S)"
   rm -rf "$pkg"
   $ZOO export "$HUB/$name/main" --out "$pkg"
   if [ -f "$RECORDS/$name.verification.json" ]; then
     cp "$RECORDS/$name.verification.json" "$pkg/verification.json"
-    full "$pkg" && matches "$pkg" && { echo "== $name: its saved record matches the export"; continue; }
+    current "$pkg" && { echo "== $name: its saved record matches the export"; continue; }
   fi
   cp "$HUB/$name/main/verification.json" "$pkg/"  # the checkpoint's strong records, kept for the same weights
   robust=(--robust 0)
-  if declares "$pkg"; then
+  declared=$(declares "$pkg")
+  if [ "$declared" = yes ]; then
     robust=(--robust 1000 --adversarials "$ADVERSARIALS/$name" --trust-adversarials)
   fi
   # exit code 3 = an artifact failed the gate; its record stays in verification.json, publish leaves it out
@@ -66,7 +73,7 @@ for name in $NAMES; do
   mv "$RECORDS/$name.verification.json.tmp" "$RECORDS/$name.verification.json"
 done
 [ "${PUBLISH:-1}" = 1 ] || exit 0
-for name in $(ls "$HUB"); do full "$RUNS/packages/$name" || { echo "$name: not yet verified on the whole test set"; exit 1; }; done
+for name in $(ls "$HUB"); do current "$RUNS/packages/$name" || { echo "$name: not yet verified on the whole test set"; exit 1; }; done
 for family in lenet-mnist lenet-fashion-mnist resnet-cifar10; do  # each card compares its whole family
   members=$(ls "$HUB" | grep "^$family-")
   for name in $members; do

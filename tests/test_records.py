@@ -14,7 +14,7 @@ from ddzoo.errors import CheckpointError
 from ddzoo.package import WEIGHTS
 from ddzoo.records import (
     ARTIFACT_KEYS,
-    CORRECT,
+    CLEAN_CORRECT,
     DEEPFOOL_ITERATIONS,
     HEADLINE_ITERATIONS,
     ArtifactRecord,
@@ -90,22 +90,25 @@ def test_per_image_flags_round_trip(count):
     flags = torch.rand(count, generator=torch.Generator().manual_seed(count)) < 0.7
     text = pack_flags(flags)
     assert len(text) == 4 * math.ceil(math.ceil(count / 8) / 3) and torch.equal(unpack_flags(text, count), flags)
-    record = _record(clean=Accuracy.of(flags), extra={CORRECT: text})
-    assert torch.equal(ArtifactRecord.from_json(record.to_json()).correct, flags)
-    assert list(record.to_json())[:4] == ["images", "clean_accuracy", "clean_accuracy_ci95", CORRECT]
+    record = _record(clean=Accuracy.of(flags), extra={CLEAN_CORRECT: text})
+    assert torch.equal(ArtifactRecord.from_json(record.to_json()).correct_flags(), flags)
+    assert list(record.to_json())[:4] == ["images", "clean_accuracy", "clean_accuracy_ci95", CLEAN_CORRECT]
 
 
 def test_malformed_or_inconsistent_flags_are_one_line_errors():
     flags = torch.tensor([True] * 90 + [False] * 10)
     good = pack_flags(flags)
-    assert _record().correct is None  # written before the flags were kept
+    assert _record().correct_flags() is None  # written before the flags were kept
     for bad in [good[:-4], good + "AAAA", "!" * len(good), 12345, good[:-2] + "A=",
                 pack_flags(torch.ones(104, dtype=torch.bool))]:  # bits set past the 100th image
         with pytest.raises(CheckpointError, match="clean_correct") as err:
-            _ = _record(clean=Accuracy.of(flags), extra={CORRECT: bad}).correct
+            _ = _record(clean=Accuracy.of(flags), extra={CLEAN_CORRECT: bad}).correct_flags()
         assert "\n" not in str(err.value)
+    for accuracy in (float("nan"), float("inf")):  # JSON's NaN and Infinity parse
+        with pytest.raises(CheckpointError, match="clean_correct"):
+            _record(clean=Accuracy(accuracy, (0.0, 1.0), 100), extra={CLEAN_CORRECT: good}).correct_flags()
     with pytest.raises(CheckpointError, match="90 of 100 images right, but clean_accuracy says 0.95"):
-        _ = _record(clean=Accuracy(0.95, (0.9, 0.98), 100), extra={CORRECT: good}).correct
+        _ = _record(clean=Accuracy(0.95, (0.9, 0.98), 100), extra={CLEAN_CORRECT: good}).correct_flags()
 
 
 def test_an_incomplete_record_is_one_line():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ddzoo.device import describe_cpu
+from ddzoo.device import VNNI_FEATURES, describe_cpu
 from ddzoo.errors import InvalidArgumentError, echo, shorten
 from ddzoo.optional import require
 from ddzoo.package import precision_of
@@ -24,17 +24,25 @@ class Int8SaturationWarning(UserWarning):
 
 
 def int8_saturates(path: Path | str, provider: str = "CPUExecutionProvider") -> bool:
-    """Whether onnxruntime's INT8 kernels saturate on ``path`` here: on an x86 CPU without VNNI they sum pairs of
-    u8 activation x s8 weight products in int16, which weights beyond ±64 (8-bit weights, as ddzoo exported before
-    it kept them to 7 bits) overflow; the artifact then computes something else than where it was verified."""
+    """Whether onnxruntime's INT8 kernels can saturate on ``path`` here: on an x86 CPU without VNNI they sum pairs
+    of u8 activation x s8 weight products in int16, which weights beyond ±64 (8-bit weights, as ddzoo exported
+    before it kept them to 7 bits) can overflow; the artifact then computes something else than on a CPU with VNNI.
+    False where the CPU's features are unknown."""
+    features = describe_cpu()["features"]
     if (provider != "CPUExecutionProvider" or platform.machine().lower() not in ("x86_64", "amd64")
-            or {"avx512_vnni", "avx_vnni", "amx_int8"} & set(describe_cpu()["features"])):
+            or features is None or set(VNNI_FEATURES) & set(features)):
         return False
     onnx = require("onnx", "INT8 artifacts", extra="onnx")
     from onnx import numpy_helper
 
-    return any(int(np.abs(numpy_helper.to_array(t).astype(np.int16)).max(initial=0)) > SATURATION_FREE_WEIGHT
-               for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8)
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+        weights = [numpy_helper.to_array(t) for t in graph.initializer
+                   if t.data_type == onnx.TensorProto.INT8 and t.data_location != onnx.TensorProto.EXTERNAL]
+    except Exception as err:  # noqa: BLE001 - onnx raises many kinds on a crafted file: one line naming the fix
+        raise InvalidArgumentError(f"{Path(path).name}: cannot read its INT8 weights ({type(err).__name__}: "
+                                   f"{shorten(str(err), 80)}); export it again with 'zoo export'") from None
+    return any(int(np.abs(w.astype(np.int16)).max(initial=0)) > SATURATION_FREE_WEIGHT for w in weights)
 
 
 class OrtRunner(Runner):
@@ -57,10 +65,10 @@ class OrtRunner(Runner):
         self.session, self.provider, self._version = ort_session(self.path, providers, threads, spin_wait)
         self.precision = precision_of(self.path)
         if self.precision == "int8" and int8_saturates(self.path, self.provider):
-            warnings.warn(f"{self.path.name}: its 8-bit weights overflow onnxruntime's INT8 kernels on this CPU (x86 "
-                          "without VNNI): it computes differently here than on CPUs with VNNI, and a record made on "
-                          "one does not hold on the other; export it again with 'zoo export' (7-bit weights) or "
-                          "verify it on the CPU it will serve on", Int8SaturationWarning, stacklevel=2)
+            warnings.warn(f"{self.path.name}: its 8-bit weights can overflow onnxruntime's INT8 kernels on this CPU "
+                          "(x86 without VNNI): it may compute differently here than on CPUs with VNNI, and a record "
+                          "made on one need not hold on the other; export it again with 'zoo export' (7-bit weights) "
+                          "or verify it on the CPU it will serve on", Int8SaturationWarning, stacklevel=3)
         (inp,), out = self.session.get_inputs(), self.session.get_outputs()[0]
         self.input_spec = InputSpec(inp.name, tuple(int(d) for d in inp.shape[1:]), output_name=out.name)
         self._input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32

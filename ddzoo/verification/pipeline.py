@@ -38,7 +38,7 @@ from ddzoo.records import (
     ARTIFACT_KEYS,
     BOX_CONSTRAINED,
     CHECKPOINT_KEYS,
-    CORRECT,
+    CLEAN_CORRECT,
     ArtifactRecord,
     DeepFoolSummary,
     GateResult,
@@ -179,7 +179,7 @@ def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_n
             for attack, columns in measured.linf.items()}
     rate = "replay_images_per_s" if method in (REPLAY_METHOD, IN_THE_LOOP_METHOD) else "deepfool_images_per_s"
     is_checkpoint = name == WEIGHTS
-    extra = {CORRECT: pack_flags(correct),
+    extra = {CLEAN_CORRECT: pack_flags(correct),
              "timings": {rate: len(correct) / max(measured.deepfool_seconds, 1e-9), "total_s": measured.seconds},
              "method": {"deepfool": method, "images_in_the_loop": dict(measured.left_path),
                         "images_line_search_redone": dict(measured.line_search)},

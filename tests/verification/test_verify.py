@@ -149,14 +149,16 @@ def test_each_record_keeps_which_images_its_artifact_got_right(verified, mnist_t
     records = {name: ArtifactRecord.from_json(record) for name, record in result["records"].items()}
     x, y = mnist_test.tensors(limit=200)
     for name, record in records.items():
-        with open_runner(package if name == WEIGHTS else package / name) as runner:
-            assert torch.equal(record.correct, runner.predict(x).argmax(1) == y), name
-    baseline = records[WEIGHTS].correct
+        target = (package, "torch") if name == WEIGHTS else (package / name, "auto")
+        with open_runner(target[0], backend=target[1]) as runner:
+            assert torch.equal(record.correct_flags(), runner.predict(x).argmax(1) == y), name
+    baseline = records[WEIGHTS].correct_flags()
     for name, record in records.items():
         if name != WEIGHTS:
             drop = record.accuracy_drop
-            assert (drop.lost, drop.gained) == (int((baseline & ~record.correct).sum()),
-                                                int((record.correct & ~baseline).sum())), name
+            correct = record.correct_flags()
+            lost, gained = int((baseline & ~correct).sum()), int((correct & ~baseline).sum())
+            assert (drop.lost, drop.gained) == (lost, gained), name
 
 
 def test_square_attack_runs_on_every_artifact_int8_included(lenet_package, tmp_path):
