@@ -26,8 +26,9 @@ def hub(monkeypatch):
 
 @pytest.fixture
 def package(verified_package, tmp_path):
-    """A copy of the verified package, every artifact of it passing its gate (fp32, fp16 and INT8; the gate of
-    ``verified_package``), so a regression in any of them fails here."""
+    """A copy of the verified package, every artifact of it passing the gate (fp32, fp16 and INT8: the test LeNet's
+    INT8, 7-bit weights, agrees with its checkpoint on all 200 images; on an AVX2-only CPU its ρ₂ ratio was 1.05), so
+    a regression in any of them fails here."""
     from ddzoo.package import verification_status
 
     folder = tmp_path / "lenet-mnist-test"
