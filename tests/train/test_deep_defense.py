@@ -127,7 +127,9 @@ def test_batch_norm_is_frozen():
     assert model.state_dict().keys() == reference.state_dict().keys()
     x = torch.rand(8, 3, 32, 32)
     before = [m.running_mean.clone() for m in bns]
-    torch.testing.assert_close(model(x), reference.eval()(x), rtol=1e-5, atol=1e-5)
+    # float32 through 20 layers: the two paths' kernels round differently by CPU (1.3e-5 relative on an AVX2-only
+    # EPYC); a BN left training would differ by O(1)
+    torch.testing.assert_close(model(x), reference.eval()(x), rtol=1e-4, atol=1e-4)
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns, strict=True))
 
 
