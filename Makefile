@@ -30,7 +30,7 @@ demo: $(STAMP)
 # `make test` runs all three on CI's two cores: modules stay whole (their fixtures run once), in the order
 # tests/tiers.py sets (--no-loadscope-reorder keeps it), the 15 slowest printed. One tier: pytest -m integration.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m unit --durations=5

@@ -204,13 +204,13 @@ def test_differentiable_mode_matches_and_carries_gradients(lenet, mnist_500, ove
 def test_the_bf16_screen_takes_the_float32_attacks_decisions_and_steps(bounds, data_dir):
     """The screen decides only which candidates get float32 gradients: on the bundled ResNet-20 (60 CIFAR-10
     test images, 50 iterations, K = 10) every image takes the same iterations to the same perturbation. Where
-    bfloat16 is emulated (no AVX-512 BF16 / AMX: the screen is off by default there), 20 images keep it quick."""
+    bfloat16 is emulated (no AVX-512 BF16 / AMX: the screen is off by default there), 10 images keep it quick."""
     import ddzoo
     from ddzoo.attacks.deepfool import SCREEN, bf16_is_fast
     from ddzoo.data import load_split
 
     model = attack_copy(ddzoo.load("resnet-cifar10-ref", offline=True))
-    x, _ = load_split("cifar10", "test").tensors(limit=60 if bf16_is_fast(torch.device("cpu")) else 20)
+    x, _ = load_split("cifar10", "test").tensors(limit=60 if bf16_is_fast(torch.device("cpu")) else 10)
     exact = deepfool(model, x, bounds=bounds)
     screened = deepfool(model, x, bounds=bounds, screen=SCREEN)
     assert torch.equal(screened.iterations, exact.iterations) and torch.equal(screened.fooled, exact.fooled)
