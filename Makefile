@@ -28,7 +28,7 @@ demo: $(STAMP)
 #                the site in a browser
 #   release      the bundled models' claims (a republished model changes them) and the live servers
 # `make test` runs all three on CI's two cores: modules stay whole (their fixtures run once), in the order
-# tests/tiers.py sets (--no-loadscope-reorder keeps it), the 15 slowest printed. One tier: pytest -m integration.
+# tests/tiers.py sets (--no-loadscope-reorder keeps it), the 30 slowest printed. One tier: pytest -m integration.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
