@@ -24,21 +24,17 @@ NAMES=${NAMES:-$(ls "$HUB")}
 mkdir -p "$RUNS/packages" "$RECORDS"
 current() {  # the package's records cover the whole test set, are for the bytes it holds, and its INT8 has 7-bit weights
   python - "$1" <<'EOF'
-import json, sys
+import sys
 from pathlib import Path
-import numpy as np, onnx
-from onnx import numpy_helper
 from ddzoo.package import WEIGHTS, read_verification, verification_status
-from ddzoo.runtime.ort import SATURATION_FREE_WEIGHT
+from ddzoo.runtime.ort import SATURATION_FREE_WEIGHT, largest_int8_weight
 package = Path(sys.argv[1])
 if not (package / "verification.json").is_file():
     sys.exit(1)
 whole = read_verification(package)["records"].get(WEIGHTS, {}).get("settings", {}).get("limit", 0) is None
 matching = set(verification_status(package).values()) <= {"pass", "fail"}
 int8 = package / "model.int8.onnx"
-seven_bit = not int8.is_file() or all(
-    int(np.abs(numpy_helper.to_array(t).astype(np.int16)).max(initial=0)) <= SATURATION_FREE_WEIGHT
-    for t in onnx.load(str(int8)).graph.initializer if t.data_type == onnx.TensorProto.INT8)
+seven_bit = not int8.is_file() or largest_int8_weight(int8) <= SATURATION_FREE_WEIGHT
 sys.exit(0 if whole and matching and seven_bit else 1)
 EOF
 }

@@ -122,7 +122,7 @@ def export_package(checkpoint: Path | str, out: Path | str, *, formats: str | li
             for name, record in artifacts.items():
                 with open_runner(build / name) as runner:
                     record["parity"] = parity_record(reference, runner, x, y, config["dataset"])
-                    record["runtime"] = runner.describe()
+                    record["runtime"] = runner.runtime_record()
                 record["sha256"] = sha256_file(build / name)
                 record["bytes"] = (build / name).stat().st_size
         export = {"checkpoint": str(checkpoint), "arch": config["arch"], "dataset": config["dataset"],

@@ -49,12 +49,16 @@ class Runner(ABC):
     def runtime_version(self) -> str:
         return ""
 
-    def describe(self) -> dict:
-        """Backend, runtime version, provider and precision, for records and reports; on the CPU also the CPU
-        (:func:`ddzoo.device.describe_cpu`)."""
-        on_cpu = self.provider in ("cpu", "CPUExecutionProvider")
+    def describe(self) -> dict[str, str]:
+        """Backend, runtime version, provider and precision, for reports and served metadata."""
         return {"backend": self.backend, "runtime_version": self.runtime_version, "provider": self.provider,
-                "precision": self.precision, **({"cpu": describe_cpu()} if on_cpu else {})}
+                "precision": self.precision}
+
+    def runtime_record(self) -> dict:
+        """:meth:`describe` for a record of what was measured: on the CPU also the CPU
+        (:func:`ddzoo.device.describe_cpu`; an INT8 artifact's figures can depend on it)."""
+        on_cpu = self.provider in ("cpu", "CPUExecutionProvider")
+        return {**self.describe(), **({"cpu": describe_cpu()} if on_cpu else {})}
 
     def predict(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits (N, classes) as a float32 CPU tensor for float32 pixels ``x`` (N, C, H, W) in [0, 1]."""

@@ -23,15 +23,9 @@ class Int8SaturationWarning(UserWarning):
     """An INT8 artifact whose figures this CPU cannot reproduce: see :func:`int8_saturates`."""
 
 
-def int8_saturates(path: Path | str, provider: str = "CPUExecutionProvider") -> bool:
-    """Whether onnxruntime's INT8 kernels can saturate on ``path`` here: on an x86 CPU without VNNI they sum pairs
-    of u8 activation x s8 weight products in int16, which weights beyond ±64 (8-bit weights, as ddzoo exported
-    before it kept them to 7 bits) can overflow; the artifact then computes something else than on a CPU with VNNI.
-    False where the CPU's features are unknown."""
-    features = describe_cpu()["features"]
-    if (provider != "CPUExecutionProvider" or platform.machine().lower() not in ("x86_64", "amd64")
-            or features is None or set(VNNI_FEATURES) & set(features)):
-        return False
+def largest_int8_weight(path: Path | str) -> int:
+    """The largest |int8 initializer| of an ONNX file (its quantised weights; 0 without any), read without its
+    external data; an :class:`InvalidArgumentError` naming the fix when onnx cannot read it."""
     onnx = require("onnx", "INT8 artifacts", extra="onnx")
     from onnx import numpy_helper
 
@@ -42,7 +36,19 @@ def int8_saturates(path: Path | str, provider: str = "CPUExecutionProvider") -> 
     except Exception as err:  # noqa: BLE001 - onnx raises many kinds on a crafted file: one line naming the fix
         raise InvalidArgumentError(f"{Path(path).name}: cannot read its INT8 weights ({type(err).__name__}: "
                                    f"{shorten(str(err), 80)}); export it again with 'zoo export'") from None
-    return any(int(np.abs(w.astype(np.int16)).max(initial=0)) > SATURATION_FREE_WEIGHT for w in weights)
+    return max((int(np.abs(w.astype(np.int16)).max(initial=0)) for w in weights), default=0)
+
+
+def int8_saturates(path: Path | str, provider: str = "CPUExecutionProvider") -> bool:
+    """Whether onnxruntime's INT8 kernels can saturate on ``path`` here: on an x86 CPU without VNNI they sum pairs
+    of u8 activation x s8 weight products in int16, which weights beyond ±64 (8-bit weights, as ddzoo exported
+    before it kept them to 7 bits) can overflow; the artifact then computes something else than on a CPU with VNNI.
+    False where the CPU's features are unknown."""
+    features = describe_cpu()["features"]
+    if (provider != "CPUExecutionProvider" or platform.machine().lower() not in ("x86_64", "amd64")
+            or features is None or set(VNNI_FEATURES) & set(features)):
+        return False
+    return largest_int8_weight(path) > SATURATION_FREE_WEIGHT
 
 
 class OrtRunner(Runner):

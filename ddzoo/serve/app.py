@@ -58,8 +58,7 @@ def open_artifact(package: Path, artifact: str, *, spin_wait: bool = True):
     runner = open_runner(package / artifact, spin_wait=spin_wait)
     found = read_verification(package)["records"].get(artifact)
     record = ArtifactRecord.from_json(found, f"{package}: {artifact}") if found else None
-    runtime = {key: value for key, value in runner.describe().items() if key != "cpu"}  # KServe parameters: scalars
-    metadata = {"artifact": artifact, **runtime, "verified": bool(record and record.gate.passed),
+    metadata = {"artifact": artifact, **runner.describe(), "verified": bool(record and record.gate.passed),
                 "sha256": record.sha256 if record else "", "clean_accuracy": record.clean.accuracy if record else None,
                 "rho2": record.headline_rho2 if record else None}
     return runner, metadata

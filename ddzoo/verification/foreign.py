@@ -195,7 +195,7 @@ def verify_onnx(path: Path | str, *, dataset: str | None = None, images: Path | 
     clean = Accuracy.of(runner.predict(x).argmax(1) == y)
     record: dict = {"artifact": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                     "dataset": dataset, "split": "test" if images is None else str(images), **clean.to_clean_json(),
-                    "input": {**convention.describe(), **probed}, "runtime": runner.describe(),
+                    "input": {**convention.describe(), **probed}, "runtime": runner.runtime_record(),
                     "versions": package_versions(), "settings": asdict(settings)}
     expected = expected_queries(settings, len(x), x[0].numel(), runner.precision != "int8")
     record["estimate"] = _announce(runner, x, expected)

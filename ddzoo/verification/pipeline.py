@@ -186,7 +186,7 @@ def _record(name: str, package: Path, runner: Runner, measured: Measurement, x_n
              **({} if is_checkpoint else {"bytes": (package / name).stat().st_size}), **common}
     layout = CHECKPOINT_KEYS if is_checkpoint else ARTIFACT_KEYS
     record = ArtifactRecord(
-        artifact=name, sha256=sha256_file(package / name), clean=Accuracy.of(correct), runtime=runner.describe(),
+        artifact=name, sha256=sha256_file(package / name), clean=Accuracy.of(correct), runtime=runner.runtime_record(),
         gate=BASELINE_GATE if is_checkpoint else GateResult(False, ("not judged",)), deepfool=deepfool,
         top1_agreement=torch.cat(measured.agree).float().mean().item(), rho2_ratio=1.0 if is_checkpoint else None,
         fgs=linf.get("fgs"), bim=linf.get("bim"), extra=extra,

@@ -80,7 +80,7 @@ def test_the_cpu_is_in_the_description_and_eight_bit_weights_warn_where_they_sat
             assert runner.describe()["precision"] == "int8"
     monkeypatch.undo()
     with open_runner(lenet_package) as runner:
-        cpu = runner.describe()["cpu"]
+        cpu = runner.runtime_record()["cpu"]
     assert cpu["model"] and cpu["machine"] and set(cpu["features"] or ()) <= set(INT8_FEATURES)
 
 
