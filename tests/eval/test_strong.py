@@ -49,13 +49,13 @@ def test_best_of_is_never_larger_than_deepfool(lenet, images):
 
 
 def test_autoattack_is_at_least_as_strong_as_fgs(lenet, images):
-    x, y = images
+    x, y = (t[:20] for t in images)  # AutoAttack's four attacks: the module's slowest test on all 40
     eps = 0.1
     record = autoattack_accuracy(lenet, x, y, norm="Linf", eps=eps)
     frozen = attack_copy(lenet)
     with torch.no_grad():
         fgs_accuracy = (frozen(fgs(frozen, x, y, eps)).argmax(1) == y).float().mean().item()
-    assert record["accuracy"] <= fgs_accuracy and record["images"] == 40
+    assert record["accuracy"] <= fgs_accuracy and record["images"] == 20
     low, high = record["ci95"]
     assert low <= record["accuracy"] <= high
 
