@@ -1,4 +1,4 @@
-"""Tables on the terminal (rich), shared by the ``zoo`` command and the demo."""
+"""Tables on the terminal (rich), shared by the ``zoo`` command and the demo, and in markdown (cards, docs)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,9 @@ def print_table(rows: list[dict], title: str) -> None:
     if not console.is_terminal:  # logs and pipes: full rows, not 80 columns
         console = Console(width=240)
     console.print(table)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """``rows`` (dicts with the same keys, the first one's keys the header) as a markdown table."""
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join([*lines, *("| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows)])

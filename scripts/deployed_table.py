@@ -1,5 +1,5 @@
 """Print the markdown table of docs/results/ for packages as deployed: one row per artifact of each package, the
-cells as the cards write them (ddzoo.verification.report.table_row), fewer columns.
+cells as the cards write them (ddzoo.verification.table_row), fewer columns.
 
     python scripts/deployed_table.py ddzoo/hub/lenet-fashion-mnist-{ref,dd,at,parseval}/main
 """
@@ -9,22 +9,25 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ddzoo.package import read_config, read_verification
+from ddzoo.package import read_verification
+from ddzoo.printing import markdown_table
 from ddzoo.records import parse_records
-from ddzoo.verification.report import table_row
+from ddzoo.verification import table_row
 
 COLUMNS = ("accuracy", "Δ accuracy vs checkpoint", "top-1 agreement", "ρ₂ 50 it", "ρ₂ ratio",
            "FGS / BIM at ε_ref", "Square acc. at ε_ref", "gate")
 
 
+def package_name(folder: Path) -> str:
+    """A bundled or published package's folder is NAME/main; a built one is NAME."""
+    return folder.parent.name if folder.name == "main" else folder.name
+
+
 def main(packages: list[str]) -> None:
-    print("| package | artifact | " + " | ".join(COLUMNS) + " |")
-    print("|---|---|" + "---|" * len(COLUMNS))
-    for folder in map(Path, packages):
-        name = read_config(folder).get("name") or folder.parent.name
-        for record in parse_records(read_verification(folder)).values():
-            cells = table_row(record)
-            print(f"| {name} | `{record.artifact}` | " + " | ".join(cells[c] for c in COLUMNS) + " |")
+    rows = [{"package": package_name(folder), "artifact": f"`{record.artifact}`",
+             **{column: table_row(record)[column] for column in COLUMNS}}
+            for folder in map(Path, packages) for record in parse_records(read_verification(folder)).values()]
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

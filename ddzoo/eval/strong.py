@@ -233,26 +233,29 @@ def square_accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
 def square_robust(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, norm: str,
                   eps: float, queries: int = 1000, batch_size: int = 250, seed: int = 0) -> torch.Tensor:
     """Per image: still correct after the Square attack, which only reads logits (run it against a deployed
-    artifact with ``predict=runner.predict``)."""
-    ta = _torchattacks()
+    artifact with ``predict=runner.predict``); judged by ``predict`` in the attack's batches."""
+    adversarial = square_adversarials(predict, x, y, norm=norm, eps=eps, queries=queries, batch_size=batch_size,
+                                      seed=seed)
     module = LogitsModule(predict)
-    attack = ta.Square(module, norm=norm, eps=eps, n_queries=queries, seed=seed)
-    return _robust(module, attack, x, y, batch_size)
+    with torch.no_grad():
+        return torch.cat([module(a).argmax(1).cpu() == yb
+                          for a, yb in zip(adversarial.split(batch_size), y.split(batch_size), strict=True)])
+
+
+def square_adversarials(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+                        norm: str, eps: float, queries: int = 1000, batch_size: int = 250,
+                        seed: int = 0) -> torch.Tensor:
+    """The Square attack's images (Andriushchenko et al. 2020), made from ``predict``'s logits alone, in batches of
+    ``batch_size`` (its random draws depend on the batch: the same batches give the same images)."""
+    attack = _torchattacks().Square(LogitsModule(predict), norm=norm, eps=eps, n_queries=queries, seed=seed)
+    adversarial = []
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
+        adversarial.append(attack(xb, yb))
+        if not torch.all((adversarial[-1] - xb).abs() <= 1.0):
+            raise RuntimeError("the attack left the pixel range")
+    return torch.cat(adversarial)
 
 
 def _classes(model: nn.Module, x: torch.Tensor) -> int:
     with torch.no_grad():
         return int(model(x[:1]).shape[1])
-
-
-def _robust(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Per image: still correct after the attack (checked on ``model`` itself)."""
-    correct = []
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        adversarial = attack(xb, yb)
-        if not torch.all((adversarial - xb).abs() <= 1.0):
-            raise RuntimeError("the attack left the pixel range")
-        with torch.no_grad():
-            correct.append(model(adversarial).argmax(1).cpu() == yb)
-    return torch.cat(correct)

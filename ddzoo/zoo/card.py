@@ -11,6 +11,7 @@ from pathlib import Path
 from ddzoo.data import get_dataset_info
 from ddzoo.eval.threat import NORMS, ThreatModel, figure_label
 from ddzoo.package import WEIGHTS
+from ddzoo.printing import markdown_table
 from ddzoo.records import HEADLINE_ITERATIONS, parse_records
 from ddzoo.stats import Accuracy, PairedDrop
 from ddzoo.verification import table_row
@@ -166,10 +167,7 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
 
 def _table(verification: dict) -> str:
     rows = [table_row(r) for r in parse_records(verification).values()]
-    if not rows:
-        return "(no verification records)"
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join([*lines, *("| " + " | ".join(row.values()) + " |" for row in rows)])
+    return markdown_table(rows) if rows else "(no verification records)"
 
 
 def _training(config: dict) -> str:

@@ -84,6 +84,8 @@ def test_card_renders_verification_exactly(hub, package):
     assert card.data.license == "apache-2.0" and card.data.library_name == "ddzoo"
     assert {"adversarial-robustness", "onnx"} <= set(card.data.tags)
     assert f"{records['model.onnx']['deepfool']['50']['rho2']:.4f}" in card.text
+    images = records["model.onnx"]["images"]
+    assert f"on {images:,} test images" in card.text and "is no sign of a more robust artifact" in card.text
 
 
 def test_offline_pull_makes_no_network_call(hub, package):
