@@ -263,11 +263,28 @@ def engine_name(precision: str) -> str:
 
 
 def package_artifacts(package: Path | str) -> list[str]:
-    """The deployable files of a package: its ONNX files and its engines, as paths inside it."""
+    """The deployable files of a package: its ONNX files and its engines, as paths inside it, in
+    :func:`deployment_rank` order."""
     package = Path(package)
-    found = sorted(p.name for p in package.glob("*.onnx"))
-    found += sorted(p.relative_to(package).as_posix() for p in package.glob(f"{ENGINES}/*/*/*.plan"))
-    return found
+    found = [p.name for p in package.glob("*.onnx")]
+    found += [p.relative_to(package).as_posix() for p in package.glob(f"{ENGINES}/*/*/*.plan")]
+    return sorted(found, key=deployment_rank)
+
+
+def deployment_rank(name: str) -> tuple[int, int, str]:
+    """Where a file stands in every listing of artifacts and records: the checkpoint, the ONNX files fp32 → fp16
+    → INT8, the engines (by precision), anything else by name."""
+    precision = PRECISIONS.index(precision_of(name))
+    if name == WEIGHTS:
+        return 0, 0, name
+    if name in ONNX_FILES.values():
+        return 1, precision, name
+    return (2 if name.startswith(f"{ENGINES}/") else 3), precision, name
+
+
+def in_deployment_order(records: dict[str, Any]) -> dict[str, Any]:
+    """``records`` (by file name) ordered by :func:`deployment_rank`."""
+    return {name: records[name] for name in sorted(records, key=lambda n: deployment_rank(str(n)))}
 
 
 def check_format(format: str) -> str:
@@ -317,7 +334,8 @@ def precision_of(path: Path | str) -> str:
 
 # ------------------------------------------------------------------------------------ verification records
 def read_verification(package: Path | str) -> dict:
-    """``verification.json`` (empty records when absent), size-bounded and format-checked."""
+    """``verification.json`` (empty records when absent), size-bounded and format-checked; its records in
+    :func:`deployment_rank` order."""
     path = Path(package) / VERIFICATION
     if not path.is_file():
         return {"format": VERIFICATION_FORMAT, "records": {}}
@@ -326,11 +344,11 @@ def read_verification(package: Path | str) -> dict:
     if not isinstance(data, dict) or data.get("format") != VERIFICATION_FORMAT or not isinstance(
             data.get("records"), dict):
         raise CheckpointError(f"{path}: not a {VERIFICATION_FORMAT} file; {fix}")
-    return data
+    return {**data, "records": in_deployment_order(data["records"])}
 
 
 def write_verification(package: Path | str, verification: dict) -> None:
-    write_json(Path(package) / VERIFICATION, verification)
+    write_json(Path(package) / VERIFICATION, {**verification, "records": in_deployment_order(verification["records"])})
 
 
 def verification_status(package: Path | str) -> dict[str, str]:

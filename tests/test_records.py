@@ -133,3 +133,19 @@ def test_published_run_logs_stay_readable(path):
     re-serialises to itself."""
     for line in path.read_text().splitlines():
         assert json.dumps(json.loads(line)) == line
+
+
+def test_artifacts_and_records_are_listed_checkpoint_fp32_fp16_int8_then_engines(tmp_path):
+    from ddzoo.package import VERIFICATION_FORMAT, package_artifacts, read_verification, write_verification
+
+    engines = ["engines/10.3/sm89/model.int8.plan", "engines/10.3/sm89/model.plan"]
+    for name in ["model.int8.onnx", "model.onnx", "model.fp16.onnx", WEIGHTS, *engines]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    expected = ["model.onnx", "model.fp16.onnx", "model.int8.onnx", *reversed(engines)]
+    assert package_artifacts(tmp_path) == expected
+    shuffled = {name: {"n": i} for i, name in enumerate(sorted([WEIGHTS, *expected]))}
+    write_verification(tmp_path, {"format": VERIFICATION_FORMAT, "records": shuffled})
+    assert list(json.loads((tmp_path / "verification.json").read_text())["records"]) == [WEIGHTS, *expected]
+    (tmp_path / "verification.json").write_text(json.dumps({"format": VERIFICATION_FORMAT, "records": shuffled}))
+    assert list(read_verification(tmp_path)["records"]) == [WEIGHTS, *expected]  # as the site and cards list them

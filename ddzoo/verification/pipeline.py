@@ -33,7 +33,7 @@ from ddzoo.errors import InvalidArgumentError
 from ddzoo.eval.robustness import linf_eps
 from ddzoo.eval.threat import declared_threat_models
 from ddzoo.fileio import sha256_file
-from ddzoo.package import WEIGHTS, package_versions, read_verification, write_verification
+from ddzoo.package import WEIGHTS, in_deployment_order, package_versions, read_verification, write_verification
 from ddzoo.records import (
     ARTIFACT_KEYS,
     BOX_CONSTRAINED,
@@ -319,6 +319,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                                    else None)
             verification["records"][name] = _compare(record, baseline, settings, gate,
                                                      tuple(t.key for t in declared), **found).to_json()
+    verification["records"] = in_deployment_order(verification["records"])
     if write:
         write_verification(package, verification)
     if plot:
