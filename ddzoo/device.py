@@ -36,7 +36,7 @@ def describe_machine(device: torch.device) -> str:
     """The processor (or GPU) a run used, for checkpoints and cards: e.g. ``AMD EPYC 9B14, 2 CPUs``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{_cpuinfo('model name') or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    return f"{describe_cpu()['model']}, {os.cpu_count()} CPUs"
 
 
 def describe_cpu() -> dict:

@@ -273,7 +273,7 @@ def package_artifacts(package: Path | str) -> list[str]:
 
 def deployment_rank(name: str) -> tuple[int, int, str]:
     """Where a file stands in every listing of artifacts and records: the checkpoint, the ONNX files fp32 → fp16
-    → INT8, the engines (by precision), anything else by name."""
+    → INT8, then the engines, then anything else, each by precision and then name."""
     precision = PRECISIONS.index(precision_of(name))
     if name == WEIGHTS:
         return 0, 0, name

@@ -19,7 +19,10 @@ def print_table(rows: list[dict], title: str) -> None:
     console.print(table)
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """``rows`` (dicts with the same keys, the first one's keys the header) as a markdown table."""
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join([*lines, *("| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows)])
+def markdown_table(rows: list[dict], header: list[str] | None = None) -> str:
+    """``rows`` as a markdown table: dicts with the same keys, the first one's keys the header; or, with
+    ``header`` (which may repeat a name), sequences of cells."""
+    header = list(rows[0]) if header is None else header
+    cells = (row.values() if isinstance(row, dict) else row for row in rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(str(v) for v in row) + " |" for row in cells)])

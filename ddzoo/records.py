@@ -7,7 +7,8 @@
 
 Each has one ``to_json`` and one ``from_json``; records already published re-serialise byte-identically (key
 order included: a record keeps the order it was read in, a new one the layout of :data:`CHECKPOINT_KEYS` /
-:data:`ARTIFACT_KEYS`). Fields no reader needs stay in ``extra`` as written.
+:data:`ARTIFACT_KEYS`). Fields without a typed field of their own (the per-image flags, read by
+:meth:`ArtifactRecord.correct_flags`, included) stay in ``extra`` as written.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ddzoo.errors import CheckpointError, shorten
-from ddzoo.stats import Accuracy, PairedDrop
+from ddzoo.errors import CheckpointError, echo, shorten
+from ddzoo.stats import Accuracy, PairedDrop, count
 
 if TYPE_CHECKING:
     import torch
@@ -90,8 +91,9 @@ class DeepFoolSummary:
 
     @classmethod
     def from_json(cls, data: dict) -> DeepFoolSummary:
+        budget = None if data.get("max_iter") is None else count(data["max_iter"], "max_iter")
         return cls(float(data["rho2"]), float(data["rho2_fooled"]), float(data["fooled"]),
-                   float(data["mean_iterations"]), None if data.get("max_iter") is None else int(data["max_iter"]),
+                   float(data["mean_iterations"]), budget,
                    None if data.get("fooled_8bit") is None else float(data["fooled_8bit"]))
 
     def to_json(self) -> dict:
@@ -180,7 +182,7 @@ class ArtifactRecord:
         text = self.extra.get(CLEAN_CORRECT)
         if text is None:
             return None
-        where = f"verification.json: {self.artifact}: {CLEAN_CORRECT}"
+        where = f"verification.json: {echo(self.artifact)}: {CLEAN_CORRECT}"
         try:
             flags = unpack_flags(text, self.clean.images)
             right = round(self.clean.accuracy * self.clean.images)

@@ -40,6 +40,13 @@ def interval_text(ci95: tuple[float, float] | list[float] | None, digits: int = 
     return "" if ci95 is None else f"[{100 * ci95[0]:.{digits}f}, {100 * ci95[1]:.{digits}f}]"
 
 
+def count(value: Any, what: str) -> int:
+    """``value`` if it is a non-negative JSON integer (a record's image count), else a one-line error."""
+    if type(value) is not int or value < 0:
+        raise CheckpointError(f"{what} must be a non-negative integer, not {str(value)[:60]}")
+    return value
+
+
 def _pair(value: Any, what: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise CheckpointError(f"{what}: an interval must be two numbers, not {str(value)[:60]}")
@@ -66,7 +73,7 @@ class Accuracy:
 
     @classmethod
     def from_json(cls, data: dict) -> Accuracy:
-        return cls(float(data["accuracy"]), _pair(data["ci95"], "accuracy"), int(data["images"]))
+        return cls(float(data["accuracy"]), _pair(data["ci95"], "accuracy"), count(data["images"], "images"))
 
     def to_json(self) -> dict:
         return {"accuracy": self.accuracy, "ci95": list(self.ci95), "images": self.images}
@@ -74,7 +81,7 @@ class Accuracy:
     @classmethod
     def from_clean_json(cls, data: dict) -> Accuracy:
         return cls(float(data["clean_accuracy"]), _pair(data["clean_accuracy_ci95"], "clean accuracy"),
-                   int(data["images"]))
+                   count(data["images"], "images"))
 
     def to_clean_json(self) -> dict:
         return {"images": self.images, "clean_accuracy": self.accuracy, "clean_accuracy_ci95": list(self.ci95)}
@@ -111,8 +118,8 @@ class PairedDrop:
 
     @classmethod
     def from_json(cls, data: dict) -> PairedDrop:
-        return cls(float(data["drop"]), _pair(data["ci95"], "paired drop"), int(data["images"]), int(data["lost"]),
-                   int(data["gained"]))
+        return cls(float(data["drop"]), _pair(data["ci95"], "paired drop"), count(data["images"], "images"),
+                   count(data["lost"], "lost"), count(data["gained"], "gained"))
 
     def to_json(self) -> dict:
         return {"drop": self.drop, "ci95": list(self.ci95), "images": self.images, "lost": self.lost,

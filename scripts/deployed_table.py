@@ -25,8 +25,9 @@ def package_name(folder: Path) -> str:
 
 def main(packages: list[str]) -> None:
     rows = [{"package": package_name(folder), "artifact": f"`{record.artifact}`",
-             **{column: table_row(record)[column] for column in COLUMNS}}
-            for folder in map(Path, packages) for record in parse_records(read_verification(folder)).values()]
+             **{column: row[column] for column in COLUMNS}}
+            for folder in map(Path, packages) for record in parse_records(read_verification(folder)).values()
+            for row in [table_row(record)]]
     print(markdown_table(rows))
 
 

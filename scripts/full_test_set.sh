@@ -5,16 +5,18 @@
 # bundled verification.json copied beside it (the checkpoint's stronger attacks (--strong) are kept for the same
 # weights), then `zoo verify` on every test image with Square on $SQUARE. A package that declares threat models
 # (the adversarially trained at-l2 / at-linf) also gets its robust figures (--robust 1000) from the checkpoint's
-# stored AutoAttack batches in $ADVERSARIALS/NAME (replayed, never attacked again: --trust-adversarials, since they
-# were signed on another machine; the records count them as reused_unverified). Then each family is republished,
+# stored AutoAttack batches in $ADVERSARIALS/NAME (replayed: --trust-adversarials, since they were signed on another
+# machine; the records count them as reused_unverified; a batch missing there would be attacked anew, for hours, so
+# the script stops when the folder has none). Then each family is republished,
 # every card comparing the others; an artifact that fails the gate stays out (--skip-unverified).
 # Resumable: a package whose record already covers the whole test set is skipped, and each finished record is kept
 # in $RECORDS (small enough to commit between sessions): a package exported again there (export is deterministic:
 # the same bytes) takes its saved record back when every sha256 in it matches, instead of being verified again.
 #   ZOO_DATA_DIR=../shared/data bash scripts/full_test_set.sh    (NAMES="..." verifies a subset; a family is
 #   republished once every member of it is verified on the whole test set, and the exit code is 1 while one waits;
-#   PUBLISH=0 publishes nothing)
+#   PUBLISH=0 publishes nothing; PYTHON: the interpreter whose ddzoo $ZOO runs)
 set -euo pipefail
+PYTHON=${PYTHON:-python}
 RUNS=${RUNS:-runs/full}
 ZOO=${ZOO:-zoo}
 SQUARE=${SQUARE:-200}
@@ -23,24 +25,26 @@ ADVERSARIALS=${ADVERSARIALS:-resume/issue28-full-test-set/adversarials}
 RECORDS=${RECORDS:-resume/issue28-full-test-set/records}
 NAMES=${NAMES:-$(ls "$HUB")}
 mkdir -p "$RUNS/packages" "$RECORDS"
-current() {  # the package's records cover the whole test set, are for the bytes it holds, and its INT8 has 7-bit weights
-  python - "$1" <<'EOF'
+current() {  # yes / no: the package's records cover the whole test set, are for the bytes it holds, and its INT8
+  # has 7-bit weights (a failing check stops the script: set -e, each call assigned on its own)
+  "$PYTHON" - "$1" <<'EOF'
 import sys
 from pathlib import Path
 from ddzoo.package import WEIGHTS, read_verification, verification_status
 from ddzoo.runtime.ort import SATURATION_FREE_WEIGHT, largest_int8_weight
 package = Path(sys.argv[1])
 if not (package / "verification.json").is_file():
-    sys.exit(1)
+    print("no")
+    sys.exit(0)
 whole = read_verification(package)["records"].get(WEIGHTS, {}).get("settings", {}).get("limit", 0) is None
 matching = set(verification_status(package).values()) <= {"pass", "fail"}
 int8 = package / "model.int8.onnx"
 seven_bit = not int8.is_file() or largest_int8_weight(int8) <= SATURATION_FREE_WEIGHT
-sys.exit(0 if whole and matching and seven_bit else 1)
+print("yes" if whole and matching and seven_bit else "no")
 EOF
 }
 declares() {  # yes / no: the package declares threat models (adversarial training at a standard budget does)
-  python - "$1" <<'EOF'
+  "$PYTHON" - "$1" <<'EOF'
 import sys
 from ddzoo.eval.threat import declared_threat_models
 from ddzoo.package import read_config
@@ -49,18 +53,22 @@ EOF
 }
 for name in $NAMES; do
   pkg="$RUNS/packages/$name"
-  current "$pkg" && { echo "== $name: verified on the whole test set"; continue; }
+  state=$(current "$pkg")
+  if [ "$state" = yes ]; then echo "== $name: verified on the whole test set"; continue; fi
   echo "== $name $(date -u +%H:%M:%S)"
   rm -rf "$pkg"
   $ZOO export "$HUB/$name/main" --out "$pkg"
   if [ -f "$RECORDS/$name.verification.json" ]; then
     cp "$RECORDS/$name.verification.json" "$pkg/verification.json"
-    current "$pkg" && { echo "== $name: its saved record matches the export"; continue; }
+    state=$(current "$pkg")
+    if [ "$state" = yes ]; then echo "== $name: its saved record matches the export"; continue; fi
   fi
   cp "$HUB/$name/main/verification.json" "$pkg/"  # the checkpoint's strong records, kept for the same weights
   robust=(--robust 0)
   declared=$(declares "$pkg")
   if [ "$declared" = yes ]; then
+    ls "$ADVERSARIALS/$name"/*.safetensors >/dev/null 2>&1 \
+      || { echo "$name: no stored AutoAttack batches in $ADVERSARIALS/$name; it would be attacked anew" >&2; exit 2; }
     robust=(--robust 1000 --adversarials "$ADVERSARIALS/$name" --trust-adversarials)
   fi
   # exit code 3 = an artifact failed the gate; its record stays in verification.json, publish leaves it out
@@ -73,7 +81,11 @@ done
 incomplete=0
 for family in lenet-mnist lenet-fashion-mnist resnet-cifar10; do  # a family once all of it is done: each card compares it
   members=$(ls "$HUB" | grep "^$family-" || true)
-  pending=$(for name in $members; do current "$RUNS/packages/$name" || echo "$name"; done)
+  pending=""
+  for name in $members; do
+    state=$(current "$RUNS/packages/$name")
+    [ "$state" = yes ] || pending="$pending $name"
+  done
   [ -z "$pending" ] || { echo "$family: not published yet; not verified on the whole test set:" $pending; incomplete=1; continue; }
   for name in $members; do
     compare=()

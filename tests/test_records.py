@@ -117,6 +117,25 @@ def test_an_incomplete_record_is_one_line():
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("images", [1e400, -5, True, "100", 100.0], ids=["Infinity", "negative", "bool", "text",
+                                                                         "float"])
+def test_a_hostile_image_count_is_a_one_line_error_and_verifies_nothing(images, tmp_path):
+    from ddzoo.package import VERIFICATION_FORMAT, verification_status
+
+    data = {**_record().to_json(), "images": images}
+    with pytest.raises(CheckpointError, match="images must be a non-negative integer") as err:
+        ArtifactRecord.from_json(json.loads(json.dumps(data)))  # JSON reads 1e400 as Infinity
+    assert "\n" not in str(err.value)
+    drop = {**data, "images": 100, "accuracy_drop": {"drop": 0.0, "ci95": [0.0, 0.0], "images": 100, "lost": images,
+                                                     "gained": 0}}
+    with pytest.raises(CheckpointError, match="lost must be a non-negative integer"):
+        ArtifactRecord.from_json(drop)
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    (tmp_path / "verification.json").write_text(json.dumps({"format": VERIFICATION_FORMAT,
+                                                            "records": {"model.onnx": data}}))
+    assert verification_status(tmp_path) == {"model.onnx": "unverified"}
+
+
 def test_the_gate_failure_message_names_each_failed_artifact():
     gates = {"a.onnx": GateResult(True), "b.onnx": GateResult(False, ("r1", "r2")),
              "c.onnx": GateResult(False, ("r3",))}

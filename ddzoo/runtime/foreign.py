@@ -21,7 +21,7 @@ import torch
 
 from ddzoo.errors import InvalidArgumentError, echo
 from ddzoo.runtime.base import InputSpec, Runner
-from ddzoo.runtime.ort import ort_session
+from ddzoo.runtime.ort import ort_session, warn_if_int8_saturates
 
 LAYOUTS = ("nchw", "nhwc", "flat")
 FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -55,6 +55,9 @@ class ForeignOnnxRunner(Runner):
         self.path = Path(path)
         self.session, self.provider, self._version = ort_session(self.path, providers)
         self.precision = "int8" if _quantized(self.path) else "fp32"
+        if self.precision == "int8":
+            warn_if_int8_saturates(self.path, self.provider, "quantise it with 7-bit weights (onnxruntime's "
+                                   "quantize_static(..., reduce_range=True)) or verify it on the CPU it will serve on")
         self.convention = convention
         (inp,) = _single_input(self.session)
         self._input_name, self._input_dtype = inp.name, FLOAT_TYPES[inp.type]

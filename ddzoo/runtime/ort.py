@@ -51,6 +51,14 @@ def int8_saturates(path: Path | str, provider: str = "CPUExecutionProvider") -> 
     return largest_int8_weight(path) > SATURATION_FREE_WEIGHT
 
 
+def warn_if_int8_saturates(path: Path, provider: str, fix: str) -> None:
+    """An :class:`Int8SaturationWarning` (to the runner's caller) where :func:`int8_saturates`; ``fix``: what to do."""
+    if int8_saturates(path, provider):
+        warnings.warn(f"{path.name}: its 8-bit weights can overflow onnxruntime's INT8 kernels on this CPU (x86 "
+                      "without VNNI): it may compute differently here than on CPUs with VNNI, and a record made on "
+                      f"one need not hold on the other; {fix}", Int8SaturationWarning, stacklevel=4)
+
+
 class OrtRunner(Runner):
     """An ``InferenceSession`` over an ONNX file.
 
@@ -70,11 +78,9 @@ class OrtRunner(Runner):
         self.path = Path(path)
         self.session, self.provider, self._version = ort_session(self.path, providers, threads, spin_wait)
         self.precision = precision_of(self.path)
-        if self.precision == "int8" and int8_saturates(self.path, self.provider):
-            warnings.warn(f"{self.path.name}: its 8-bit weights can overflow onnxruntime's INT8 kernels on this CPU "
-                          "(x86 without VNNI): it may compute differently here than on CPUs with VNNI, and a record "
-                          "made on one need not hold on the other; export it again with 'zoo export' (7-bit weights) "
-                          "or verify it on the CPU it will serve on", Int8SaturationWarning, stacklevel=3)
+        if self.precision == "int8":
+            warn_if_int8_saturates(self.path, self.provider, "export it again with 'zoo export' (7-bit weights) or "
+                                   "verify it on the CPU it will serve on")
         (inp,), out = self.session.get_inputs(), self.session.get_outputs()[0]
         self.input_spec = InputSpec(inp.name, tuple(int(d) for d in inp.shape[1:]), output_name=out.name)
         self._input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32

@@ -25,6 +25,7 @@ from ddzoo.package import (
     ONNX,
     WEIGHTS,
     ModelConfig,
+    deployment_rank,
     precision_of,
     read_manifest,
     read_model_config,
@@ -191,8 +192,7 @@ def _artifacts(folder: Path, records: dict, sizes: dict[str, int]) -> tuple[Arti
             continue
         reasons = tuple(str(r) for r in gate.get("reasons", ()) if isinstance(r, str))
         found.append(Artifact(file, *_kind(file), "not shipped", None, reasons))
-    order = list(ARTIFACT_KINDS)
-    return tuple(sorted(found, key=lambda a: (order.index(a.kind), a.file)))
+    return tuple(sorted(found, key=lambda a: deployment_rank(a.file)))
 
 
 def _robust(checkpoint: dict) -> dict[RobustColumn, Figure]:

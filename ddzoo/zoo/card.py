@@ -118,14 +118,12 @@ def _robust(verification: dict) -> str:
              "replayed on the artifact's own bytes (a transfer attack: an upper bound), the query-only Square attack "
              "run on the artifact alone at the same budget, and per image the worse of the two. Changes are paired "
              "with the checkpoint image by image (95 % interval); the gate fails an artifact whose robust accuracy "
-             "is significantly below the checkpoint's (exact one-sided McNemar test, p < 0.025).", "",
-             "| artifact | threat model | AutoAttack | change | Square | change | worse of both | change |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, figure in rows:
-        budget = f"{NORMS.get(figure['norm'], figure['norm'])} {ThreatModel(figure['norm'], figure['eps']).eps_text}"
-        cells = [name, budget, *cell(figure), *cell(figure.get("square")), *cell(figure.get("combined"))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, ""])
+             "is significantly below the checkpoint's (exact one-sided McNemar test, p < 0.025).", ""]
+    cells = [[name, f"{NORMS.get(figure['norm'], figure['norm'])} "
+              f"{ThreatModel(figure['norm'], figure['eps']).eps_text}",
+              *cell(figure), *cell(figure.get("square")), *cell(figure.get("combined"))] for name, figure in rows]
+    header = ["artifact", "threat model", "AutoAttack", "change", "Square", "change", "worse of both", "change"]
+    return "\n".join([*lines, markdown_table(cells, header), ""])
 
 
 def checkpoint_facts(verification: dict) -> dict[str, str]:
@@ -153,16 +151,13 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
     rows = [(name, config, verification), *peers]
     facts = [checkpoint_facts(v) for _, _, v in rows]
     columns = [c for c in facts[0] if c != ROBUST_COLUMN or any(f[c] != "-" for f in facts)]
-    head = ["model", "defence", *columns]
     lines = ["", "## How it compares", "",
              f"The checkpoints of this model and its neighbours in the zoo, measured by the same `zoo verify` on "
-             f"{config['dataset']}'s test images, n in each cell (white-box, in PyTorch):", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (peer, peer_config, _), peer_facts in zip(rows, facts, strict=True):
-        cells = [f"**{peer}**" if peer == name else peer, peer_config.get("recipe", {}).get("name", "reference"),
-                 *(peer_facts[c] for c in columns)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, ""])
+             f"{config['dataset']}'s test images, n in each cell (white-box, in PyTorch):", ""]
+    cells = [[f"**{peer}**" if peer == name else peer, peer_config.get("recipe", {}).get("name", "reference"),
+              *(peer_facts[c] for c in columns)]
+             for (peer, peer_config, _), peer_facts in zip(rows, facts, strict=True)]
+    return "\n".join([*lines, markdown_table(cells, ["model", "defence", *columns]), ""])
 
 
 def _table(verification: dict) -> str:

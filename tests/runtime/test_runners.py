@@ -71,6 +71,10 @@ def test_the_cpu_is_in_the_description_and_eight_bit_weights_warn_where_they_sat
     with pytest.warns(ort.Int8SaturationWarning, match="8-bit weights can overflow .* export it again"):
         with open_runner(eight_bit) as runner:
             runner.predict(mnist_test.tensors(limit=2)[0])
+    from ddzoo.runtime.foreign import ForeignOnnxRunner, InputConvention
+
+    with pytest.warns(ort.Int8SaturationWarning, match="8-bit weights can overflow .* reduce_range=True"):
+        ForeignOnnxRunner(eight_bit, (1, 28, 28), InputConvention("nchw", output="logits")).close()
     (tmp_path / "broken.int8.onnx").write_bytes(b"not an onnx file")
     with pytest.raises(InvalidArgumentError, match="broken.int8.onnx: cannot read its INT8 weights"):
         ort.int8_saturates(tmp_path / "broken.int8.onnx")
