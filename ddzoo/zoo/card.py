@@ -133,12 +133,11 @@ def checkpoint_facts(verification: dict) -> dict[str, str]:
     attacks = strong.get("autoattack") or {}
     rho2 = record.headline_rho2 if record else None
     return {"accuracy": record.clean.text() if record else "-",
-            "DeepFool ρ₂": f"{rho2:.4f}" if rho2 is not None else "-",
-            "best-of ρ₂": f"{strong['best_of']['rho2']:.4f}" if strong else "-",
+            "DeepFool ρ₂": f"{rho2:.4f} (n = {record.clean.images:,})" if rho2 is not None else "-",
+            "best-of ρ₂": f"{strong['best_of']['rho2']:.4f} (n = {int(strong['images']):,})" if strong else "-",
             **{f"AutoAttack {NORMS[norm]} (dataset's ε)": f"{100 * attacks[norm]['accuracy']:.1f} % "
                f"({ThreatModel(norm, float(attacks[norm]['eps'])).eps_text}, n = {int(attacks[norm]['images']):,})"
                if isinstance(attacks.get(norm), dict) else "-" for norm in ("Linf", "L2")},
-            "images (best-of)": str(strong.get("images", "-")),
             ROBUST_COLUMN: "; ".join(
                 f"{100 * f['accuracy']:.1f} % ({f['label']})" for f in ((record.robust if record else None) or {}
                                                                        ).values()) or "-"}
@@ -158,6 +157,24 @@ def _comparison(name: str, config: dict, verification: dict, peers: list[tuple[s
               *(peer_facts[c] for c in columns)]
              for (peer, peer_config, _), peer_facts in zip(rows, facts, strict=True)]
     return "\n".join([*lines, markdown_table(cells, ["model", "defence", *columns]), ""])
+
+
+def _budgets(verification: dict) -> str:
+    """The budgets of the table's FGS / BIM and Square columns, from the checkpoint's record, as a sentence after a
+    space (empty without)."""
+    record = parse_records(verification).get(WEIGHTS)
+    if record is None or not record.fgs or not record.bim:
+        return ""
+    steps = record.extra.get("settings", {}).get("bim_steps")
+    text = (f" Budgets, ℓ∞ in [0, 1] pixels: FGS at ε_ref = {record.fgs['eps'][-1]:.4g} and BIM"
+            f"{f' ({steps} steps)' if steps else ''} at ε_ref = {record.bim['eps'][-1]:.4g} on the same "
+            f"{record.clean.images:,} images (ε_ref: where the family's reference model falls to 50 % accuracy under "
+            "that attack)")
+    square = record.square_accuracy
+    if square:
+        text += (f"; Square at ε = {record.square['eps']:.4g} with {int(record.square['queries']):,} queries on the "
+                 f"first {square.images:,}")
+    return text + "."
 
 
 def _table(verification: dict) -> str:
@@ -217,7 +234,7 @@ figure above the checkpoint's, as INT8's often are, is no sign of a more robust 
 Square's random search, so DeepFool's ρ₂, guided by gradients, is the yardstick and the gate holds Square only
 against a drop. An artifact is published only when its gate passed: the paired accuracy drop against the
 checkpoint is at most 0.5 point at the upper end of its 95 % interval, its ρ₂ at least 95 % of the checkpoint's,
-and its Square accuracy not significantly more than 2 points below the checkpoint's.
+and its Square accuracy not significantly more than 2 points below the checkpoint's.{_budgets(verification)}
 
 {_table(verification)}
 {_robust(verification)}{_strong(verification)}{_comparison(name, config, verification, list(peers))}

@@ -86,6 +86,9 @@ def test_card_renders_verification_exactly(hub, package):
     assert f"{records['model.onnx']['deepfool']['50']['rho2']:.4f}" in card.text
     images = records["model.onnx"]["images"]
     assert f"on {images:,} test images" in card.text and "is no sign of a more robust artifact" in card.text
+    checkpoint = records["model.safetensors"]
+    assert (f"FGS at ε_ref = {checkpoint['eps_ref']['fgs']:.4g} and BIM ({checkpoint['settings']['bim_steps']} steps) "
+            f"at ε_ref = {checkpoint['eps_ref']['bim']:.4g} on the same {images:,} images") in card.text
 
 
 def test_offline_pull_makes_no_network_call(hub, package):
@@ -193,8 +196,8 @@ def test_the_card_compares_with_packages_of_the_same_dataset_only(hub, package, 
     table = text.split("## How it compares")[1].split("## Use")[0]
     record = json.loads((peer / "verification.json").read_text())["records"]["model.safetensors"]
     row = next(line for line in table.splitlines() if line.startswith("| lenet-mnist-dd |"))
-    assert "deep-defense" in row and f"{record['deepfool']['50']['rho2']:.4f}" in row
-    assert f"{record['strong']['best_of']['rho2']:.4f}" in row
+    assert "deep-defense" in row and f"{record['deepfool']['50']['rho2']:.4f} (n = {record['images']:,})" in row
+    assert f"{record['strong']['best_of']['rho2']:.4f} (n = {record['strong']['images']})" in row
     assert f"{100 * record['strong']['autoattack']['Linf']['accuracy']:.1f} %" in row
     assert "| **lenet-compared** |" in table
     assert DEFENCES[read_config(package)["recipe"]["name"]] in " ".join(text.split("## Robust")[0].split())
