@@ -277,6 +277,9 @@ def verify(
     trust_adversarials: Annotated[bool, typer.Option(
         help="Also reuse stored AutoAttack batches this cache did not sign (written elsewhere; counted in the "
              "records).")] = False,
+    state: Annotated[Path | None, typer.Option(
+        help="Keep the run's progress in this folder every few batches; a stopped run started again with the same "
+             "--state goes on from its last save (same package bytes, settings and images).")] = None,
     max_accuracy_drop: Annotated[float, typer.Option(
         help="Gate: largest accuracy drop (fraction), at the upper end of its 95 % interval.")] = 0.005,
     max_square_drop: Annotated[float, typer.Option(
@@ -350,7 +353,7 @@ def verify(
                                                     **({"batch_size": batch_size} if batch_size else {})),
                             gate=Gate(max_accuracy_drop=max_accuracy_drop, min_rho_ratio=min_rho_ratio,
                                       max_square_drop=max_square_drop, max_robust_drop=max_robust_drop),
-                            adversarials=adversarials, trust_adversarials=trust_adversarials)
+                            adversarials=adversarials, trust_adversarials=trust_adversarials, state=state)
     if not verified.main_process:
         return
     note = "" if verified.written else " (read-only: not recorded; pass --out DIR to keep a verified copy)"

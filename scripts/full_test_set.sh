@@ -11,7 +11,8 @@
 # every card comparing the others; an artifact that fails the gate stays out (--skip-unverified).
 # Resumable: a package whose record already covers the whole test set is skipped, and each finished record is kept
 # in $RECORDS (small enough to commit between sessions): a package exported again there (export is deterministic:
-# the same bytes) takes its saved record back when every sha256 in it matches, instead of being verified again.
+# the same bytes) takes its saved record back when every sha256 in it matches, instead of being verified again;
+# a package stopped midway goes on from its progress in $STATES/NAME (saved every few batches; commit it too).
 #   ZOO_DATA_DIR=../shared/data bash scripts/full_test_set.sh    (NAMES="..." verifies a subset; a family is
 #   republished once every member of it is verified on the whole test set, and the exit code is 1 while one waits;
 #   PUBLISH=0 publishes nothing; PYTHON: the interpreter whose ddzoo $ZOO runs)
@@ -23,6 +24,7 @@ SQUARE=${SQUARE:-200}
 HUB=${HUB:-ddzoo/hub}
 ADVERSARIALS=${ADVERSARIALS:-resume/issue28-full-test-set/adversarials}
 RECORDS=${RECORDS:-resume/issue28-full-test-set/records}
+STATES=${STATES:-resume/issue28-full-test-set/state}  # each unfinished package's progress (zoo verify --state)
 NAMES=${NAMES:-$(ls "$HUB")}
 mkdir -p "$RUNS/packages" "$RECORDS"
 current() {  # yes / no: the package's records cover the whole test set, are for the bytes it holds, and its INT8
@@ -73,7 +75,7 @@ for name in $NAMES; do
   fi
   # exit code 3 = an artifact failed the gate; its record stays in verification.json, publish leaves it out
   $ZOO verify "$pkg" --square "$SQUARE" --strong 0 "${robust[@]}" --plot "$RUNS/packages/$name.verify.png" \
-    || [ $? -eq 3 ]
+    --state "$STATES/$name" || [ $? -eq 3 ]
   cp "$pkg/verification.json" "$RECORDS/$name.verification.json.tmp"
   mv "$RECORDS/$name.verification.json.tmp" "$RECORDS/$name.verification.json"
 done

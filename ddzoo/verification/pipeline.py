@@ -50,6 +50,7 @@ from ddzoo.verification.attack import ArtifactAttack, Predictor, artifact_deepfo
 from ddzoo.verification.checkpoint import BOX, CheckpointBatch, attack_checkpoint
 from ddzoo.verification.gate import Gate
 from ddzoo.verification.plan import VerifySettings, eps_ref_record, make_plan
+from ddzoo.verification.progress import EVERY, clear_progress, load_progress, run_key, save_progress
 from ddzoo.verification.record import crosscheck_record, square_record, strong_checkpoint_record
 from ddzoo.verification.replay import replay_deepfool
 from ddzoo.verification.robust import robust_records
@@ -86,6 +87,31 @@ class Measurement:
         self.iterations.setdefault(key, []).append(attack.iterations)
         self.left_path[key] = self.left_path.get(key, 0) + int(redone[0].sum())
         self.line_search[key] = self.line_search.get(key, 0) + int(redone[1].sum())
+
+    def state(self, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+        """Its batches so far as flat tensors keyed under ``prefix``, and its counts (a resumable state)."""
+        tensors = {f"{prefix}correct": torch.cat(self.correct), f"{prefix}agree": torch.cat(self.agree),
+                   f"{prefix}fooled_8bit": torch.cat(self.fooled_8bit)}
+        for part in ("norms", "fooled", "iterations"):
+            tensors.update({f"{prefix}{part}/{key}": torch.cat(v) for key, v in getattr(self, part).items()})
+        for attack, columns in self.linf.items():
+            tensors.update({f"{prefix}linf/{attack}/{i}": torch.cat(column) for i, column in enumerate(columns)})
+        counts = {"left_path": self.left_path, "line_search": self.line_search,
+                  "deepfool_seconds": self.deepfool_seconds, "seconds": self.seconds}
+        return tensors, counts
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], counts: dict, prefix: str) -> Measurement:
+        """The inverse of :meth:`state` (each field one concatenated batch)."""
+        mine = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+        parts = {part: {key.split("/", 1)[1]: [t] for key, t in mine.items() if key.startswith(f"{part}/")}
+                 for part in ("norms", "fooled", "iterations")}
+        linf: dict[str, list[list[torch.Tensor]]] = {}
+        for key in sorted((k for k in mine if k.startswith("linf/")), key=lambda k: int(k.rsplit("/", 1)[1])):
+            linf.setdefault(key.split("/")[1], []).append([mine[key]])
+        return cls(correct=[mine["correct"]], agree=[mine["agree"]], fooled_8bit=[mine["fooled_8bit"]], linf=linf,
+                   left_path=dict(counts["left_path"]), line_search=dict(counts["line_search"]),
+                   deepfool_seconds=float(counts["deepfool_seconds"]), seconds=float(counts["seconds"]), **parts)
 
     def gathered(self, sizes: list[int], ctx: DistContext) -> Measurement:
         """Every rank's batches in global order (torchrun); counts summed, seconds the slowest rank's."""
@@ -223,7 +249,7 @@ def _kept_robust(previous: dict | None, record: ArtifactRecord, declared: list,
 def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                    settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
                    plot: Path | str | None = None, write: bool = True, adversarials: Path | str | None = None,
-                   trust_adversarials: bool = False) -> dict:
+                   trust_adversarials: bool = False, state: Path | str | None = None) -> dict:
     """Verify artifacts of ``package`` and update its ``verification.json``.
 
     Args:
@@ -238,6 +264,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             :mod:`ddzoo.eval.autoattack`): batches for the same weights, images and budget are replayed
             instead of attacked again, new ones stored. ``trust_adversarials``: also batches whose MAC does
             not verify (written elsewhere; the records count them).
+        state: a folder for the run's progress, saved every few batches and taken up by a later call for the same
+            bytes, settings and images (:mod:`ddzoo.verification.progress`); cleared once the records are made.
 
     Returns:
         the updated contents of ``verification.json``; records of artifacts the package no longer holds
@@ -266,7 +294,17 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                                        "fewer processes")
         label = f"verify: checkpoint attacks + replay on {len(runners)} artifact(s)"
         mine = [starts[i] for i in my_batches(len(starts), ctx)]
-        for begin in tqdm(mine, desc=label, disable=not show_progress() or not ctx.is_main, leave=False, unit="batch"):
+        key, done = None, 0
+        if state is not None:
+            if ctx.enabled:
+                raise InvalidArgumentError("--state keeps one process's progress; leave it out under torchrun")
+            key = run_key({name: sha256_file(package / name) for name in measured}, settings.record(), len(x))
+            resumed = load_progress(Path(state), key)
+            if resumed:
+                done, tensors, counts = resumed
+                measured = {name: Measurement.from_state(tensors, counts[name], f"{name}:") for name in measured}
+        for begin in tqdm(mine[done:], desc=label, disable=not show_progress() or not ctx.is_main, leave=False,
+                          unit="batch", initial=done, total=len(mine)):
             xb, yb = x[begin:begin + settings.batch_size], y[begin:begin + settings.batch_size]
             started = time.perf_counter()
             batch = attack_checkpoint(model, checkpoint, xb, yb, eps_ref, settings)
@@ -283,6 +321,11 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                 measured[name].deepfool_seconds += time.perf_counter() - started
                 _measure(runner, batch, reference_labels, logits.argmax(1), deepfool, boxed, left, measured[name])
                 measured[name].seconds += time.perf_counter() - started
+            done += 1
+            if key is not None and (done % EVERY == 0 or done == len(mine)):  # the last: a stop in Square keeps it
+                saved = {name: part.state(f"{name}:") for name, part in measured.items()}
+                flat = {k: v for tensors, _ in saved.values() for k, v in tensors.items()}
+                save_progress(Path(state), key, done, flat, {name: counts for name, (_, counts) in saved.items()})
         sizes = [min(settings.batch_size, len(x) - begin) for begin in starts]
         measured = {name: part.gathered(sizes, ctx) for name, part in measured.items()}
         if not ctx.is_main:  # rank 0 does the rest (Square, the stronger attacks, the records) without collectives:
@@ -322,6 +365,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
     verification["records"] = in_deployment_order(verification["records"])
     if write:
         write_verification(package, verification)
+    if state is not None:
+        clear_progress(Path(state))
     if plot:
         from ddzoo.verification.plot import plot_verification
 

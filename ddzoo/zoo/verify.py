@@ -56,7 +56,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
                  settings: VerifySettings = VerifySettings(), gate: Gate = Gate(), out: Path | str | None = None,
                  plot: Path | str | None = None, offline: bool | None = None,
                  offline_option: str = "ZOO_OFFLINE=1", adversarials: Path | str | None = None,
-                 trust_adversarials: bool = False) -> VerificationResult:
+                 trust_adversarials: bool = False, state: Path | str | None = None) -> VerificationResult:
     """Verify the artifacts of a package given by folder or name, and apply the gate.
 
     Args:
@@ -69,6 +69,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
             caller turns that on, for the messages.
         adversarials, trust_adversarials: where AutoAttack's batches are stored and whether unverified ones
             count (:func:`~ddzoo.verification.verify_package`).
+        state: a folder keeping the run's progress, so that a stopped run goes on from its last save.
 
     Returns:
         the records; the gate's failures are in it, not raised (:meth:`VerificationResult.raise_if_failed`).
@@ -97,7 +98,7 @@ def verify_model(name_or_path: str | Path, *, artifacts: list[str] | None = None
         folder = Path(out)
     write = not is_read_only(folder)
     result = verify_package(folder, artifacts=artifacts, settings=settings, gate=gate, plot=plot, write=write,
-                            adversarials=adversarials, trust_adversarials=trust_adversarials)
+                            adversarials=adversarials, trust_adversarials=trust_adversarials, state=state)
     shutdown_distributed(ctx)  # no collectives after this: a rank leaves without tearing down a live group
     if not ctx.is_main:  # its share measured; rank 0 has the records
         return VerificationResult(folder, True, {}, {}, False, main_process=False)

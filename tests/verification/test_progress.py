@@ -1,0 +1,64 @@
+"""``zoo verify --state DIR``: a run stopped midway goes on from its last save and writes the record an
+uninterrupted run writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ddzoo.verification import VerifySettings, pipeline, verify_package
+from ddzoo.verification.progress import STATE, load_progress
+
+SETTINGS = VerifySettings(limit=192, batch_size=32, square_images=0, crosscheck_images=0)  # 6 batches: a save after 5
+
+
+class Stopped(Exception):
+    pass
+
+
+def _comparable(verification: dict) -> dict:
+    records = json.loads(json.dumps(verification["records"]))
+    for record in records.values():
+        for key in ("timings", "verified_at", "runtime"):
+            record.pop(key, None)
+    return records
+
+
+def test_a_stopped_run_goes_on_from_its_last_save_and_writes_the_same_record(lenet_package, tmp_path, monkeypatch):
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    shutil.copytree(lenet_package, whole)
+    shutil.copytree(lenet_package, stopped)
+    expected = verify_package(whole, settings=SETTINGS)
+
+    attack, calls = pipeline.attack_checkpoint, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6 and stop:
+            raise Stopped  # the sixth batch: after the save of the first five
+        return attack(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "attack_checkpoint", counted)
+    stop = True
+    with pytest.raises(Stopped):
+        verify_package(stopped, settings=SETTINGS, state=tmp_path / "state")
+    assert (tmp_path / "state" / STATE).is_file()
+    assert load_progress(tmp_path / "state", "another run") is None  # another run starts afresh
+    stop, calls[:] = False, []
+    resumed = verify_package(stopped, settings=SETTINGS, state=tmp_path / "state")
+    assert len(calls) == 1  # only the sixth batch attacked again
+    assert _comparable(resumed) == _comparable(expected)
+    assert not (tmp_path / "state" / STATE).exists()  # cleared once the record is made
+
+
+def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys):
+    from ddzoo.cli import main
+
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / STATE).write_bytes(b"not a safetensors file")
+    args = ["--limit", "192", "--batch-size", "32", "--square", "0", "--crosscheck", "0"]
+    assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "state")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read the verification state" in err and "delete it" in err
