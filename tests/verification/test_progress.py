@@ -11,7 +11,7 @@ import pytest
 from ddzoo.verification import VerifySettings, pipeline, verify_package
 from ddzoo.verification.progress import STATE, load_progress
 
-SETTINGS = VerifySettings(limit=192, batch_size=32, square_images=0, crosscheck_images=0)  # 6 batches: a save after 5
+SETTINGS = VerifySettings(limit=48, batch_size=8, square_images=0, crosscheck_images=0)  # 6 batches: a save after 5
 
 
 class Stopped(Exception):
@@ -58,7 +58,7 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
 
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / STATE).write_bytes(b"not a safetensors file")
-    args = ["--limit", "192", "--batch-size", "32", "--square", "0", "--crosscheck", "0"]
+    args = ["--limit", "48", "--batch-size", "8", "--square", "0", "--crosscheck", "0"]
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "state")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the verification state" in err and "delete it" in err
