@@ -10,17 +10,11 @@ import sys
 
 from ddzoo.cli import main
 from ddzoo.package import WEIGHTS
+from tests.verification.conftest import comparable
 
 ARGS = ["--limit", "96", "--batch-size", "32", "--square", "0", "--crosscheck", "0", "--json"]  # 3 batches: 2 + 1
 
 
-def _comparable(verification: dict) -> dict:
-    """The records without what differs between any two runs: timings, the clock, the machine's threads."""
-    records = json.loads(json.dumps(verification["records"]))
-    for record in records.values():
-        for key in ("timings", "verified_at", "runtime"):
-            record.pop(key, None)
-    return records
 
 
 def test_two_gloo_processes_write_the_record_of_one(lenet_package, tmp_path, data_dir, capsys):
@@ -36,7 +30,7 @@ def test_two_gloo_processes_write_the_record_of_one(lenet_package, tmp_path, dat
     one = json.loads((tmp_path / "one" / "verification.json").read_text())
     assert set(printed) == set(two["records"]) == {WEIGHTS, "model.onnx", "model.fp16.onnx",
                                                    "model.int8.onnx"}
-    assert _comparable(two) == _comparable(one)
+    assert comparable(two) == comparable(one)
     assert two["records"]["model.onnx"]["images"] == 96
 
 

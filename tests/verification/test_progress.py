@@ -3,13 +3,13 @@ uninterrupted run writes."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 
 from ddzoo.verification import VerifySettings, pipeline, verify_package
 from ddzoo.verification.progress import STATE, load_progress
+from tests.verification.conftest import comparable
 
 SETTINGS = VerifySettings(limit=48, batch_size=8, square_images=0, crosscheck_images=0)  # 6 batches: a save after 5
 
@@ -18,12 +18,6 @@ class Stopped(Exception):
     pass
 
 
-def _comparable(verification: dict) -> dict:
-    records = json.loads(json.dumps(verification["records"]))
-    for record in records.values():
-        for key in ("timings", "verified_at", "runtime"):
-            record.pop(key, None)
-    return records
 
 
 def test_a_stopped_run_goes_on_from_its_last_save_and_writes_the_same_record(lenet_package, tmp_path, monkeypatch):
@@ -49,7 +43,7 @@ def test_a_stopped_run_goes_on_from_its_last_save_and_writes_the_same_record(len
     stop, calls[:] = False, []
     resumed = verify_package(stopped, settings=SETTINGS, state=tmp_path / "state")
     assert len(calls) == 1  # only the sixth batch attacked again
-    assert _comparable(resumed) == _comparable(expected)
+    assert comparable(resumed) == comparable(expected)
     assert not (tmp_path / "state" / STATE).exists()  # cleared once the record is made
 
 
