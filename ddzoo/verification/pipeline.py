@@ -29,7 +29,7 @@ from ddzoo.distributed import (
     init_distributed,
     my_batches,
 )
-from ddzoo.errors import InvalidArgumentError
+from ddzoo.errors import InvalidArgumentError, shorten
 from ddzoo.eval.robustness import linf_eps
 from ddzoo.eval.threat import declared_threat_models
 from ddzoo.fileio import sha256_file
@@ -246,6 +246,19 @@ def _kept_robust(previous: dict | None, record: ArtifactRecord, declared: list,
     return kept
 
 
+def _restored(tensors: dict[str, torch.Tensor], counts: dict, names: list[str], images: int,
+              state: Path | str) -> dict[str, Measurement]:
+    """The measurements of a saved state, which must hold ``images`` per-image results for each of ``names``;
+    else a one-line error (a state is a file on disk: it may be damaged or crafted)."""
+    try:
+        if any(t.ndim != 1 or len(t) != images for t in tensors.values()):
+            raise ValueError(f"not {images} results per field")
+        return {name: Measurement.from_state(tensors, counts[name], f"{name}:") for name in names}
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise InvalidArgumentError(f"the verification state in {state} is malformed ({type(err).__name__}: "
+                                   f"{shorten(str(err), 60)}); delete it to start afresh") from None
+
+
 def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                    settings: VerifySettings = VerifySettings(), gate: Gate = Gate(),
                    plot: Path | str | None = None, write: bool = True, adversarials: Path | str | None = None,
@@ -302,7 +315,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             resumed = load_progress(Path(state), key)
             if resumed:
                 done, tensors, counts = resumed
-                measured = {name: Measurement.from_state(tensors, counts[name], f"{name}:") for name in measured}
+                images = sum(min(settings.batch_size, len(x) - begin) for begin in mine[:done])
+                measured = _restored(tensors, counts, list(measured), images if done <= len(mine) else -1, state)
         for begin in tqdm(mine[done:], desc=label, disable=not show_progress() or not ctx.is_main, leave=False,
                           unit="batch", initial=done, total=len(mine)):
             xb, yb = x[begin:begin + settings.batch_size], y[begin:begin + settings.batch_size]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 
 from ddzoo.verification import VerifySettings, pipeline, verify_package
 from ddzoo.verification.progress import STATE, load_progress
@@ -56,3 +57,13 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "state")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the verification state" in err and "delete it" in err
+    from ddzoo.fileio import sha256_file
+    from ddzoo.package import WEIGHTS, package_artifacts
+    from ddzoo.verification.progress import run_key, save_progress
+
+    names = [WEIGHTS, *package_artifacts(lenet_package)]
+    key = run_key({name: sha256_file(lenet_package / name) for name in names}, SETTINGS.record(), 48)
+    save_progress(tmp_path / "crafted", key, 1, {f"{WEIGHTS}:correct": torch.ones(3, dtype=torch.bool)}, {})
+    assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "verification state" in err and "is malformed" in err
