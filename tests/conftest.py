@@ -65,11 +65,18 @@ def mnist_test(data_dir):
 
 @pytest.fixture(scope="session")
 def lenet_checkpoint(data_dir, tmp_path_factory) -> Path:
-    """A LeNet trained for one epoch on real MNIST (~98 % test accuracy)."""
+    """A LeNet trained for one epoch on real MNIST (~98 % test accuracy), its ε_ref stored beside it (bisection on
+    the first 200 test images), as the zoo's references hold theirs: verifications take it instead of bisecting
+    again (tests of the bisection itself copy the checkpoint without ``eps_ref.json``)."""
+    from ddzoo.data import load_split
+    from ddzoo.eval.eps_ref import resolve_eps_ref
     from ddzoo.train import ReferenceRecipe, train_reference
 
-    return _built_once(tmp_path_factory, "lenet-mnist-ref",
-                       lambda out: train_reference("lenet", "mnist", out, ReferenceRecipe(epochs=1), device="cpu"))
+    def build(out: Path) -> None:
+        train_reference("lenet", "mnist", out, ReferenceRecipe(epochs=1), device="cpu")
+        resolve_eps_ref(out, *load_split("mnist", "test").tensors(limit=200), store=True)
+
+    return _built_once(tmp_path_factory, "lenet-mnist-ref", build)
 
 
 @pytest.fixture(scope="session")

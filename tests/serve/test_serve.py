@@ -269,7 +269,7 @@ near_valid = st.fixed_dictionaries({"parameters": st.none() | json_values, "id":
     {"name": st.sampled_from(["logits", "x"]) | json_values, "parameters": json_values}), max_size=2)})
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.one_of(near_valid.map(lambda d: json.dumps(d).encode()), json_values.map(lambda d: json.dumps(d)
        .encode()), st.binary(max_size=64)), header=st.none() | st.integers(-10, 200).map(str) | st.text(max_size=4))
 def test_fuzzed_infer_requests_never_get_a_5xx(server, body, header):

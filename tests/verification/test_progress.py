@@ -3,16 +3,18 @@ uninterrupted run writes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 import torch
 
+from ddzoo.package import WEIGHTS
 from ddzoo.verification import VerifySettings, pipeline, verify_package
 from ddzoo.verification.progress import STATE, load_progress
 from tests.verification.conftest import comparable
 
-SETTINGS = VerifySettings(limit=48, batch_size=8, square_images=0, crosscheck_images=0)  # 6 batches: a save after 5
+SETTINGS = VerifySettings(limit=24, batch_size=4, square_images=0, crosscheck_images=0)  # 6 batches: a save after 5
 
 
 class Stopped(Exception):
@@ -23,9 +25,13 @@ class Stopped(Exception):
 
 def test_a_stopped_run_goes_on_from_its_last_save_and_writes_the_same_record(lenet_package, tmp_path, monkeypatch):
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    shutil.copytree(lenet_package, whole)
-    shutil.copytree(lenet_package, stopped)
+    for copy in (whole, stopped):  # without a stored ε_ref: found by bisection on the verification images
+        shutil.copytree(lenet_package, copy)
+        config = json.loads((copy / "config.json").read_text())
+        (copy / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "eps_ref"}))
     expected = verify_package(whole, settings=SETTINGS)
+    assert expected["records"][WEIGHTS]["eps_ref"]["source"] == "bisection on the 24 verification images (none " \
+        "stored with the package)"
 
     attack, calls = pipeline.attack_checkpoint, []
 
@@ -53,16 +59,16 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
 
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / STATE).write_bytes(b"not a safetensors file")
-    args = ["--limit", "48", "--batch-size", "8", "--square", "0", "--crosscheck", "0"]
+    args = ["--limit", "24", "--batch-size", "4", "--square", "0", "--crosscheck", "0"]
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "state")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the verification state" in err and "delete it" in err
     from ddzoo.fileio import sha256_file
-    from ddzoo.package import WEIGHTS, package_artifacts
+    from ddzoo.package import package_artifacts
     from ddzoo.verification.progress import run_key, save_progress
 
     names = [WEIGHTS, *package_artifacts(lenet_package)]
-    key = run_key({name: sha256_file(lenet_package / name) for name in names}, SETTINGS.record(), 48)
+    key = run_key({name: sha256_file(lenet_package / name) for name in names}, SETTINGS.record(), 24)
     save_progress(tmp_path / "crafted", key, 1, {f"{WEIGHTS}:correct": torch.ones(3, dtype=torch.bool)}, {})
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
     err = capsys.readouterr().err
