@@ -278,8 +278,9 @@ def verify(
         help="Also reuse stored AutoAttack batches this cache did not sign (written elsewhere; counted in the "
              "records).")] = False,
     state: Annotated[Path | None, typer.Option(
-        help="Keep the run's progress in this folder every few batches; a stopped run started again with the same "
-             "--state goes on from its last save (same package bytes, settings and images).")] = None,
+        help="Keep the run's progress in this folder every few batches and after each Square run; a stopped run "
+             "started again with the same --state goes on from its last save (same package bytes, settings and "
+             "images).")] = None,
     max_accuracy_drop: Annotated[float, typer.Option(
         help="Gate: largest accuracy drop (fraction), at the upper end of its 95 % interval.")] = 0.005,
     max_square_drop: Annotated[float, typer.Option(

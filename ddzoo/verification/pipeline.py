@@ -50,7 +50,7 @@ from ddzoo.verification.attack import ArtifactAttack, Predictor, artifact_deepfo
 from ddzoo.verification.checkpoint import BOX, CheckpointBatch, attack_checkpoint
 from ddzoo.verification.gate import Gate
 from ddzoo.verification.plan import VerifySettings, eps_ref_record, make_plan
-from ddzoo.verification.progress import EVERY, clear_progress, load_progress, run_key, save_progress
+from ddzoo.verification.progress import EVERY, SavedRuns, clear_progress, load_progress, run_key, save_progress
 from ddzoo.verification.record import crosscheck_record, square_record, strong_checkpoint_record
 from ddzoo.verification.replay import replay_deepfool
 from ddzoo.verification.robust import robust_records
@@ -277,8 +277,9 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
             :mod:`ddzoo.eval.autoattack`): batches for the same weights, images and budget are replayed
             instead of attacked again, new ones stored. ``trust_adversarials``: also batches whose MAC does
             not verify (written elsewhere; the records count them).
-        state: a folder for the run's progress, saved every few batches and taken up by a later call for the same
-            bytes, settings and images (:mod:`ddzoo.verification.progress`); cleared once the records are made.
+        state: a folder for the run's progress, saved every few batches and after each Square run, and taken up by
+            a later call for the same bytes, settings and images (:mod:`ddzoo.verification.progress`); cleared once
+            the records are made.
 
     Returns:
         the updated contents of ``verification.json``; records of artifacts the package no longer holds
@@ -350,8 +351,9 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         baseline, rhos[WEIGHTS], corrects[WEIGHTS] = _record(
             WEIGHTS, package, checkpoint, measured[WEIGHTS], x_norms, eps_ref, settings,
             "DeepFool on the checkpoint, bisected onto its boundary", common, bool(declared))
+        square_runs = SavedRuns(Path(state) if state is not None else None, key)  # saved as each one ends
         if settings.square_images:
-            square, baseline_robust = square_record(checkpoint, x, y, eps_ref, settings)
+            square, baseline_robust = square_record(checkpoint, x, y, eps_ref, settings, WEIGHTS, square_runs)
             baseline = replace(baseline, square=square)
         previous = verification["records"].get(WEIGHTS)
         baseline = replace(baseline, strong=strong_checkpoint_record(
@@ -359,7 +361,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         per_threat = robust_records(model, {WEIGHTS: checkpoint, **runners}, x, y, threats,
                                     images=settings.robust_images, square=settings.square_images > 0,
                                     square_queries=settings.square_queries, batch_size=settings.batch_size,
-                                    store=adversarials, trust=trust_adversarials, baseline=WEIGHTS)
+                                    store=adversarials, trust=trust_adversarials, baseline=WEIGHTS,
+                                    saved=square_runs)
         baseline = replace(baseline, robust=per_threat.get(WEIGHTS) or _kept_robust(previous, baseline, declared))
         verification["records"][WEIGHTS] = baseline.to_json()
         for name, runner in runners.items():
@@ -370,7 +373,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                            "robust": per_threat.get(name) or _kept_robust(verification["records"].get(name), record,
                                                                           declared, baseline)}
             if settings.square_images:
-                square, robust = square_record(runner, x, y, eps_ref, settings)
+                square, robust = square_record(runner, x, y, eps_ref, settings, name, square_runs)
                 found["square"] = {**square, "robust_drop": PairedDrop.of(baseline_robust, robust).to_json()}
             found["crosscheck"] = (crosscheck_record(runner, x, settings, model) if settings.crosscheck_images
                                    else None)

@@ -1,12 +1,15 @@
-"""A verification's progress between batches (``zoo verify --state DIR``): every few batches, and after the last
-one, the per-image results so far are saved, so that a run stopped midway (or in Square, after the batches) goes
-on from its last save instead of from the start.
-One safetensors file; its metadata names the run (package bytes, settings, images) it belongs to."""
+"""A verification's progress (``zoo verify --state DIR``): every few batches, and after the last one, the per-image
+results so far are saved, and after the batches each runner's Square run as it ends, so that a run stopped midway
+goes on from its last save instead of from the start.
+Safetensors files; their metadata names the run (package bytes, settings, images) they belong to."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,6 +20,7 @@ from ddzoo.package import save_tensors
 
 STATE = "verify-state.safetensors"
 EVERY = 5  # batches between saves
+SAVED_RUN = ".run.safetensors"  # the suffix of a saved Square run's file
 
 
 def run_key(sha256s: dict[str, str], settings: dict, images: int) -> str:
@@ -51,5 +55,50 @@ def load_progress(folder: Path, key: str) -> tuple[int, dict[str, torch.Tensor],
     return done, tensors, counts
 
 
+class SavedRuns:
+    """The per-image results of the long runs after the batches (Square on each runner), each saved as it ends
+    under ``folder`` for the run ``key``, and taken from there when that run goes on; without a folder, every run
+    is just made."""
+
+    def __init__(self, folder: Path | None = None, key: str | None = None):
+        self.folder, self.key = folder, key
+
+    def flags(self, name: str, images: int, run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """``run()``'s per-image flags (``images`` of them) and the seconds it took, or those saved for ``name``."""
+        if self.folder is None or self.key is None:
+            started = time.perf_counter()
+            return run(), time.perf_counter() - started
+        slug = re.sub(r"[^A-Za-z0-9.-]", "_", name)  # a file name of our own, whatever a runner is called
+        path = self.folder / f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}{SAVED_RUN}"
+        saved = _saved_flags(path, self.key, name, images)
+        if saved is not None:
+            return saved
+        started = time.perf_counter()
+        flags = run()
+        seconds = time.perf_counter() - started
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_tensors(path, {"flags": flags}, metadata={"run": self.key, "name": name, "seconds": repr(seconds)})
+        return flags, seconds
+
+
+def _saved_flags(path: Path, key: str, name: str, images: int) -> tuple[torch.Tensor, float] | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as saved:
+            meta = saved.metadata() or {}
+            if meta.get("run") != key or meta.get("name") != name:
+                return None
+            flags, seconds = saved.get_tensor("flags"), float(meta["seconds"])
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        raise InvalidArgumentError(f"cannot read the verification state {path} ({type(err).__name__}); delete it "
+                                   "to start afresh") from None
+    if flags.dtype != torch.bool or flags.shape != (images,) or not seconds >= 0:
+        raise InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
+    return flags, seconds
+
+
 def clear_progress(folder: Path) -> None:
     (folder / STATE).unlink(missing_ok=True)
+    for path in folder.glob(f"*{SAVED_RUN}"):
+        path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from ddzoo.runtime import Runner
 from ddzoo.stats import Accuracy
 from ddzoo.verification.attack import Predictor, artifact_deepfool, finite_difference_deepfool
 from ddzoo.verification.plan import VerifySettings
+from ddzoo.verification.progress import SavedRuns
 
 
 def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings, model: torch.nn.Module) -> dict:
@@ -32,18 +33,18 @@ def crosscheck_record(runner: Runner, x: torch.Tensor, settings: VerifySettings,
             "fooled_finite_difference": blind.fooled.float().mean().item(), "seconds": seconds}
 
 
-def square_record(runner: Predictor, x: torch.Tensor, y: torch.Tensor, eps_ref: dict, settings: VerifySettings
-                  ) -> tuple[dict, torch.Tensor]:
+def square_record(runner: Predictor, x: torch.Tensor, y: torch.Tensor, eps_ref: dict, settings: VerifySettings,
+                  name: str = "", saved: SavedRuns | None = None) -> tuple[dict, torch.Tensor]:
     """Robust accuracy of the artifact itself under the query-only Square attack (its logits alone, so it works
     on quantised artifacts where gradients and finite differences see nothing) at the l∞ ε_ref; also the
-    per-image robust flags (for the paired comparison with the checkpoint)."""
+    per-image robust flags (for the paired comparison with the checkpoint). ``saved``: the run of the runner
+    ``name`` saved as it ends, or taken from there."""
     from ddzoo.eval.strong import square_robust
 
-    n = settings.square_images
-    started = time.perf_counter()
-    robust = square_robust(runner.predict, x[:n], y[:n], norm="Linf", eps=float(eps_ref["fgs"]),
-                           queries=settings.square_queries)
-    return {"eps": float(eps_ref["fgs"]), "norm": "Linf", "seconds": time.perf_counter() - started,
+    xs, ys = x[:settings.square_images], y[:settings.square_images]
+    robust, seconds = (saved or SavedRuns()).flags(f"square {name}", len(xs), lambda: square_robust(
+        runner.predict, xs, ys, norm="Linf", eps=float(eps_ref["fgs"]), queries=settings.square_queries))
+    return {"eps": float(eps_ref["fgs"]), "norm": "Linf", "seconds": seconds,
             "method": "Square attack (torchattacks 3.5.1), the artifact's own logits only",
             **Accuracy.of(robust).to_json(), "queries": settings.square_queries}, robust
 

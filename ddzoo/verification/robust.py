@@ -11,6 +11,7 @@ less robust than its checkpoint.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from ddzoo.eval.autoattack import autoattack
 from ddzoo.eval.threat import ThreatModel
 from ddzoo.stats import Accuracy, PairedDrop
 from ddzoo.verification.attack import Predictor
+from ddzoo.verification.progress import SavedRuns
 
 REPLAYED = "AutoAttack, replayed"  # the attack's name on an artifact: the checkpoint's adversarials
 COMBINED = "AutoAttack or Square"  # robust only where both failed
@@ -42,11 +44,12 @@ def _figure(threat: ThreatModel, attack: str, robust: torch.Tensor, baseline: to
 
 def robust_records(model: nn.Module, runners: dict[str, Predictor], x: torch.Tensor, y: torch.Tensor,
                    threats: list[ThreatModel], *, images: int, square: bool, square_queries: int,
-                   batch_size: int, baseline: str, store: Path | str | None = None, trust: bool = False
-                   ) -> dict[str, dict]:
+                   batch_size: int, baseline: str, store: Path | str | None = None, trust: bool = False,
+                   saved: SavedRuns | None = None) -> dict[str, dict]:
     """Per runner (``baseline`` names the checkpoint's), per threat model key: AutoAttack robust accuracy on the
     first ``images`` images (replayed on artifacts), with ``square`` Square's on the same images and the worse
-    of both; an artifact's figures paired with the checkpoint's (``robust_drop``)."""
+    of both; an artifact's figures paired with the checkpoint's (``robust_drop``). ``saved``: each Square run
+    saved as it ends, or taken from there."""
     from ddzoo.eval.strong import square_robust
 
     found: dict[str, dict] = {name: {} for name in runners}
@@ -60,8 +63,8 @@ def robust_records(model: nn.Module, runners: dict[str, Predictor], x: torch.Ten
             if not is_baseline:
                 figure["robust_drop"] = PairedDrop.of(found[baseline][threat.key]["flags"], flags).to_json()
             if square:
-                resisted = square_robust(runner.predict, xs, ys, norm=threat.norm, eps=threat.eps,
-                                         queries=square_queries)
+                resisted, _ = (saved or SavedRuns()).flags(f"robust square {name} {threat.key}", len(xs), partial(
+                    square_robust, runner.predict, xs, ys, norm=threat.norm, eps=threat.eps, queries=square_queries))
                 reference = None if is_baseline else found[baseline][threat.key]["square_flags"]
                 figure["square"] = _figure(threat, "Square", resisted, reference, queries=square_queries)
                 worst = flags & resisted

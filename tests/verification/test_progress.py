@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 
+from ddzoo.errors import InvalidArgumentError
 from ddzoo.package import WEIGHTS
 from ddzoo.verification import VerifySettings, pipeline, verify_package
 from ddzoo.verification.progress import STATE, load_progress
@@ -73,3 +74,60 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "verification state" in err and "is malformed" in err
+
+
+def _without_seconds(value):
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
+    return value
+
+
+def test_a_run_stopped_in_square_keeps_the_runners_square_already_attacked(lenet_package, tmp_path, monkeypatch):
+    """After the batches, each runner's Square run is saved as it ends: a stop in the third one (fp16) attacks
+    only fp16 and INT8 again, and the record is the uninterrupted run's (Square is seeded)."""
+    from ddzoo.eval import strong
+    from ddzoo.verification.progress import SAVED_RUN
+
+    settings = VerifySettings(limit=24, batch_size=12, square_images=12, square_queries=50, crosscheck_images=0)
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    shutil.copytree(lenet_package, whole)
+    shutil.copytree(lenet_package, stopped)
+    expected = verify_package(whole, settings=settings)
+
+    square, calls = strong.square_robust, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3 and stop:
+            raise Stopped  # fp16's: the checkpoint's and fp32's are saved
+        return square(*args, **kwargs)
+
+    monkeypatch.setattr(strong, "square_robust", counted)
+    stop = True
+    with pytest.raises(Stopped):
+        verify_package(stopped, settings=settings, state=tmp_path / "state")
+    assert len(list((tmp_path / "state").glob(f"*{SAVED_RUN}"))) == 2
+    stop, calls[:] = False, []
+    resumed = verify_package(stopped, settings=settings, state=tmp_path / "state")
+    assert len(calls) == 2  # fp16 and INT8 only
+    assert _without_seconds(comparable(resumed)) == _without_seconds(comparable(expected))
+    assert list((tmp_path / "state").iterdir()) == []  # cleared once the record is made
+
+
+def test_a_crafted_square_run_is_a_one_line_error(tmp_path):
+    from ddzoo.package import save_tensors
+    from ddzoo.verification.progress import SavedRuns
+
+    runs = SavedRuns(tmp_path, "run")
+    flags, _ = runs.flags("square model.onnx", 3, lambda: torch.tensor([True, False, True]))
+    assert torch.equal(runs.flags("square model.onnx", 3, lambda: 1 / 0)[0], flags)  # saved: not run again
+    assert SavedRuns(tmp_path, "another run").flags("square model.onnx", 3, lambda: ~flags)[0].tolist() == [
+        False, True, False]  # another run's file is not taken
+    (path,) = tmp_path.glob("*.run.safetensors")
+    save_tensors(path, {"flags": torch.ones(5, dtype=torch.bool)}, metadata={"run": "run", "name": "square model.onnx",
+                                                                            "seconds": "1.0"})
+    with pytest.raises(InvalidArgumentError, match="is malformed; delete it"):
+        runs.flags("square model.onnx", 3, lambda: flags)
+    path.write_bytes(b"not safetensors")
+    with pytest.raises(InvalidArgumentError, match="cannot read the verification state"):
+        runs.flags("square model.onnx", 3, lambda: flags)

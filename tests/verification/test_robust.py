@@ -78,6 +78,33 @@ def test_stored_adversarials_resume_are_reused_and_crafted_ones_refused(lenet, m
         autoattack(lenet, x, y, threat, store=tmp_path, batch_size=10)
 
 
+def test_the_robust_figures_square_runs_are_saved_as_they_end(lenet_package, mnist_test, tmp_path, monkeypatch):
+    """``zoo verify --state``: each runner's Square run for a threat model is saved as it ends, and a run that
+    goes on takes it from there (the same figures, Square not run again)."""
+    from ddzoo.eval import strong
+    from ddzoo.runtime import open_runner
+    from ddzoo.verification.progress import SavedRuns
+    from ddzoo.verification.robust import robust_records
+
+    x, y = mnist_test.tensors(limit=10)
+    square, calls = strong.square_robust, []
+    monkeypatch.setattr(strong, "square_robust", lambda *a, **k: calls.append(1) or square(*a, **k))
+    with open_runner(lenet_package, backend="torch") as checkpoint, open_runner(lenet_package / "model.onnx") as fp32:
+        def figures():
+            return robust_records(checkpoint.model, {WEIGHTS: checkpoint, "model.onnx": fp32}, x, y,
+                                  [ThreatModel("Linf", 0.3)], images=10, square=True, square_queries=50, batch_size=10,
+                                  baseline=WEIGHTS, store=tmp_path / "adversarials",
+                                  saved=SavedRuns(tmp_path / "state", "run"))
+        first = figures()
+        assert len(calls) == 2 and len(list((tmp_path / "state").iterdir())) == 2
+        again = figures()  # AutoAttack's batches reused from the store, Square's runs from the saved ones
+        assert len(calls) == 2
+        for name, by_threat in first.items():
+            figure = by_threat["Linf 0.3"]
+            assert again[name]["Linf 0.3"]["square"] == figure["square"] and 0 <= figure["square"]["accuracy"] < 1
+            assert again[name]["Linf 0.3"]["combined"] == figure["combined"]
+
+
 def test_a_significant_robust_drop_fails_the_gate_and_a_few_flips_do_not():
     def figure(lost: int, gained: int = 0) -> dict:
         before = torch.arange(400) >= gained  # the first `gained` images: wrong before, right after
