@@ -84,6 +84,8 @@ class SavedRuns:
 def _saved_flags(path: Path, key: str, name: str, images: int) -> tuple[torch.Tensor, float] | None:
     if not path.is_file():
         return None
+    if path.stat().st_size > images + 65_536:  # one byte per image and a small header: bounded before parsing
+        raise InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
     try:
         with safe_open(str(path), framework="pt") as saved:
             meta = saved.metadata() or {}

@@ -128,6 +128,9 @@ def test_a_crafted_square_run_is_a_one_line_error(tmp_path):
                                                                             "seconds": "1.0"})
     with pytest.raises(InvalidArgumentError, match="is malformed; delete it"):
         runs.flags("square model.onnx", 3, lambda: flags)
+    path.write_bytes(b"\0" * 100_000)  # far larger than three flags
+    with pytest.raises(InvalidArgumentError, match="is malformed; delete it"):
+        runs.flags("square model.onnx", 3, lambda: flags)
     path.write_bytes(b"not safetensors")
     with pytest.raises(InvalidArgumentError, match="cannot read the verification state"):
         runs.flags("square model.onnx", 3, lambda: flags)
