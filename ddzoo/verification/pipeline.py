@@ -312,7 +312,8 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
         if state is not None:
             if ctx.enabled:
                 raise InvalidArgumentError("--state keeps one process's progress; leave it out under torchrun")
-            key = run_key({name: sha256_file(package / name) for name in measured}, settings.record(), len(x))
+            key = run_key({name: sha256_file(package / name) for name in measured}, settings.record(), len(x),
+                          eps_ref)
             resumed = load_progress(Path(state), key)
             if resumed:
                 done, tensors, counts = resumed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -23,9 +24,10 @@ EVERY = 5  # batches between saves
 SAVED_RUN = ".run.safetensors"  # the suffix of a saved Square run's file
 
 
-def run_key(sha256s: dict[str, str], settings: dict, images: int) -> str:
-    """What a saved state must match to be taken up: every verified file's bytes, the settings and the images."""
-    text = json.dumps({"files": sha256s, "settings": settings, "images": images}, sort_keys=True)
+def run_key(sha256s: dict[str, str], settings: dict, images: int, eps_ref: dict) -> str:
+    """What a saved state must match to be taken up: every verified file's bytes, the settings, the images and
+    ε_ref (stored outside the verified files: in ``config.json`` or beside the reference)."""
+    text = json.dumps({"files": sha256s, "settings": settings, "images": images, "eps_ref": eps_ref}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -68,7 +70,7 @@ class SavedRuns:
         if self.folder is None or self.key is None:
             started = time.perf_counter()
             return run(), time.perf_counter() - started
-        slug = re.sub(r"[^A-Za-z0-9.-]", "_", name)  # a file name of our own, whatever a runner is called
+        slug = re.sub(r"[^A-Za-z0-9.-]", "_", name)[:64]  # a short file name of our own, whatever the runner's
         path = self.folder / f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}{SAVED_RUN}"
         saved = _saved_flags(path, self.key, name, images)
         if saved is not None:
@@ -95,12 +97,13 @@ def _saved_flags(path: Path, key: str, name: str, images: int) -> tuple[torch.Te
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise InvalidArgumentError(f"cannot read the verification state {path} ({type(err).__name__}); delete it "
                                    "to start afresh") from None
-    if flags.dtype != torch.bool or flags.shape != (images,) or not seconds >= 0:
+    if flags.dtype != torch.bool or flags.shape != (images,) or not (math.isfinite(seconds) and seconds >= 0):
         raise InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
     return flags, seconds
 
 
 def clear_progress(folder: Path) -> None:
-    (folder / STATE).unlink(missing_ok=True)
-    for path in folder.glob(f"*{SAVED_RUN}"):
-        path.unlink(missing_ok=True)
+    """Remove the state and the saved runs, and the temporary files of a save that was killed midway."""
+    for pattern in (STATE, f"*{SAVED_RUN}", f".{STATE}.*.tmp", f".*{SAVED_RUN}.*.tmp"):
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)

@@ -64,12 +64,15 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "state")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the verification state" in err and "delete it" in err
+    from ddzoo.data import load_split
     from ddzoo.fileio import sha256_file
     from ddzoo.package import package_artifacts
+    from ddzoo.verification.plan import eps_ref_record
     from ddzoo.verification.progress import run_key, save_progress
 
     names = [WEIGHTS, *package_artifacts(lenet_package)]
-    key = run_key({name: sha256_file(lenet_package / name) for name in names}, SETTINGS.record(), 24)
+    eps_ref = eps_ref_record(lenet_package, *load_split("mnist", "test").tensors(limit=24))
+    key = run_key({name: sha256_file(lenet_package / name) for name in names}, SETTINGS.record(), 24, eps_ref)
     save_progress(tmp_path / "crafted", key, 1, {f"{WEIGHTS}:correct": torch.ones(3, dtype=torch.bool)}, {})
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
     err = capsys.readouterr().err
