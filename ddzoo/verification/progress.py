@@ -32,28 +32,23 @@ def run_key(sha256s: dict[str, str], settings: dict, images: int, eps_ref: dict)
 
 
 def save_progress(folder: Path, key: str, done: int, tensors: dict[str, torch.Tensor], counts: dict) -> None:
-    """The first ``done`` batches' results, atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """The first ``done`` batches' results, atomically (the folder made if need be)."""
     save_tensors(folder / STATE, tensors, metadata={"run": key, "done": str(done), "counts": json.dumps(counts)})
 
 
 def load_progress(folder: Path, key: str) -> tuple[int, dict[str, torch.Tensor], dict] | None:
     """``(batches done, tensors, counts)`` saved for the run ``key``; None without a state or for another run."""
     path = folder / STATE
-    if not path.is_file():
+    saved = _read(path, {"run": key})
+    if saved is None:
         return None
+    meta, tensors = saved
     try:
-        with safe_open(str(path), framework="pt") as state:
-            meta = state.metadata() or {}
-            if meta.get("run") != key:
-                return None
-            done, counts = int(meta["done"]), json.loads(meta["counts"])
-            tensors = {name: state.get_tensor(name) for name in state.keys()}  # noqa: SIM118 - not a dict
-    except (SafetensorError, OSError, KeyError, ValueError) as err:
-        raise InvalidArgumentError(f"cannot read the verification state {path} ({type(err).__name__}); delete it "
-                                   "to start afresh") from None
+        done, counts = int(meta["done"]), json.loads(meta["counts"])
+    except (KeyError, ValueError) as err:
+        raise _unreadable(path, err) from None
     if done < 1 or not isinstance(counts, dict):
-        raise InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
+        raise _malformed(path)
     return done, tensors, counts
 
 
@@ -67,39 +62,63 @@ class SavedRuns:
 
     def flags(self, name: str, images: int, run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
         """``run()``'s per-image flags (``images`` of them) and the seconds it took, or those saved for ``name``."""
-        if self.folder is None or self.key is None:
-            started = time.perf_counter()
-            return run(), time.perf_counter() - started
-        slug = re.sub(r"[^A-Za-z0-9.-]", "_", name)[:64]  # a short file name of our own, whatever the runner's
-        path = self.folder / f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}{SAVED_RUN}"
-        saved = _saved_flags(path, self.key, name, images)
-        if saved is not None:
-            return saved
+        path = None if self.folder is None or self.key is None else self._path(name)
+        if path is not None:
+            saved = _saved_flags(path, self.key, name, images)
+            if saved is not None:
+                return saved
         started = time.perf_counter()
         flags = run()
         seconds = time.perf_counter() - started
-        self.folder.mkdir(parents=True, exist_ok=True)
-        save_tensors(path, {"flags": flags}, metadata={"run": self.key, "name": name, "seconds": repr(seconds)})
+        if path is not None:
+            save_tensors(path, {"flags": flags}, metadata={"run": self.key, "name": name, "seconds": repr(seconds)})
         return flags, seconds
+
+    def _path(self, name: str) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9.-]", "_", name)[:64]  # a short file name of our own, whatever the runner's
+        return self.folder / f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}{SAVED_RUN}"
 
 
 def _saved_flags(path: Path, key: str, name: str, images: int) -> tuple[torch.Tensor, float] | None:
+    saved = _read(path, {"run": key, "name": name}, max_bytes=images + 65_536)  # a byte per image and a header
+    if saved is None:
+        return None
+    meta, tensors = saved
+    try:
+        flags, seconds = tensors["flags"], float(meta["seconds"])
+    except (KeyError, ValueError) as err:
+        raise _unreadable(path, err) from None
+    if flags.dtype != torch.bool or flags.shape != (images,) or not (math.isfinite(seconds) and seconds >= 0):
+        raise _malformed(path)
+    return flags, seconds
+
+
+def _read(path: Path, wanted: dict[str, str], max_bytes: int | None = None
+          ) -> tuple[dict[str, str], dict[str, torch.Tensor]] | None:
+    """The metadata and tensors of the saved file ``path`` when its metadata holds ``wanted`` (None: absent, or
+    another run's); a damaged, crafted or (beyond ``max_bytes``, checked before parsing) oversized file is a
+    one-line error."""
     if not path.is_file():
         return None
-    if path.stat().st_size > images + 65_536:  # one byte per image and a small header: bounded before parsing
-        raise InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise _malformed(path)
     try:
-        with safe_open(str(path), framework="pt") as saved:
-            meta = saved.metadata() or {}
-            if meta.get("run") != key or meta.get("name") != name:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            if any(meta.get(k) != v for k, v in wanted.items()):
                 return None
-            flags, seconds = saved.get_tensor("flags"), float(meta["seconds"])
-    except (SafetensorError, OSError, KeyError, ValueError) as err:
-        raise InvalidArgumentError(f"cannot read the verification state {path} ({type(err).__name__}); delete it "
-                                   "to start afresh") from None
-    if flags.dtype != torch.bool or flags.shape != (images,) or not (math.isfinite(seconds) and seconds >= 0):
-        raise InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
-    return flags, seconds
+            return meta, {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError) as err:
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path: Path, err: Exception) -> InvalidArgumentError:
+    return InvalidArgumentError(f"cannot read the verification state {path} ({type(err).__name__}); delete it to "
+                                "start afresh")
+
+
+def _malformed(path: Path) -> InvalidArgumentError:
+    return InvalidArgumentError(f"the verification state {path} is malformed; delete it to start afresh")
 
 
 def clear_progress(folder: Path) -> None:
