@@ -314,7 +314,7 @@ def verify_package(package: Path | str, *, artifacts: list[str] | None = None,
                 raise InvalidArgumentError("--state keeps one process's progress; leave it out under torchrun")
             key = run_key({name: sha256_file(package / name) for name in measured}, settings.record(), len(x),
                           eps_ref)
-            resumed = load_progress(Path(state), key)
+            resumed = load_progress(Path(state), key, len(x), len(measured))
             if resumed:
                 done, tensors, counts = resumed
                 images = sum(min(settings.batch_size, len(x) - begin) for begin in mine[:done])

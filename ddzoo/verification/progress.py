@@ -22,6 +22,7 @@ from ddzoo.package import save_tensors
 STATE = "verify-state.safetensors"
 EVERY = 5  # batches between saves
 SAVED_RUN = ".run.safetensors"  # the suffix of a saved Square run's file
+STATE_BYTES = 4096  # per image and runner, at most: each per-image result is a few bytes (about 50 on ResNet-20)
 
 
 def run_key(sha256s: dict[str, str], settings: dict, images: int, eps_ref: dict) -> str:
@@ -36,10 +37,12 @@ def save_progress(folder: Path, key: str, done: int, tensors: dict[str, torch.Te
     save_tensors(folder / STATE, tensors, metadata={"run": key, "done": str(done), "counts": json.dumps(counts)})
 
 
-def load_progress(folder: Path, key: str) -> tuple[int, dict[str, torch.Tensor], dict] | None:
-    """``(batches done, tensors, counts)`` saved for the run ``key``; None without a state or for another run."""
+def load_progress(folder: Path, key: str, images: int, runners: int
+                  ) -> tuple[int, dict[str, torch.Tensor], dict] | None:
+    """``(batches done, tensors, counts)`` saved for the run ``key`` (on ``images`` images and ``runners`` runners,
+    which bound the file's size); None without a state or for another run."""
     path = folder / STATE
-    saved = _read(path, {"run": key})
+    saved = _read(path, {"run": key}, max_bytes=images * runners * STATE_BYTES + 1_048_576)
     if saved is None:
         return None
     meta, tensors = saved

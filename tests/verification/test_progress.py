@@ -47,7 +47,7 @@ def test_a_stopped_run_goes_on_from_its_last_save_and_writes_the_same_record(len
     with pytest.raises(Stopped):
         verify_package(stopped, settings=SETTINGS, state=tmp_path / "state")
     assert (tmp_path / "state" / STATE).is_file()
-    assert load_progress(tmp_path / "state", "another run") is None  # another run starts afresh
+    assert load_progress(tmp_path / "state", "another run", 36, 4) is None  # another run starts afresh
     stop, calls[:] = False, []
     resumed = verify_package(stopped, settings=SETTINGS, state=tmp_path / "state")
     assert len(calls) == 1  # only the sixth batch attacked again
@@ -77,6 +77,10 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "verification state" in err and "is malformed" in err
+    (tmp_path / "crafted" / STATE).write_bytes(b"\0" * (24 * 4 * 4096 + 1_048_577))  # beyond 4 runners' bound
+    assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is malformed" in err
 
 
 def _without_seconds(value):
