@@ -22,6 +22,7 @@ from ddzoo.package import save_tensors
 STATE = "verify-state.safetensors"
 EVERY = 5  # batches between saves
 SAVED_RUN = ".run.safetensors"  # the suffix of a saved Square run's file
+HEADER_BYTES = 1_048_576  # a saved file's header (metadata and tensor index), at most
 STATE_BYTES = 4096  # per image and runner, at most: each per-image result is a few bytes (about 50 on ResNet-20)
 
 
@@ -99,17 +100,22 @@ def _saved_flags(path: Path, key: str, name: str, images: int) -> tuple[torch.Te
 def _read(path: Path, wanted: dict[str, str], max_bytes: int | None = None
           ) -> tuple[dict[str, str], dict[str, torch.Tensor]] | None:
     """The metadata and tensors of the saved file ``path`` when its metadata holds ``wanted`` (None: absent, or
-    another run's); a damaged, crafted or (beyond ``max_bytes``, checked before parsing) oversized file is a
-    one-line error."""
+    another run's); a damaged or crafted file, or one of this run beyond ``max_bytes`` (checked before its tensors
+    are read), is a one-line error."""
     if not path.is_file():
         return None
-    if max_bytes is not None and path.stat().st_size > max_bytes:
-        raise _malformed(path)
     try:
+        with path.open("rb") as raw:  # safetensors: an 8-byte header length, then the JSON header
+            if int.from_bytes(raw.read(8), "little") > HEADER_BYTES:
+                raise _malformed(path)
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
             if any(meta.get(k) != v for k, v in wanted.items()):
                 return None
+            if max_bytes is not None and path.stat().st_size > max_bytes:
+                raise InvalidArgumentError(f"the verification state {path} is larger than this run's results can "
+                                           f"be ({path.stat().st_size:,} > {max_bytes:,} bytes); delete it to start "
+                                           "afresh")
             return meta, {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError) as err:
         raise _unreadable(path, err) from None

@@ -46,6 +46,17 @@ def _craft(hub: Path, name: str, revision: str, edit) -> Path:
     return folder
 
 
+FAILED_INT8_REASON = "accuracy dropped by 2.10 points, up to 2.90 at 95 % (more than 0.5)"
+
+
+def failed_int8(folder: Path) -> None:
+    """The INT8 artifact failed its gate and was left out, as ``zoo publish --skip-unverified`` leaves it."""
+    verification = json.loads((folder / VERIFICATION).read_text())
+    verification["records"]["model.int8.onnx"]["gate"] = {"passed": False, "reasons": [FAILED_INT8_REASON]}
+    (folder / VERIFICATION).write_text(json.dumps(verification))
+    (folder / "model.int8.onnx").unlink()
+
+
 def _hostile(folder: Path) -> None:
     card = (folder / CARD).read_text()
     (folder / CARD).write_text(card + f"\n\n{SCRIPT}\n\n<img src=x onerror=alert(2)>\n\n"

@@ -18,7 +18,7 @@ from ddzoo.eval.anchors import robustbench_anchors
 from ddzoo.package import verification_status
 from ddzoo.site import build_site
 from ddzoo.zoo.hubs import BUNDLED_HUB
-from tests.site.conftest import BUNDLED, SCRIPT
+from tests.site.conftest import BUNDLED, SCRIPT, _craft, failed_int8
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 INSTALL_HINT = "headless Chromium not found: apt-get install chromium (or set ZOO_CHROMIUM to its path)"
@@ -86,6 +86,8 @@ LINKS = """() => ({
     resources: Array.from(document.querySelectorAll('img[src], script[src], link[href]')).map(e => e.src || e.href),
     broken_images: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id)})"""
+MODELS = """() => Array.from(document.querySelectorAll('#leaderboard tbody tr.model')).filter(row => !row.hidden)
+    .map(row => row.cells[0].querySelector('a').textContent)"""  # the names alone, without their hub's note
 
 
 def test_every_page_opens_from_disk_offline_without_errors_and_every_link_resolves(browser, bundled_site):
@@ -175,7 +177,7 @@ def test_sorting_by_robust_accuracy_orders_the_rows_and_moves_no_column(browser,
 def test_the_filters_hide_what_they_should(browser, bundled_site):
     cifar = [n for n in BUNDLED if "cifar10" in n]
     int8 = sorted(n for n in cifar if verification_status(BUNDLED_HUB / n / "main").get("model.int8.onnx") == "pass")
-    assert int8  # (before their full-test-set records, resnet-cifar10-at and -dd shipped none: the trt filter hides)
+    assert int8  # every one since their full-test-set records: the next test has one without
     with Visit(browser) as visit:
         visit.open(bundled_site / "leaderboard-cifar10.html")
         page = visit.page
@@ -198,6 +200,20 @@ def test_the_filters_hide_what_they_should(browser, bundled_site):
         page.select_option("#filters select[name=artifact]", "")
         page.check("#filters input[name=anchors]")
         assert len(page.evaluate(ROWS, "model")) == len(cifar) and len(page.evaluate(ROWS, "anchor")) == anchors
+        assert visit.problems == []
+
+
+def test_the_artifact_filter_hides_a_model_whose_int8_failed_its_gate(browser, tmp_path):
+    _craft(tmp_path / "hub", "lenet-int8-failed", "main", failed_int8)
+    _craft(tmp_path / "hub", "lenet-int8-passed", "main", lambda folder: None)
+    build_site(tmp_path / "site", hubs=[tmp_path / "hub"])
+    with Visit(browser) as visit:
+        visit.open(tmp_path / "site" / "leaderboard-mnist.html")
+        visit.page.select_option("#filters select[name=artifact]", "int8")
+        assert visit.page.evaluate(MODELS) == ["lenet-int8-passed"]
+        assert visit.page.locator("#filters output").inner_text() == "1 of 2 models shown"
+        visit.page.select_option("#filters select[name=artifact]", "fp16")
+        assert sorted(visit.page.evaluate(MODELS)) == ["lenet-int8-failed", "lenet-int8-passed"]
         assert visit.problems == []
 
 

@@ -3,7 +3,6 @@ dataset's leaderboard, and nothing a package says ever becomes markup."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -15,13 +14,11 @@ import pytest
 from ddzoo.cli import main
 from ddzoo.errors import InvalidArgumentError
 from ddzoo.eval.anchors import robustbench_anchors
-from ddzoo.package import ONNX, VERIFICATION, read_manifest, read_model_config, read_verification
+from ddzoo.package import ONNX, read_manifest, read_model_config, read_verification
 from ddzoo.records import ArtifactRecord
 from ddzoo.site import SITE_MARKER, build_site
 from ddzoo.zoo.hubs import BUNDLED_HUB
-from tests.site.conftest import BUNDLED, HOSTILE_REVISION, SCRIPT, _craft
-
-REASON = "accuracy dropped by 2.10 points, up to 2.90 at 95 % (more than 0.5)"
+from tests.site.conftest import BUNDLED, FAILED_INT8_REASON, HOSTILE_REVISION, SCRIPT, _craft, failed_int8
 
 
 class Page(HTMLParser):
@@ -31,15 +28,18 @@ class Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict]] = []
         self.text: list[str] = []
-        self.rows: list[dict] = []  # {"attrs": ..., "cells": [(tag, attrs, text)]}
+        self.rows: list[dict] = []  # {"attrs": ..., "table": its table's class, "cells": [(tag, attrs, text)]}
         self._cell: list | None = None
+        self._table: str | None = None
         self.feed(path.read_text())
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append((tag, attrs))
-        if tag == "tr":
-            self.rows.append({"attrs": attrs, "cells": []})
+        if tag == "table":
+            self._table = attrs.get("class")
+        elif tag == "tr":
+            self.rows.append({"attrs": attrs, "table": self._table, "cells": []})
         elif tag in ("td", "th") and self.rows:
             self._cell = [tag, attrs, ""]
             self.rows[-1]["cells"].append(self._cell)
@@ -148,7 +148,9 @@ def test_a_model_page_has_the_card_the_records_the_plots_the_commands_and_every_
         assert line in text
     for file, entry in read_manifest(folder)["files"].items():
         assert file in text and entry["sha256"] in text
-    assert set(read_verification(folder)["records"]) <= {c[2] for row in page.rows for c in row["cells"][:1]}
+    verified = [row["cells"][0][2] for row in page.rows
+                if row["table"] == "verification" and row["cells"][0][1].get("scope") == "row"]
+    assert verified == list(read_verification(folder)["records"])  # every record, in deployment order
     images = [attrs["src"] for tag, attrs in page.tags if tag == "img"]
     assert images == [f"{name}/budget.svg", f"{name}/rho2.svg", f"{name}/pairing.svg"]
     for src in images:
@@ -161,18 +163,12 @@ def test_a_model_page_has_the_card_the_records_the_plots_the_commands_and_every_
 def test_an_artifact_that_failed_its_gate_is_shown_not_shipped_with_the_gates_reason(tmp_path):
     """As ``zoo publish --skip-unverified`` leaves it: the record kept, the file left out."""
 
-    def failed_int8(folder: Path) -> None:
-        verification = json.loads((folder / VERIFICATION).read_text())
-        verification["records"]["model.int8.onnx"]["gate"] = {"passed": False, "reasons": [REASON]}
-        (folder / VERIFICATION).write_text(json.dumps(verification))
-        (folder / "model.int8.onnx").unlink()
-
     _craft(tmp_path / "hub", "lenet-int8-failed", "main", failed_int8)
     build_site(tmp_path / "site", hubs=[tmp_path / "hub"])
     page = Page(tmp_path / "site" / "models" / "lenet-int8-failed.html")
     int8 = next(row for row in page.rows if row["cells"] and row["cells"][0][2] == "model.int8.onnx")
     assert "not shipped" in [c[2] for c in int8["cells"]]
-    assert REASON in "".join(page.text)  # the gate's reason, verbatim
+    assert FAILED_INT8_REASON in "".join(page.text)  # the gate's reason, verbatim
 
 
 def test_two_builds_give_the_same_bytes(bundled_site, tmp_path):

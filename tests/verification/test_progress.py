@@ -59,7 +59,7 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
     from ddzoo.cli import main
 
     (tmp_path / "state").mkdir()
-    (tmp_path / "state" / STATE).write_bytes(b"not a safetensors file")
+    (tmp_path / "state" / STATE).write_bytes((12).to_bytes(8, "little") + b"not a header")
     args = ["--limit", "24", "--batch-size", "4", "--square", "0", "--crosscheck", "0"]
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "state")]) == 2
     err = capsys.readouterr().err
@@ -77,10 +77,15 @@ def test_an_unreadable_state_is_a_one_line_error(lenet_package, tmp_path, capsys
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "verification state" in err and "is malformed" in err
-    (tmp_path / "crafted" / STATE).write_bytes(b"\0" * (24 * 4 * 4096 + 1_048_577))  # beyond 4 runners' bound
+    beyond = torch.ones(24 * 4 * 4096 + 1_048_577, dtype=torch.bool)  # more than 24 images x 4 runners can hold
+    save_progress(tmp_path / "crafted", key, 1, {f"{WEIGHTS}:correct": beyond}, {})
+    assert load_progress(tmp_path / "crafted", "another run", 24, 4) is None  # another run's: started afresh
     assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is malformed" in err
+    assert err.count("\n") == 1 and "is larger than this run's results can be" in err
+    (tmp_path / "crafted" / STATE).write_bytes((2**40).to_bytes(8, "little") + b"{}")  # a header of 1 TB
+    assert main(["verify", str(lenet_package), *args, "--state", str(tmp_path / "crafted")]) == 2
+    assert "is malformed" in capsys.readouterr().err
 
 
 def _without_seconds(value):
@@ -135,9 +140,10 @@ def test_a_crafted_square_run_is_a_one_line_error(tmp_path):
                                                                             "seconds": "1.0"})
     with pytest.raises(InvalidArgumentError, match="is malformed; delete it"):
         runs.flags("square model.onnx", 3, lambda: flags)
-    path.write_bytes(b"\0" * 100_000)  # far larger than three flags
-    with pytest.raises(InvalidArgumentError, match="is malformed; delete it"):
+    save_tensors(path, {"flags": torch.ones(100_000, dtype=torch.bool)}, metadata={
+        "run": "run", "name": "square model.onnx", "seconds": "1.0"})  # far larger than three flags
+    with pytest.raises(InvalidArgumentError, match="is larger than this run's results can be"):
         runs.flags("square model.onnx", 3, lambda: flags)
-    path.write_bytes(b"not safetensors")
+    path.write_bytes((12).to_bytes(8, "little") + b"not a header")
     with pytest.raises(InvalidArgumentError, match="cannot read the verification state"):
         runs.flags("square model.onnx", 3, lambda: flags)
