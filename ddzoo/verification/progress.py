@@ -43,7 +43,7 @@ def load_progress(folder: Path, key: str, images: int, runners: int
     """``(batches done, tensors, counts)`` saved for the run ``key`` (on ``images`` images and ``runners`` runners,
     which bound the file's size); None without a state or for another run."""
     path = folder / STATE
-    saved = _read(path, {"run": key}, max_bytes=images * runners * STATE_BYTES + 1_048_576)
+    saved = _read(path, {"run": key}, max_bytes=images * runners * STATE_BYTES + HEADER_BYTES)
     if saved is None:
         return None
     meta, tensors = saved

@@ -162,7 +162,6 @@ def test_a_model_page_has_the_card_the_records_the_plots_the_commands_and_every_
 
 def test_an_artifact_that_failed_its_gate_is_shown_not_shipped_with_the_gates_reason(tmp_path):
     """As ``zoo publish --skip-unverified`` leaves it: the record kept, the file left out."""
-
     _craft(tmp_path / "hub", "lenet-int8-failed", "main", failed_int8)
     build_site(tmp_path / "site", hubs=[tmp_path / "hub"])
     page = Page(tmp_path / "site" / "models" / "lenet-int8-failed.html")
