@@ -12,11 +12,17 @@ from ddzoo.zoo.hubs import BUNDLED_HUB
 from tests.zoo.conftest import BUNDLED
 
 
-def test_load_refuses_unknown_formats_and_models():
+def test_load_refuses_unknown_formats_and_models(tmp_path):
+    import shutil
+
+    from ddzoo.zoo.hubs import BUNDLED_HUB
+
     with pytest.raises(InvalidArgumentError, match="unknown format 'tflite'"):
         ddzoo.load("lenet-mnist-dd", format="tflite")
-    with pytest.raises(InvalidArgumentError, match="no int8 artifact"):
-        ddzoo.load("resnet-cifar10-dd", format="int8", offline=True)  # its INT8 failed the gate: not published
+    package = shutil.copytree(BUNDLED_HUB / "lenet-mnist-dd" / "main", tmp_path / "lenet-mnist-dd")
+    (package / "model.int8.onnx").unlink()  # as a package whose INT8 failed the gate is published
+    with pytest.raises(InvalidArgumentError, match="no int8 ONNX artifact"):
+        ddzoo.load(package, format="int8", offline=True)
     with pytest.raises(ModelNotFoundError):
         ddzoo.load("no-such-model", offline=True)
     with pytest.raises(InvalidArgumentError, match="TensorRT"):
