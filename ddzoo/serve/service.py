@@ -84,10 +84,12 @@ class ModelService:
                                  observe=self.metrics.observe_batch, instances=settings.instances)
         batcher.start()
         self._runner = runner  # closed on stop, even if gRPC failed to start
-        self.state.update(runner=runner, batcher=batcher, body_limit=settings.body_limit(runner.input_spec.shape),
+        self.state.update(batcher=batcher, body_limit=settings.body_limit(runner.input_spec.shape),
                           model=ServedModel.of(self.name, runner, parameters, settings))
         if settings.grpc_port is not None:
             await self._start_grpc()
+        if self.state.get("error") is None:
+            self.state["runner"] = runner  # ready only now: with its gRPC port, when it has one
 
     async def _start_grpc(self) -> None:
         from ddzoo.serve.grpc import start_grpc_server
