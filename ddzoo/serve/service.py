@@ -98,7 +98,6 @@ class ModelService:
             self.state["grpc"], self.state["grpc_port"] = await start_grpc_server(
                 self.settings.grpc_host, self.settings.grpc_port, self, max_message_bytes=self.state["body_limit"])
         except Exception as err:  # noqa: BLE001 - a port in use, a missing extra: reported like a load failure
-            self.state["runner"] = None
             self._failed(f"cannot start gRPC: {(str(err).splitlines() or [''])[0][:300]}")
 
     def _failed(self, message: str) -> None:
